@@ -1,0 +1,36 @@
+/* Compressed sparse rows: the user-item interaction lists and the propagation graph.
+ *
+ * Row r's columns are idx[ptr[r] .. ptr[r+1]), sorted ascending without duplicates when built by
+ * eng_csr_from_pairs. val is NULL for a pattern-only matrix (interaction lists). */
+#ifndef GNNREC_ENGINE_CSR_H
+#define GNNREC_ENGINE_CSR_H
+
+#include <stdint.h>
+
+typedef struct {
+    int32_t rows, cols;
+    int64_t nnz;
+    int64_t *ptr; /* [rows + 1] */
+    int32_t *idx; /* [nnz] */
+    float *val;   /* [nnz], or NULL */
+} eng_csr_t;
+
+/* A new matrix with ptr zeroed and idx (and val when with_values) allocated for nnz entries but
+ * uninitialised; NULL when out of memory. Free with eng_csr_free (NULL is fine). */
+eng_csr_t *eng_csr_new(int32_t rows, int32_t cols, int64_t nnz, int with_values);
+void eng_csr_free(eng_csr_t *m);
+
+/* A new pattern-only matrix holding the n (r[k], c[k]) pairs, rows sorted, duplicates merged.
+ * Every r[k] must be in [0, rows) and c[k] in [0, cols). NULL when out of memory. */
+eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, const int32_t *c,
+                              int64_t n);
+
+/* Non-zero when (row, col) is stored; rows must be sorted (binary search). */
+int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col);
+
+/* out[rows x dim] = m[rows x cols] * x[cols x dim] (val must not be NULL). Rows are split
+ * statically among `threads` OpenMP threads with balanced non-zeros; each output row is computed
+ * by one thread in a fixed order, so the result does not depend on the thread count. */
+void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int threads);
+
+#endif

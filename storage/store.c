@@ -1,0 +1,2 @@
+/* Model store (being written). */
+#include "storage/store.h"

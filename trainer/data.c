@@ -1,0 +1,2 @@
+/* Data loading (being written). */
+#include "trainer/data.h"
