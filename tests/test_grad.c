@@ -1,0 +1,373 @@
+/* Finite-difference checks of every hand-written backward pass (central differences).
+ *
+ * Each check perturbs inputs by +-eps, evaluates a scalar objective sum(w * out) in double where
+ * the code allows, and compares with the analytic gradient. Pass criterion, stated once:
+ * |analytic - numeric| <= TOL_ABS + TOL_REL * max(|analytic|, |numeric|). Float32 forward passes
+ * limit the attainable accuracy to about 1e-3 relative at eps = 1e-2..1e-3. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "engine/csr.h"
+#include "engine/rng.h"
+#include "trainer/graph.h"
+#include "trainer/lightgcn.h"
+#include "trainer/loss.h"
+#include "trainer/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOL_REL 1e-2
+#define TOL_ABS 2e-5
+
+static int close_enough(double a, double n)
+{
+    return fabs(a - n) <= TOL_ABS + TOL_REL * fmax(fabs(a), fabs(n));
+}
+
+static void fill_normal(float *x, size_t n, double sd, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 7);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(sd * eng_rng_normal(&r));
+}
+
+static double weighted_sum(const float *w, const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)w[i] * x[i];
+    return s;
+}
+
+static void check(const char *what, size_t i, double analytic, double numeric)
+{
+    if (!close_enough(analytic, numeric))
+        fail_msg("%s: d/dx[%zu]: analytic %.7g vs numeric %.7g", what, i, analytic, numeric);
+}
+
+/* ---- losses ---- */
+
+static void check_loss(trn_loss_t kind)
+{
+    enum { B = 6 };
+    float pos[B], neg[B], dpos[B] = {0}, dneg[B] = {0};
+    fill_normal(pos, B, 1.5, 1);
+    fill_normal(neg, B, 1.5, 2);
+    const float margin = 0.5f;
+    if (kind == TRN_LOSS_MARGIN) /* keep every triple away from the hinge's kink */
+        for (int k = 0; k < B; k++)
+            if (fabsf(margin - pos[k] + neg[k]) < 0.1f)
+                neg[k] += 0.3f;
+    trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, margin);
+    const float eps = 1e-3f;
+    for (int k = 0; k < B; k++) {
+        float *xs[2] = {pos, neg}, *ds[2] = {dpos, dneg};
+        for (int s = 0; s < 2; s++) {
+            float x0 = xs[s][k];
+            xs[s][k] = x0 + eps;
+            double fp = trn_loss_forward(kind, pos, neg, B, margin);
+            xs[s][k] = x0 - eps;
+            double fm = trn_loss_forward(kind, pos, neg, B, margin);
+            xs[s][k] = x0;
+            check(trn_loss_name(kind), (size_t)k, ds[s][k], (fp - fm) / (2.0 * (double)eps));
+        }
+    }
+}
+
+static void test_loss_bpr(void **state)
+{
+    (void)state;
+    check_loss(TRN_LOSS_BPR);
+}
+static void test_loss_bce(void **state)
+{
+    (void)state;
+    check_loss(TRN_LOSS_BCE);
+}
+static void test_loss_margin(void **state)
+{
+    (void)state;
+    check_loss(TRN_LOSS_MARGIN);
+}
+
+static void test_loss_values(void **state)
+{
+    (void)state;
+    float p[2] = {2.0f, -1.0f}, n[2] = {0.5f, 0.5f};
+    /* softplus(-1.5) = 0.2014133, softplus(1.5) = 1.7014133 */
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 2, 0) - (0.2014133 + 1.7014133) / 2) <
+                1e-6);
+    /* hinge with margin 1: max(0, 1-2+0.5)=0, max(0, 1+1+0.5)=2.5 */
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_MARGIN, p, n, 2, 1.0f) - 1.25) < 1e-6);
+    /* stable for large arguments */
+    float big_p[1] = {-200.0f}, big_n[1] = {200.0f};
+    assert_true(isfinite(trn_loss_forward(TRN_LOSS_BPR, big_p, big_n, 1, 0)));
+    assert_int_equal(trn_loss_parse("bce"), TRN_LOSS_BCE);
+    assert_int_equal(trn_loss_parse("nope"), -1);
+}
+
+/* ---- dot product and L2 layers ---- */
+
+static void test_dot(void **state)
+{
+    (void)state;
+    enum { ROWS = 5, DIM = 4, B = 7 };
+    float emb[ROWS * DIM], demb[ROWS * DIM] = {0}, score[B], w[B];
+    int32_t ra[B] = {0, 1, 2, 0, 4, 4, 3}, rb[B] = {3, 4, 1, 1, 2, 0, 3};
+    fill_normal(emb, ROWS * DIM, 1.0, 3);
+    fill_normal(w, B, 1.0, 4);
+    trn_dot_backward(demb, w, emb, ra, rb, B, DIM);
+    const float eps = 1e-2f;
+    for (size_t i = 0; i < ROWS * DIM; i++) {
+        float x0 = emb[i];
+        emb[i] = x0 + eps;
+        trn_dot_forward(score, emb, ra, rb, B, DIM);
+        double fp = weighted_sum(w, score, B);
+        emb[i] = x0 - eps;
+        trn_dot_forward(score, emb, ra, rb, B, DIM);
+        double fm = weighted_sum(w, score, B);
+        emb[i] = x0;
+        check("dot", i, demb[i], (fp - fm) / (2.0 * (double)eps));
+    }
+}
+
+static void test_l2(void **state)
+{
+    (void)state;
+    enum { ROWS = 4, DIM = 3, N = 5 };
+    float emb[ROWS * DIM], demb[ROWS * DIM] = {0};
+    int32_t rows[N] = {0, 2, 2, 3, 0};
+    fill_normal(emb, ROWS * DIM, 1.0, 5);
+    const float scale = 0.37f;
+    trn_l2_backward(demb, scale, emb, rows, N, DIM);
+    const float eps = 1e-2f;
+    for (size_t i = 0; i < ROWS * DIM; i++) {
+        float x0 = emb[i];
+        emb[i] = x0 + eps;
+        double fp = scale * trn_l2_forward(emb, rows, N, DIM);
+        emb[i] = x0 - eps;
+        double fm = scale * trn_l2_forward(emb, rows, N, DIM);
+        emb[i] = x0;
+        check("l2", i, demb[i], (fp - fm) / (2.0 * (double)eps));
+    }
+}
+
+/* ---- graph propagation ---- */
+
+/* A random bipartite training graph with every user and item having at least one edge. */
+static eng_csr_t *random_train(int32_t nu, int32_t ni, int per_user, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 9);
+    int64_t n = (int64_t)nu * per_user + ni;
+    int32_t *us = malloc((size_t)n * sizeof *us), *is = malloc((size_t)n * sizeof *is);
+    int64_t k = 0;
+    for (int32_t u = 0; u < nu; u++)
+        for (int j = 0; j < per_user; j++, k++) {
+            us[k] = u;
+            is[k] = (int32_t)eng_rng_below(&r, (uint32_t)ni);
+        }
+    for (int32_t i = 0; i < ni; i++, k++) {
+        us[k] = (int32_t)eng_rng_below(&r, (uint32_t)nu);
+        is[k] = i;
+    }
+    eng_csr_t *m = eng_csr_from_pairs(nu, ni, us, is, n);
+    free(us);
+    free(is);
+    return m;
+}
+
+static void test_norm_adj(void **state)
+{
+    (void)state;
+    eng_csr_t *train = random_train(6, 5, 2, 11);
+    eng_csr_t *a = trn_graph_norm_adj(train);
+    assert_non_null(a);
+    assert_int_equal(a->rows, 11);
+    assert_int_equal(a->nnz, 2 * train->nnz);
+    /* symmetric, and every entry 1/sqrt(deg_r deg_c) */
+    for (int32_t r = 0; r < a->rows; r++)
+        for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
+            int32_t c = a->idx[k];
+            assert_true(eng_csr_has(a, c, r));
+            double dr = (double)(a->ptr[r + 1] - a->ptr[r]), dc = (double)(a->ptr[c + 1] - a->ptr[c]);
+            assert_true(fabs(a->val[k] - 1.0 / sqrt(dr * dc)) < 1e-6);
+        }
+    eng_csr_free(a);
+    eng_csr_free(train);
+}
+
+static void test_spmm_threads(void **state)
+{
+    (void)state;
+    eng_csr_t *train = random_train(300, 200, 7, 12);
+    eng_csr_t *a = trn_graph_norm_adj(train);
+    const int dim = 24;
+    size_t n = (size_t)a->rows * dim;
+    float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1), *y3 = malloc(n * sizeof *y3);
+    fill_normal(x, n, 1.0, 13);
+    eng_csr_spmm(y1, a, x, dim, 1);
+    eng_csr_spmm(y3, a, x, dim, 3);
+    assert_memory_equal(y1, y3, n * sizeof *y1);
+    /* against a naive double-precision product */
+    for (int32_t r = 0; r < a->rows; r++)
+        for (int j = 0; j < dim; j++) {
+            double s = 0;
+            for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++)
+                s += (double)a->val[k] * x[(size_t)a->idx[k] * dim + j];
+            assert_true(fabs(s - y1[(size_t)r * dim + j]) < 1e-5);
+        }
+    free(x);
+    free(y1);
+    free(y3);
+    eng_csr_free(a);
+    eng_csr_free(train);
+}
+
+static void test_propagate(void **state)
+{
+    (void)state;
+    eng_csr_t *train = random_train(7, 6, 2, 21);
+    eng_csr_t *a = trn_graph_norm_adj(train);
+    const int dim = 3, L = 3;
+    size_t n = (size_t)a->rows * dim;
+    float *e0 = malloc(n * sizeof *e0), *out = malloc(n * sizeof *out), *w = malloc(n * sizeof *w);
+    float *layers = malloc(L * n * sizeof *layers), *scratch = malloc(2 * n * sizeof *scratch);
+    float *de0 = calloc(n, sizeof *de0);
+    fill_normal(e0, n, 1.0, 22);
+    fill_normal(w, n, 1.0, 23);
+    trn_lgn_propagate_backward(de0, scratch, w, a, dim, L, 2);
+    const float eps = 1e-2f;
+    for (size_t i = 0; i < n; i++) {
+        float x0 = e0[i];
+        e0[i] = x0 + eps;
+        trn_lgn_propagate_forward(out, layers, a, e0, dim, L, 2);
+        double fp = weighted_sum(w, out, n);
+        e0[i] = x0 - eps;
+        trn_lgn_propagate_forward(out, layers, a, e0, dim, L, 2);
+        double fm = weighted_sum(w, out, n);
+        e0[i] = x0;
+        check("propagate", i, de0[i], (fp - fm) / (2.0 * (double)eps));
+    }
+    free(e0);
+    free(out);
+    free(w);
+    free(layers);
+    free(scratch);
+    free(de0);
+    eng_csr_free(a);
+    eng_csr_free(train);
+}
+
+/* ---- the whole LightGCN objective: mean loss + decay/2/B * L2 of the batch's layer-0 rows ---- */
+
+static double objective(trn_model_t *m, const trn_batch_t *b)
+{
+    /* batch_grad returns the ranking loss; add the regulariser it differentiates. */
+    double loss = m->ops->batch_grad(m, b);
+    int32_t *rows = malloc(3 * (size_t)b->n * sizeof *rows);
+    for (int k = 0; k < b->n; k++) {
+        rows[k] = b->users[k];
+        rows[b->n + k] = m->n_users + b->pos[k];
+        rows[2 * b->n + k] = m->n_users + b->neg[k];
+    }
+    double reg = trn_l2_forward(m->params, rows, 3 * b->n, m->hp.dim);
+    free(rows);
+    return loss + (double)m->hp.decay * 0.5 / b->n * reg;
+}
+
+static void check_model(trn_loss_t loss)
+{
+    eng_csr_t *train = random_train(9, 8, 3, 31);
+    trn_hparams_t hp = trn_hparams_defaults();
+    hp.dim = 4;
+    hp.batch = 5;
+    hp.decay = 0.5f; /* large, so the regulariser's gradient is visible in the check */
+    hp.loss = loss;
+    hp.margin = 0.05f;
+    hp.threads = 2;
+    eng_error_t err = {0};
+    trn_model_t *m = trn_model_new(train, &hp, &err);
+    assert_non_null(m);
+    /* larger weights than N(0, 0.1) so the scores are not all near zero */
+    fill_normal(m->params, m->n_params, 0.7, 32);
+    trn_sampler_t *s = trn_sampler_new(train, 33);
+    trn_batch_t b;
+    assert_int_equal(trn_batch_alloc(&b, hp.batch), 0);
+    trn_sampler_next(s, &b, hp.batch);
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    m->ops->batch_grad(m, &b);
+    float *analytic = malloc(m->n_params * sizeof *analytic);
+    memcpy(analytic, m->grads, m->n_params * sizeof *analytic);
+    const float eps = 2e-3f;
+    int nonzero = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        float x0 = m->params[i];
+        m->params[i] = x0 + eps;
+        double fp = objective(m, &b);
+        m->params[i] = x0 - eps;
+        double fm = objective(m, &b);
+        m->params[i] = x0;
+        check(trn_loss_name(loss), i, analytic[i], (fp - fm) / (2.0 * (double)eps));
+        nonzero += fabsf(analytic[i]) > 1e-4f;
+    }
+    assert_true(nonzero > 0); /* the check compared real gradients, not zeros */
+    free(analytic);
+    trn_batch_free(&b);
+    trn_sampler_free(s);
+    trn_model_free(m);
+    eng_csr_free(train);
+}
+
+static void test_lightgcn_bpr(void **state)
+{
+    (void)state;
+    check_model(TRN_LOSS_BPR);
+}
+static void test_lightgcn_bce(void **state)
+{
+    (void)state;
+    check_model(TRN_LOSS_BCE);
+}
+
+static void test_adam_matches_torch(void **state)
+{
+    (void)state;
+    /* torch.optim.Adam(lr=0.1) on p=[1.0, -2.0] with grads [0.5, -0.25] then [0.1, 0.3]:
+     * after step 1: p = [0.9, -1.9]; after step 2 (hand-computed from torch's formula):
+     *   m = 0.9*m + 0.1*g; v = 0.999*v + 0.001*g^2; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps) */
+    float p[2] = {1.0f, -2.0f}, m[2] = {0}, v[2] = {0};
+    float g1[2] = {0.5f, -0.25f}, g2[2] = {0.1f, 0.3f};
+    eng_adam_t a = eng_adam_defaults(0.1f);
+    eng_adam_update(&a, p, g1, m, v, 2, 1);
+    assert_true(fabsf(p[0] - 0.9f) < 1e-6f && fabsf(p[1] + 1.9f) < 1e-6f);
+    eng_adam_update(&a, p, g2, m, v, 2, 2);
+    double expect[2];
+    for (int i = 0; i < 2; i++) {
+        double gg1 = g1[i], gg2 = g2[i];
+        double mm = 0.9 * (0.1 * gg1) + 0.1 * gg2;
+        double vv = 0.999 * (0.001 * gg1 * gg1) + 0.001 * gg2 * gg2;
+        double bc1 = 1 - 0.81, bc2 = 1 - 0.999 * 0.999;
+        expect[i] = (i ? -1.9 : 0.9) - 0.1 / bc1 * mm / (sqrt(vv) / sqrt(bc2) + 1e-8);
+    }
+    assert_true(fabs(p[0] - expect[0]) < 1e-5 && fabs(p[1] - expect[1]) < 1e-5);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_bpr),       cmocka_unit_test(test_loss_bce),
+        cmocka_unit_test(test_loss_margin),    cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_dot),            cmocka_unit_test(test_l2),
+        cmocka_unit_test(test_norm_adj),       cmocka_unit_test(test_spmm_threads),
+        cmocka_unit_test(test_propagate),      cmocka_unit_test(test_lightgcn_bpr),
+        cmocka_unit_test(test_lightgcn_bce),   cmocka_unit_test(test_adam_matches_torch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

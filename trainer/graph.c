@@ -1,0 +1,66 @@
+/* Graphs built from the training interactions. */
+#include "trainer/graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+eng_csr_t *trn_graph_transpose(const eng_csr_t *m)
+{
+    eng_csr_t *t = eng_csr_new(m->cols, m->rows, m->nnz, 0);
+    int64_t *fill = malloc(((size_t)m->cols + 1) * sizeof *fill);
+    if (!t || !fill)
+        goto fail;
+    for (int64_t k = 0; k < m->nnz; k++)
+        t->ptr[m->idx[k] + 1]++;
+    for (int32_t c = 0; c < m->cols; c++)
+        t->ptr[c + 1] += t->ptr[c];
+    for (int32_t c = 0; c <= m->cols; c++)
+        fill[c] = t->ptr[c];
+    /* Rows visited in order, so each transposed row comes out sorted. */
+    for (int32_t r = 0; r < m->rows; r++)
+        for (int64_t k = m->ptr[r]; k < m->ptr[r + 1]; k++)
+            t->idx[fill[m->idx[k]]++] = r;
+    free(fill);
+    return t;
+fail:
+    free(fill);
+    eng_csr_free(t);
+    return NULL;
+}
+
+eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train)
+{
+    const int32_t nu = train->rows, ni = train->cols;
+    eng_csr_t *items = trn_graph_transpose(train);
+    eng_csr_t *a = eng_csr_new(nu + ni, nu + ni, 2 * train->nnz, 1);
+    if (!items || !a)
+        goto fail;
+    int64_t w = 0;
+    for (int32_t u = 0; u < nu; u++) {
+        a->ptr[u] = w;
+        double du = (double)(train->ptr[u + 1] - train->ptr[u]);
+        for (int64_t k = train->ptr[u]; k < train->ptr[u + 1]; k++) {
+            int32_t i = train->idx[k];
+            double di = (double)(items->ptr[i + 1] - items->ptr[i]);
+            a->idx[w] = nu + i;
+            a->val[w++] = (float)(1.0 / sqrt(du * di));
+        }
+    }
+    for (int32_t i = 0; i < ni; i++) {
+        a->ptr[nu + i] = w;
+        double di = (double)(items->ptr[i + 1] - items->ptr[i]);
+        for (int64_t k = items->ptr[i]; k < items->ptr[i + 1]; k++) {
+            int32_t u = items->idx[k];
+            double du = (double)(train->ptr[u + 1] - train->ptr[u]);
+            a->idx[w] = u;
+            a->val[w++] = (float)(1.0 / sqrt(du * di));
+        }
+    }
+    a->ptr[nu + ni] = w;
+    eng_csr_free(items);
+    return a;
+fail:
+    eng_csr_free(items);
+    eng_csr_free(a);
+    return NULL;
+}

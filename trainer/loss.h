@@ -1,0 +1,43 @@
+/* Pairwise ranking losses and the layers that feed them, as forward/backward pairs.
+ *
+ * Convention (llm.c): forward(out..., in..., sizes); backward(din..., dout, in..., sizes) ADDS into
+ * din, so the caller zeroes gradients once per step. Every pair here has a finite-difference test
+ * in tests/test_grad.c. */
+#ifndef GNNREC_TRAINER_LOSS_H
+#define GNNREC_TRAINER_LOSS_H
+
+#include <stdint.h>
+
+typedef enum { TRN_LOSS_BPR, TRN_LOSS_BCE, TRN_LOSS_MARGIN } trn_loss_t;
+
+/* Parses "bpr", "bce" or "margin"; returns -1 for anything else. */
+int trn_loss_parse(const char *s);
+const char *trn_loss_name(trn_loss_t l);
+
+/* Mean over the b triples of the loss of (positive score pos[k], negative score neg[k]):
+ *   bpr:    softplus(neg - pos)                         (Rendle et al., as LightGCN)
+ *   bce:    softplus(-pos) + softplus(neg)              (-log s(pos) - log(1 - s(neg)))
+ *   margin: max(0, margin - pos + neg)                  (hinge)
+ * Computed in double; softplus is evaluated stably for large arguments. */
+double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, float margin);
+
+/* dpos[k] += dloss * d(loss)/d(pos[k]), dneg likewise, for the mean above. */
+void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, const float *pos,
+                       const float *neg, int b, float margin);
+
+/* score[k] = dot(emb[ra[k]], emb[rb[k]]) for k < b; emb is [rows x dim]. */
+void trn_dot_forward(float *score, const float *emb, const int32_t *ra, const int32_t *rb, int b,
+                     int dim);
+
+/* demb[ra[k]] += dscore[k] * emb[rb[k]] and demb[rb[k]] += dscore[k] * emb[ra[k]]. Serial, in k
+ * order, so rows repeated in the batch accumulate deterministically. */
+void trn_dot_backward(float *demb, const float *dscore, const float *emb, const int32_t *ra,
+                      const int32_t *rb, int b, int dim);
+
+/* Sum over k < n of ||emb[rows[k]]||^2 (rows may repeat; each occurrence counts), in double. */
+double trn_l2_forward(const float *emb, const int32_t *rows, int n, int dim);
+
+/* demb[rows[k]] += 2 * dl2 * emb[rows[k]] for each occurrence. */
+void trn_l2_backward(float *demb, float dl2, const float *emb, const int32_t *rows, int n, int dim);
+
+#endif

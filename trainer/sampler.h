@@ -1,0 +1,34 @@
+/* Training triples for pairwise losses: (user, positive item, negative item).
+ *
+ * As the LightGCN code: the user uniform over users with at least one training item, the
+ * positive uniform over that user's items, the negative uniform over all items, redrawn while it
+ * is one of the user's training items. */
+#ifndef GNNREC_TRAINER_SAMPLER_H
+#define GNNREC_TRAINER_SAMPLER_H
+
+#include "engine/csr.h"
+#include "engine/rng.h"
+
+typedef struct {
+    int n;                      /* triples in the batch */
+    int32_t *users, *pos, *neg; /* [n]; items as item indices 0..n_items-1 */
+} trn_batch_t;
+
+typedef struct trn_sampler trn_sampler_t;
+
+/* A sampler over train (borrowed; must outlive the sampler), or NULL when out of memory. Users
+ * who have every item in train can form no triple and are never drawn. */
+trn_sampler_t *trn_sampler_new(const eng_csr_t *train, uint64_t seed);
+void trn_sampler_free(trn_sampler_t *s);
+
+/* Number of users that can be drawn (0: no triple can be formed). */
+int32_t trn_sampler_users(const trn_sampler_t *s);
+
+/* Fills b->users/pos/neg[0..n) (capacity provided by the caller) and sets b->n = n. */
+void trn_sampler_next(trn_sampler_t *s, trn_batch_t *b, int n);
+
+/* Allocates a batch with capacity n (free with trn_batch_free); returns 0 or ENG_ENOMEM. */
+int trn_batch_alloc(trn_batch_t *b, int n);
+void trn_batch_free(trn_batch_t *b);
+
+#endif
