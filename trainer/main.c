@@ -1,7 +1,37 @@
-/* gnnrec command-line entry point (placeholder until the CLI lands). */
+/* gnnrec: one command, subcommands for training, inspecting and serving models. */
+#include "trainer/cli.h"
+
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+static const char usage[] =
+    "usage: gnnrec COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  train       train a model on an interaction log and publish it to a store\n"
+    "  models      list the model versions in a store\n"
+    "  recommend   top-K items for users, straight from a store\n"
+    "  help        this text\n"
+    "\n"
+    "`gnnrec COMMAND --help` describes each command's options.\n";
+
+int main(int argc, char **argv)
 {
-    puts("gnnrec");
-    return 0;
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") == 0)
+        return trn_cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "models") == 0)
+        return trn_cmd_models(argc - 1, argv + 1);
+    if (strcmp(cmd, "recommend") == 0)
+        return trn_cmd_recommend(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    fprintf(stderr, "gnnrec: unknown command '%s'\n\n%s", cmd, usage);
+    return 2;
 }

@@ -1,0 +1,15 @@
+/* The gnnrec subcommands. Each takes the arguments after its name (argv[0] is the subcommand),
+ * prints for people, and returns the process exit code: 0 ok, 1 failure, 2 usage error. */
+#ifndef GNNREC_TRAINER_CLI_H
+#define GNNREC_TRAINER_CLI_H
+
+int trn_cmd_train(int argc, char **argv);
+int trn_cmd_models(int argc, char **argv);
+int trn_cmd_recommend(int argc, char **argv);
+
+/* Parsing helpers shared by the subcommands: each prints "gnnrec: --flag: reason" to stderr and
+ * returns -1 when s is not a valid value. */
+int cli_parse_int(const char *flag, const char *s, long lo, long hi, long *out);
+int cli_parse_double(const char *flag, const char *s, double lo, double hi, double *out);
+
+#endif

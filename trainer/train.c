@@ -1,0 +1,75 @@
+/* The training loop. */
+#include "trainer/train.h"
+#include "engine/clock.h"
+
+#include <stdlib.h>
+
+int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
+                       trn_metrics_t *out)
+{
+    const int dim = m->hp.dim;
+    float *uv = malloc((size_t)m->n_users * dim * sizeof *uv);
+    float *iv = malloc((size_t)m->n_items * dim * sizeof *iv);
+    int rc = ENG_ENOMEM;
+    if (uv && iv && (rc = m->ops->vectors(m, uv, iv)) == ENG_OK)
+        rc = trn_eval_ranking(uv, iv, dim, d->train, d->test, ks, nk, m->hp.threads, out);
+    free(uv);
+    free(iv);
+    return rc;
+}
+
+int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
+                  trn_epoch_t *epochs, eng_error_t *err)
+{
+    trn_sampler_t *s = trn_sampler_new(d->train, m->hp.seed);
+    trn_batch_t b = {0};
+    int rc = ENG_ENOMEM;
+    if (!s || trn_batch_alloc(&b, m->hp.batch) != ENG_OK) {
+        eng_error_set(err, rc, "out of memory allocating the sampler");
+        goto done;
+    }
+    if (trn_sampler_users(s) == 0) {
+        rc = eng_error_set(err, ENG_EEMPTY, "no user has a training item to sample from");
+        goto done;
+    }
+    const int64_t n_train = d->train->nnz;
+    int n_batches = (int)((n_train + m->hp.batch - 1) / m->hp.batch);
+    if (o->max_batches > 0 && o->max_batches < n_batches)
+        n_batches = o->max_batches;
+    for (int ep = 1; ep <= o->epochs; ep++) {
+        trn_epoch_t *e = &epochs[ep - 1];
+        *e = (trn_epoch_t){.epoch = ep};
+        double t0 = eng_now(), total = 0;
+        for (int k = 0; k < n_batches; k++) {
+            int64_t left = n_train - (int64_t)k * m->hp.batch;
+            int n = left < m->hp.batch ? (int)left : m->hp.batch;
+            trn_sampler_next(s, &b, n);
+            double loss = trn_model_step(m, &b);
+            total += loss;
+            if (o->on_batch)
+                o->on_batch(o->ud, ep, k + 1, n_batches, loss);
+        }
+        e->batches = n_batches;
+        e->loss = total / n_batches;
+        e->train_s = eng_now() - t0;
+        int due = o->eval_every > 0 ? ep % o->eval_every == 0 || ep == o->epochs
+                                    : ep == o->epochs;
+        if (d->test && due) {
+            double t1 = eng_now();
+            rc = trn_train_evaluate(m, d, o->ks, o->nk, &e->metrics);
+            if (rc < 0) {
+                eng_error_set(err, rc, "evaluation failed: %s", eng_strerror(rc));
+                goto done;
+            }
+            e->evaluated = 1;
+            e->eval_s = eng_now() - t1;
+        }
+        if (o->on_epoch)
+            o->on_epoch(o->ud, e);
+    }
+    rc = ENG_OK;
+done:
+    trn_batch_free(&b);
+    trn_sampler_free(s);
+    return rc;
+}

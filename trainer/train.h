@@ -1,0 +1,44 @@
+/* The training loop: epochs of sampled batches, periodic evaluation, callbacks for progress.
+ *
+ * An epoch draws as many triples as there are training interactions (users uniform), in batches
+ * of hp.batch with a smaller last batch, as the LightGCN code. Nothing here prints: the caller
+ * sees progress through the callbacks. */
+#ifndef GNNREC_TRAINER_TRAIN_H
+#define GNNREC_TRAINER_TRAIN_H
+
+#include "trainer/data.h"
+#include "trainer/eval.h"
+#include "trainer/model.h"
+
+typedef struct {
+    int epoch;
+    double loss; /* mean batch loss */
+    int batches;
+    double train_s;
+    int evaluated; /* metrics below are valid */
+    trn_metrics_t metrics;
+    double eval_s;
+} trn_epoch_t;
+
+typedef struct {
+    int epochs;
+    int eval_every; /* evaluate every N epochs; 0: only after the last; no test set: never */
+    int ks[TRN_EVAL_MAX_K];
+    int nk;
+    int max_batches; /* > 0: stop each epoch after this many batches (timing runs) */
+    /* Called after every batch and every epoch; may be NULL. */
+    void (*on_batch)(void *ud, int epoch, int batch, int n_batches, double loss);
+    void (*on_epoch)(void *ud, const trn_epoch_t *e);
+    void *ud;
+} trn_train_opts_t;
+
+/* Trains m on d for o->epochs epochs and fills epochs[0..o->epochs) (caller-provided). Returns 0,
+ * or a negative code with err filled (no user can form a triple, out of memory). */
+int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
+                  trn_epoch_t *epochs, eng_error_t *err);
+
+/* The model's final vectors evaluated on d->test (d->test must not be NULL). */
+int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
+                       trn_metrics_t *out);
+
+#endif
