@@ -110,10 +110,13 @@ static int32_t split_row(const eng_csr_t *m, int t, int parts)
  * several misses in flight is what speeds the product up (measured in DESIGN.md). */
 #define PREFETCH_AHEAD 8
 
-static void spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, int32_t r0,
-                      int32_t r1)
+/* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL), and
+ * acc[r] += alpha * out[r] when acc is not NULL. */
+static void spmm_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                      int dim, const int32_t *list, int32_t r0, int32_t r1)
 {
-    for (int32_t r = r0; r < r1; r++) {
+    for (int32_t q = r0; q < r1; q++) {
+        int32_t r = list ? list[q] : q;
         float *o = out + (size_t)r * dim;
         memset(o, 0, (size_t)dim * sizeof *o);
         int64_t b = m->ptr[r], e = m->ptr[r + 1];
@@ -128,16 +131,60 @@ static void spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, i
             for (int j = 0; j < dim; j++)
                 o[j] += v * xr[j];
         }
+        if (acc) {
+            float *a = acc + (size_t)r * dim;
+            for (int j = 0; j < dim; j++)
+                a[j] += alpha * o[j];
+        }
     }
 }
 
-void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int threads)
+void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                      int dim, int threads)
 {
     if (threads < 1)
         threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        spmm_rows(out, m, x, dim, split_row(m, t, nt), split_row(m, t + 1, nt));
+        spmm_rows(out, acc, alpha, m, x, dim, NULL, split_row(m, t, nt), split_row(m, t + 1, nt));
+    }
+}
+
+void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int threads)
+{
+    eng_csr_spmm_acc(out, NULL, 0.0f, m, x, dim, threads);
+}
+
+void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
+                       const int32_t *rows, int32_t n, int threads)
+{
+    if (threads < 1)
+        threads = 1;
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int32_t r0 = (int32_t)((int64_t)n * t / nt), r1 = (int32_t)((int64_t)n * (t + 1) / nt);
+        spmm_rows(out, NULL, 0.0f, m, x, dim, rows, r0, r1);
+    }
+}
+
+void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                          int dim, const int32_t *rows, int32_t n)
+{
+    for (int32_t q = 0; q < n; q++) {
+        int32_t r = rows[q];
+        const float *xr = x + (size_t)r * dim;
+        for (int64_t k = m->ptr[r]; k < m->ptr[r + 1]; k++) {
+            float v = m->val[k], va = alpha * v;
+            float *o = out + (size_t)m->idx[k] * dim;
+            for (int j = 0; j < dim; j++)
+                o[j] += v * xr[j];
+            if (acc) {
+                float *a = acc + (size_t)m->idx[k] * dim;
+                for (int j = 0; j < dim; j++)
+                    a[j] += va * xr[j];
+            }
+        }
     }
 }

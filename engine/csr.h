@@ -33,4 +33,21 @@ int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col);
  * by one thread in a fixed order, so the result does not depend on the thread count. */
 void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int threads);
 
+/* As eng_csr_spmm, and also acc[rows x dim] += alpha * out in the same pass (acc may be NULL):
+ * propagation accumulates every layer into a running sum, and fusing saves a pass over memory. */
+void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                      int dim, int threads);
+
+/* Only the listed rows of m * x: out[rows[k]] = (m x)[rows[k]] for k < n; other rows of out are
+ * untouched. rows must not repeat. Threaded like eng_csr_spmm, and as deterministic. */
+void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
+                       const int32_t *rows, int32_t n, int threads);
+
+/* out += m * x for an x that is zero outside the n listed rows, computed by scattering those rows
+ * along their columns: out[c] += m[r][c] x[r]. That equals m x only when m is symmetric (it reads
+ * row r for column r). acc, when not NULL, receives acc += alpha * (the same contributions).
+ * Costs the listed rows' non-zeros instead of all of them; serial, so deterministic. */
+void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                          int dim, const int32_t *rows, int32_t n);
+
 #endif

@@ -336,6 +336,72 @@ static void test_lightgcn_bce(void **state)
     check_model(TRN_LOSS_BCE);
 }
 
+/* The model's batch gradient (last layer restricted to the batch's rows, first backward product
+ * scattered) equals the plain full-graph forward and backward, for 0 to 3 layers. */
+static void test_lightgcn_fast_path(void **state)
+{
+    (void)state;
+    eng_csr_t *train = random_train(120, 90, 4, 41);
+    for (int L = 0; L <= 3; L++) {
+        trn_hparams_t hp = trn_hparams_defaults();
+        hp.dim = 8;
+        hp.batch = 64;
+        hp.layers = L;
+        hp.threads = 2;
+        eng_error_t err = {0};
+        trn_model_t *m = trn_model_new(train, &hp, &err);
+        assert_non_null(m);
+        fill_normal(m->params, m->n_params, 0.5, 42 + L);
+        trn_sampler_t *s = trn_sampler_new(train, 43);
+        trn_batch_t b;
+        assert_int_equal(trn_batch_alloc(&b, hp.batch), 0);
+        trn_sampler_next(s, &b, hp.batch);
+        memset(m->grads, 0, m->n_params * sizeof *m->grads);
+        double loss = m->ops->batch_grad(m, &b);
+
+        /* reference */
+        eng_csr_t *adj = trn_graph_norm_adj(train);
+        size_t nd = m->n_params;
+        int n = b.n, dim = hp.dim;
+        float *fin = malloc(nd * sizeof *fin), *lay = malloc((L + 1) * nd * sizeof *lay);
+        float *scr = malloc(2 * nd * sizeof *scr), *dfin = calloc(nd, sizeof *dfin);
+        float *ref = calloc(nd, sizeof *ref);
+        float *pos = malloc(n * sizeof *pos), *neg = malloc(n * sizeof *neg);
+        float *dpos = calloc(n, sizeof *dpos), *dneg = calloc(n, sizeof *dneg);
+        int32_t *ru = malloc(n * sizeof *ru), *rp = malloc(n * sizeof *rp),
+                *rn = malloc(n * sizeof *rn);
+        for (int k = 0; k < n; k++) {
+            ru[k] = b.users[k];
+            rp[k] = m->n_users + b.pos[k];
+            rn[k] = m->n_users + b.neg[k];
+        }
+        trn_lgn_propagate_forward(fin, lay, adj, m->params, dim, L, 1);
+        trn_dot_forward(pos, fin, ru, rp, n, dim);
+        trn_dot_forward(neg, fin, ru, rn, n, dim);
+        double ref_loss = trn_loss_forward(TRN_LOSS_BPR, pos, neg, n, 0);
+        trn_loss_backward(TRN_LOSS_BPR, dpos, dneg, 1.0f, pos, neg, n, 0);
+        trn_dot_backward(dfin, dpos, fin, ru, rp, n, dim);
+        trn_dot_backward(dfin, dneg, fin, ru, rn, n, dim);
+        trn_lgn_propagate_backward(ref, scr, dfin, adj, dim, L, 1);
+        float dl2 = hp.decay * 0.5f / n;
+        trn_l2_backward(ref, dl2, m->params, ru, n, dim);
+        trn_l2_backward(ref, dl2, m->params, rp, n, dim);
+        trn_l2_backward(ref, dl2, m->params, rn, n, dim);
+        assert_true(fabs(loss - ref_loss) < 1e-6);
+        for (size_t i = 0; i < nd; i++)
+            if (fabsf(ref[i] - m->grads[i]) > 1e-6f + 1e-4f * fabsf(ref[i]))
+                fail_msg("layers %d: grad[%zu] %.8g vs reference %.8g", L, i, m->grads[i],
+                         ref[i]);
+        free(fin), free(lay), free(scr), free(dfin), free(ref), free(pos), free(neg);
+        free(dpos), free(dneg), free(ru), free(rp), free(rn);
+        eng_csr_free(adj);
+        trn_batch_free(&b);
+        trn_sampler_free(s);
+        trn_model_free(m);
+    }
+    eng_csr_free(train);
+}
+
 static void test_adam_matches_torch(void **state)
 {
     (void)state;
@@ -367,7 +433,7 @@ int main(void)
         cmocka_unit_test(test_dot),            cmocka_unit_test(test_l2),
         cmocka_unit_test(test_norm_adj),       cmocka_unit_test(test_spmm_threads),
         cmocka_unit_test(test_propagate),      cmocka_unit_test(test_lightgcn_bpr),
-        cmocka_unit_test(test_lightgcn_bce),   cmocka_unit_test(test_adam_matches_torch),
+        cmocka_unit_test(test_lightgcn_bce),   cmocka_unit_test(test_adam_matches_torch), cmocka_unit_test(test_lightgcn_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

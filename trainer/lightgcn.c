@@ -11,19 +11,15 @@ void trn_lgn_propagate_forward(float *out, float *layer_buf, const eng_csr_t *ad
                                int dim, int layers, int threads)
 {
     const size_t n = (size_t)adj->rows * dim;
+    const float scale = 1.0f / (float)(layers + 1);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (size_t i = 0; i < n; i++)
+        out[i] = scale * e0[i];
     const float *prev = e0;
     for (int l = 0; l < layers; l++) {
         float *x = layer_buf + (size_t)l * n;
-        eng_csr_spmm(x, adj, prev, dim, threads);
+        eng_csr_spmm_acc(x, out, scale, adj, prev, dim, threads);
         prev = x;
-    }
-    const float scale = 1.0f / (float)(layers + 1);
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (size_t i = 0; i < n; i++) {
-        float s = e0[i];
-        for (int l = 0; l < layers; l++)
-            s += layer_buf[(size_t)l * n + i];
-        out[i] = s * scale;
     }
 }
 
@@ -38,10 +34,7 @@ void trn_lgn_propagate_backward(float *de0, float *scratch, const float *dout, c
     const float *g = dout;
     for (int l = 0; l < layers; l++) {
         float *x = scratch + (size_t)(l & 1) * n;
-        eng_csr_spmm(x, adj, g, dim, threads);
-#pragma omp parallel for schedule(static) num_threads(threads)
-        for (size_t i = 0; i < n; i++)
-            de0[i] += scale * x[i];
+        eng_csr_spmm_acc(x, de0, scale, adj, g, dim, threads);
         g = x;
     }
 }
@@ -53,7 +46,11 @@ typedef struct {
     float *layers;  /* [layers x N x dim] */
     float *scratch; /* [2 x N x dim] */
     int cap;        /* batch capacity of the arrays below */
-    int32_t *ru, *rp, *rn;
+    int32_t *ru, *rp, *rn; /* the batch's rows in the node numbering */
+    int32_t *rows;         /* [3 * cap] the distinct rows among them */
+    int32_t n_rows;
+    uint32_t *mark;        /* [N] mark[r] == stamp: row r already in rows */
+    uint32_t stamp;
     float *pos, *neg, *dpos, *dneg;
 } lightgcn_t;
 
@@ -70,6 +67,8 @@ static void lightgcn_free(void *impl)
     free(g->ru);
     free(g->rp);
     free(g->rn);
+    free(g->rows);
+    free(g->mark);
     free(g->pos);
     free(g->neg);
     free(g->dpos);
@@ -91,6 +90,8 @@ static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
         return ENG_ENOMEM;
     m->impl = g;
     g->adj = trn_graph_norm_adj(train);
+    if (!g->adj)
+        return ENG_ENOMEM;
     g->final = malloc(nd * sizeof(float));
     g->dfinal = malloc(nd * sizeof(float));
     g->layers = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
@@ -99,12 +100,14 @@ static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
     g->ru = malloc((size_t)cap * sizeof(int32_t));
     g->rp = malloc((size_t)cap * sizeof(int32_t));
     g->rn = malloc((size_t)cap * sizeof(int32_t));
+    g->rows = malloc(3 * (size_t)cap * sizeof(int32_t));
+    g->mark = calloc((size_t)g->adj->rows, sizeof(uint32_t));
     g->pos = malloc((size_t)cap * sizeof(float));
     g->neg = malloc((size_t)cap * sizeof(float));
     g->dpos = malloc((size_t)cap * sizeof(float));
     g->dneg = malloc((size_t)cap * sizeof(float));
     if (!g->adj || !g->final || !g->dfinal || !g->layers || !g->scratch || !g->ru || !g->rp ||
-        !g->rn || !g->pos || !g->neg || !g->dpos || !g->dneg)
+        !g->rn || !g->rows || !g->mark || !g->pos || !g->neg || !g->dpos || !g->dneg)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
     /* N(0, 0.1) as the LightGCN code's nn.init.normal_(std=0.1). */
     eng_rng_t rng;
@@ -114,36 +117,95 @@ static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
     return ENG_OK;
 }
 
+static void add_row(lightgcn_t *g, int32_t r)
+{
+    if (g->mark[r] != g->stamp) {
+        g->mark[r] = g->stamp;
+        g->rows[g->n_rows++] = r;
+    }
+}
+
+/* The batch only reads the propagated embeddings of its own rows R, and its loss gradient lives
+ * on R alone. So the forward computes the last layer for R only (A^L e0 restricted to R), and the
+ * backward's first product A dfinal scatters from R instead of sweeping the whole graph: L-1 full
+ * sparse products each way instead of L. Same result as trn_lgn_propagate_forward/backward (a
+ * test compares them). */
 static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
 {
     lightgcn_t *g = m->impl;
     const int dim = m->hp.dim, L = m->hp.layers, th = m->hp.threads, n = b->n;
     const size_t nd = m->n_params;
     const int32_t nu = m->n_users;
+    const float scale = 1.0f / (float)(L + 1);
+    const float *e0 = m->params;
 
-    trn_lgn_propagate_forward(g->final, g->layers, g->adj, m->params, dim, L, th);
+    if (++g->stamp == 0) { /* wrapped: forget every mark */
+        memset(g->mark, 0, (size_t)g->adj->rows * sizeof *g->mark);
+        g->stamp = 1;
+    }
+    g->n_rows = 0;
     for (int k = 0; k < n; k++) {
         g->ru[k] = b->users[k];
         g->rp[k] = nu + b->pos[k];
         g->rn[k] = nu + b->neg[k];
+        add_row(g, g->ru[k]);
+        add_row(g, g->rp[k]);
+        add_row(g, g->rn[k]);
     }
+
+    /* forward: final[R] = scale * (e0 + X1 + ... + X_{L-1} + A X_{L-1})[R] */
+    const float *prev = e0;
+    for (int l = 0; l + 1 < L; l++) {
+        float *x = g->layers + (size_t)l * nd;
+        eng_csr_spmm(x, g->adj, prev, dim, th);
+        prev = x;
+    }
+    if (L > 0)
+        eng_csr_spmm_rows(g->final, g->adj, prev, dim, g->rows, g->n_rows, th);
+    for (int32_t q = 0; q < g->n_rows; q++) {
+        size_t off = (size_t)g->rows[q] * dim;
+        float *f = g->final + off;
+        for (int j = 0; j < dim; j++) {
+            float s = e0[off + j] + (L > 0 ? f[j] : 0.0f);
+            for (int l = 0; l + 1 < L; l++)
+                s += g->layers[(size_t)l * nd + off + j];
+            f[j] = scale * s;
+        }
+        memset(g->dfinal + off, 0, (size_t)dim * sizeof(float));
+    }
+
     trn_dot_forward(g->pos, g->final, g->ru, g->rp, n, dim);
     trn_dot_forward(g->neg, g->final, g->ru, g->rn, n, dim);
     double loss = trn_loss_forward(m->hp.loss, g->pos, g->neg, n, m->hp.margin);
 
+    /* backward: de0 += scale * (I + A + ... + A^L) dfinal, dfinal non-zero on R only */
     memset(g->dpos, 0, (size_t)n * sizeof(float));
     memset(g->dneg, 0, (size_t)n * sizeof(float));
     trn_loss_backward(m->hp.loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, n, m->hp.margin);
-    memset(g->dfinal, 0, nd * sizeof(float));
     trn_dot_backward(g->dfinal, g->dpos, g->final, g->ru, g->rp, n, dim);
     trn_dot_backward(g->dfinal, g->dneg, g->final, g->ru, g->rn, n, dim);
-    trn_lgn_propagate_backward(m->grads, g->scratch, g->dfinal, g->adj, dim, L, th);
+    for (int32_t q = 0; q < g->n_rows; q++) {
+        size_t off = (size_t)g->rows[q] * dim;
+        for (int j = 0; j < dim; j++)
+            m->grads[off + j] += scale * g->dfinal[off + j];
+    }
+    if (L > 0) {
+        float *g1 = g->scratch;
+        memset(g1, 0, nd * sizeof(float));
+        eng_csr_scatter_rows(g1, m->grads, scale, g->adj, g->dfinal, dim, g->rows, g->n_rows);
+        const float *gl = g1;
+        for (int l = 1; l < L; l++) {
+            float *x = g->scratch + (size_t)(l & 1) * nd;
+            eng_csr_spmm_acc(x, m->grads, scale, g->adj, gl, dim, th);
+            gl = x;
+        }
+    }
 
     /* L2 on the batch's layer-0 rows, scaled decay / 2 / batch, as the LightGCN code. */
     const float dl2 = m->hp.decay * 0.5f / (float)n;
-    trn_l2_backward(m->grads, dl2, m->params, g->ru, n, dim);
-    trn_l2_backward(m->grads, dl2, m->params, g->rp, n, dim);
-    trn_l2_backward(m->grads, dl2, m->params, g->rn, n, dim);
+    trn_l2_backward(m->grads, dl2, e0, g->ru, n, dim);
+    trn_l2_backward(m->grads, dl2, e0, g->rp, n, dim);
+    trn_l2_backward(m->grads, dl2, e0, g->rn, n, dim);
     return loss;
 }
 
