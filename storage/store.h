@@ -25,7 +25,9 @@ enum { STO_READONLY = 0, STO_READWRITE = 1, STO_CREATE = 2 };
 
 /* Opens (with STO_CREATE: creates if missing and sets up the schema) the store at path; *out is a
  * new handle to close with sto_close. Fails with ENG_EDB (message names the path) when the file is
- * not a gnnrec store, or with ENG_ECORRUPT when its schema_version is newer than this build's. */
+ * not a gnnrec store, or with ENG_ECORRUPT when its schema_version is newer than this build's.
+ * STO_CREATE implies read-write; without it a missing file is ENG_EDB and nothing is created. A
+ * read-write open also upgrades an older schema (docs/store.md, "Migrations"). */
 int sto_open(const char *path, int flags, sto_db_t **out, eng_error_t *err);
 void sto_close(sto_db_t *db);
 
@@ -82,7 +84,8 @@ int sto_load(sto_db_t *db, const char *name, int64_t version, sto_model_t **out,
 void sto_model_free(sto_model_t *m);
 
 /* A number that changes whenever another connection commits to the store (PRAGMA data_version):
- * a cheap "did anything change" poll for the server. */
+ * a cheap "did anything change" poll for the server. This handle's own publishes do not change
+ * it, so poll from a handle that does not write. */
 int sto_data_version(sto_db_t *db, int64_t *out, eng_error_t *err);
 
 #endif
