@@ -1,2 +1,336 @@
-/* Data loading (being written). */
+/* Data loading: picks the format, reads the train (and test) file, builds the dense matrices, and
+ * splits a test set off per user when there is no test file. The parsers live in data_csv.c and
+ * data_lgn.c, the line reader in data_reader.c; docs/data.md describes the behaviour. */
 #include "trainer/data.h"
+#include "trainer/data_internal.h"
+
+#include "engine/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Lines of the file start that format detection looks at. */
+#define SAMPLE_LINES 64
+/* RNG stream of the random split, distinct from the other users of --seed. */
+#define SPLIT_STREAM 0x5e1170ULL
+
+int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key)
+{
+    if (p->n == p->cap) {
+        int64_t cap = p->cap ? p->cap * 2 : 4096;
+        int32_t *u = realloc(p->user, (size_t)cap * sizeof *u);
+        if (!u)
+            return ENG_ENOMEM;
+        p->user = u;
+        int32_t *i = realloc(p->item, (size_t)cap * sizeof *i);
+        if (!i)
+            return ENG_ENOMEM;
+        p->item = i;
+        double *k = realloc(p->key, (size_t)cap * sizeof *k);
+        if (!k)
+            return ENG_ENOMEM;
+        p->key = k;
+        p->cap = cap;
+    }
+    p->user[p->n] = user;
+    p->item[p->n] = item;
+    p->key[p->n] = key;
+    p->n++;
+    return ENG_OK;
+}
+
+void trn__pairs_free(trn__pairs_t *p)
+{
+    free(p->user);
+    free(p->item);
+    free(p->key);
+    memset(p, 0, sizeof *p);
+}
+
+int trn__idmap_numbered(eng_idmap_t *m, const char *prefix, int32_t n)
+{
+    char s[48];
+    for (int32_t i = 0; i < n; i++) {
+        int len = snprintf(s, sizeof s, "%s%d", prefix, i);
+        if (eng_idmap_intern(m, s, (size_t)len) != i)
+            return ENG_ENOMEM;
+    }
+    return ENG_OK;
+}
+
+/* ---- Split ---- */
+
+typedef struct {
+    int32_t item;
+    double key;
+    int64_t row;
+} entry_t;
+
+static int cmp_item_key(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    if (x->item != y->item)
+        return (x->item > y->item) - (x->item < y->item);
+    if (x->key != y->key)
+        return (x->key > y->key) - (x->key < y->key);
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    if (x->key != y->key)
+        return (x->key > y->key) - (x->key < y->key);
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_split_t how,
+               double frac, uint64_t seed, eng_csr_t **train, eng_csr_t **test)
+{
+    int rc = ENG_ENOMEM;
+    int64_t n = p->n;
+    int64_t *start = calloc((size_t)n_users + 1, sizeof *start);
+    int64_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
+    int32_t *tr_u = malloc((size_t)(n ? n : 1) * sizeof *tr_u);
+    int32_t *tr_i = malloc((size_t)(n ? n : 1) * sizeof *tr_i);
+    int32_t *te_u = malloc((size_t)(n ? n : 1) * sizeof *te_u);
+    int32_t *te_i = malloc((size_t)(n ? n : 1) * sizeof *te_i);
+    entry_t *e = NULL;
+    *train = *test = NULL;
+    if (!start || !order || !tr_u || !tr_i || !te_u || !te_i)
+        goto fail;
+
+    /* Group row numbers by user, keeping file order within a user (counting sort). */
+    for (int64_t k = 0; k < n; k++)
+        start[p->user[k] + 1]++;
+    int64_t most = 0;
+    for (int32_t u = 0; u < n_users; u++) {
+        if (start[u + 1] > most)
+            most = start[u + 1];
+        start[u + 1] += start[u];
+    }
+    for (int64_t k = 0; k < n; k++)
+        order[start[p->user[k]]++] = k;
+    for (int32_t u = n_users; u > 0; u--)
+        start[u] = start[u - 1];
+    start[0] = 0;
+    e = malloc((size_t)(most ? most : 1) * sizeof *e);
+    if (!e)
+        goto fail;
+
+    eng_rng_t rng;
+    eng_rng_seed(&rng, seed, SPLIT_STREAM);
+    int64_t ntr = 0, nte = 0;
+    for (int32_t u = 0; u < n_users; u++) {
+        int64_t m = 0;
+        for (int64_t k = start[u]; k < start[u + 1]; k++) {
+            int64_t row = order[k];
+            e[m++] = (entry_t){p->item[row], p->key[row], row};
+        }
+        /* Merge duplicates: the last of each item's run is its latest interaction. */
+        qsort(e, (size_t)m, sizeof *e, cmp_item_key);
+        int64_t d = 0;
+        for (int64_t j = 0; j < m; j++)
+            if (j + 1 == m || e[j + 1].item != e[j].item)
+                e[d++] = e[j];
+        int64_t hold = 0;
+        if (d >= 2) {
+            hold = (int64_t)floor(frac * (double)d + 0.5);
+            if (hold > d - 1)
+                hold = d - 1;
+        }
+        int64_t tb = 0, te = hold; /* e[tb, te) goes to test */
+        if (how == TRN_SPLIT_TIME) {
+            qsort(e, (size_t)d, sizeof *e, cmp_key);
+            tb = d - hold;
+            te = d;
+        } else {
+            for (int64_t j = 0; j < hold; j++) { /* partial Fisher-Yates */
+                int64_t r = j + (int64_t)eng_rng_below(&rng, (uint32_t)(d - j));
+                entry_t t = e[j];
+                e[j] = e[r];
+                e[r] = t;
+            }
+        }
+        for (int64_t j = 0; j < d; j++) {
+            if (j >= tb && j < te) {
+                te_u[nte] = u;
+                te_i[nte++] = e[j].item;
+            } else {
+                tr_u[ntr] = u;
+                tr_i[ntr++] = e[j].item;
+            }
+        }
+    }
+    *train = eng_csr_from_pairs(n_users, n_items, tr_u, tr_i, ntr);
+    *test = eng_csr_from_pairs(n_users, n_items, te_u, te_i, nte);
+    if (!*train || !*test) {
+        eng_csr_free(*train);
+        eng_csr_free(*test);
+        *train = *test = NULL;
+        goto fail;
+    }
+    rc = ENG_OK;
+fail:
+    free(start);
+    free(order);
+    free(tr_u);
+    free(tr_i);
+    free(te_u);
+    free(te_i);
+    free(e);
+    return rc;
+}
+
+/* ---- Loading ---- */
+
+static int check_opts(const trn_data_opts_t *o, eng_error_t *err)
+{
+    if (!o || !o->train_path)
+        return eng_error_set(err, ENG_EINVAL, "no training data file given");
+    if (o->format != TRN_FMT_AUTO && o->format != TRN_FMT_CSV && o->format != TRN_FMT_LGN)
+        return eng_error_set(err, ENG_EINVAL, "unknown data format %d", (int)o->format);
+    if (o->split != TRN_SPLIT_NONE && o->split != TRN_SPLIT_RANDOM && o->split != TRN_SPLIT_TIME)
+        return eng_error_set(err, ENG_EINVAL, "unknown split %d", (int)o->split);
+    if (!o->test_path && o->split != TRN_SPLIT_NONE && !(o->split_frac > 0 && o->split_frac < 1))
+        return eng_error_set(err, ENG_EINVAL, "split fraction %g is not in (0, 1)", o->split_frac);
+    if (o->use_min_weight && !isfinite(o->min_weight))
+        return eng_error_set(err, ENG_EINVAL, "minimum weight %g is not finite", o->min_weight);
+    return ENG_OK;
+}
+
+/* The format of the file behind r: o's choice, or detected from its first lines. */
+static int pick_format(trn__reader_t *r, trn_format_t want, trn_format_t *fmt, eng_error_t *err)
+{
+    *fmt = want;
+    if (want != TRN_FMT_AUTO)
+        return ENG_OK;
+    const char *buf;
+    size_t len;
+    int at_eof;
+    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
+    if (rc < 0)
+        return rc;
+    trn__span_t lines[SAMPLE_LINES];
+    int n = trn__sample_lines(buf, len, at_eof, lines, SAMPLE_LINES);
+    *fmt = trn__lgn_detect(lines, n) ? TRN_FMT_LGN : TRN_FMT_CSV;
+    return ENG_OK;
+}
+
+/* Reads one file in format fmt into p; for LightGCN raises *max_user / *max_item. An empty file
+ * (no interaction kept) is an error. */
+static int read_file(const char *path, const trn_data_opts_t *o, trn_format_t fmt, trn_data_t *d,
+                     trn__pairs_t *p, int32_t *max_user, int32_t *max_item,
+                     trn_format_t *detected, eng_error_t *err)
+{
+    trn__reader_t r;
+    int rc = trn__reader_open(&r, path, err);
+    if (rc < 0)
+        return rc;
+    rc = pick_format(&r, fmt, detected, err);
+    if (rc < 0)
+        goto fail;
+    if (*detected == TRN_FMT_LGN) {
+        r.max_line = TRN_LGN_MAX_LINE;
+        rc = trn__lgn_read(&r, p, max_user, max_item, err);
+    } else {
+        r.max_line = TRN_CSV_MAX_LINE;
+        rc = trn__csv_read(&r, o, d->users, d->items, p, err);
+    }
+    if (rc < 0)
+        goto fail;
+    if (p->n == 0)
+        rc = eng_error_set(err, ENG_EEMPTY, "%s: no interactions", path);
+fail:
+    trn__reader_close(&r);
+    return rc;
+}
+
+/* The train (and test) matrices of d from the pairs read: from the test file when there is one,
+ * else from the split o asks for. Returns 0 or ENG_ENOMEM. */
+static int build_matrices(const trn_data_opts_t *o, trn_data_t *d, const trn__pairs_t *tr,
+                          trn__pairs_t *te)
+{
+    if (!o->test_path && o->split != TRN_SPLIT_NONE)
+        return trn__split(tr, d->n_users, d->n_items, o->split, o->split_frac, o->seed, &d->train,
+                          &d->test);
+    d->train = eng_csr_from_pairs(d->n_users, d->n_items, tr->user, tr->item, tr->n);
+    if (!d->train)
+        return ENG_ENOMEM;
+    if (!o->test_path)
+        return ENG_OK;
+    /* A pair in both files is a training positive; also counting it as a test positive would
+     * reward memorising the training set. */
+    int64_t w = 0;
+    for (int64_t k = 0; k < te->n; k++)
+        if (!eng_csr_has(d->train, te->user[k], te->item[k])) {
+            te->user[w] = te->user[k];
+            te->item[w++] = te->item[k];
+        }
+    d->test = eng_csr_from_pairs(d->n_users, d->n_items, te->user, te->item, w);
+    return d->test ? ENG_OK : ENG_ENOMEM;
+}
+
+int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)
+{
+    trn__pairs_t tr = {0}, te = {0};
+    trn_data_t *d = NULL;
+    *out = NULL;
+    int rc = check_opts(o, err);
+    if (rc < 0)
+        return rc;
+    rc = ENG_ENOMEM;
+    d = calloc(1, sizeof *d);
+    if (!d || !(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new()))
+        goto fail;
+
+    trn_format_t fmt;
+    int32_t max_user = -1, max_item = -1;
+    rc = read_file(o->train_path, o, o->format, d, &tr, &max_user, &max_item, &fmt, err);
+    if (rc < 0)
+        goto fail;
+    /* The test file is read in the train file's format: a short LightGCN test file could be
+     * detected as CSV on its own. */
+    if (o->test_path) {
+        rc = read_file(o->test_path, o, fmt, d, &te, &max_user, &max_item, &fmt, err);
+        if (rc < 0)
+            goto fail;
+    }
+
+    rc = ENG_ENOMEM;
+    if (fmt == TRN_FMT_LGN) { /* ids are the numbers themselves, gaps included */
+        d->n_users = max_user + 1;
+        d->n_items = max_item + 1;
+        if (trn__idmap_numbered(d->users, "", d->n_users) < 0 ||
+            trn__idmap_numbered(d->items, "", d->n_items) < 0)
+            goto fail;
+    } else {
+        d->n_users = eng_idmap_size(d->users);
+        d->n_items = eng_idmap_size(d->items);
+    }
+    rc = build_matrices(o, d, &tr, &te);
+    if (rc < 0)
+        goto fail;
+    *out = d;
+    d = NULL;
+fail:
+    if (rc == ENG_ENOMEM) /* the failed allocations above set no message */
+        eng_error_set(err, rc, "out of memory");
+    trn__pairs_free(&tr);
+    trn__pairs_free(&te);
+    trn_data_free(d);
+    return rc;
+}
+
+void trn_data_free(trn_data_t *d)
+{
+    if (!d)
+        return;
+    eng_idmap_free(d->users);
+    eng_idmap_free(d->items);
+    eng_csr_free(d->train);
+    eng_csr_free(d->test);
+    free(d);
+}

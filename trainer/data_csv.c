@@ -1,0 +1,361 @@
+/* CSV/TSV interaction logs: `user,item[,weight][,timestamp]` with arbitrary string ids.
+ *
+ * The delimiter and a header line are detected from the first lines of each file; with a header,
+ * columns are matched by name. Fields are split in place in the reader's buffer (quoted fields
+ * unescaped in place), so a row costs no allocation beyond new ids in the id maps. The rules are
+ * spelled out in docs/data.md. */
+#include "trainer/data_internal.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Fields of a row that are looked at; later ones are counted but ignored. */
+#define MAX_FIELDS 64
+#define SAMPLE_LINES 32
+/* Delimiter value meaning "runs of spaces and tabs". */
+#define DELIM_BLANKS 0
+/* How much of a bad field an error message quotes. */
+#define SHOW 64
+
+typedef struct {
+    char *p;
+    size_t len;
+} field_t;
+
+enum { SPLIT_OK, SPLIT_UNTERMINATED, SPLIT_AFTER_QUOTE };
+
+static int is_blank(int c, int delim)
+{
+    return (c == ' ' || c == '\t') && c != delim;
+}
+
+/* Splits the NUL-terminated line s[0, len) at delim (DELIM_BLANKS: at runs of blanks) into fields
+ * with surrounding blanks trimmed and double quotes removed ("" inside quotes is one quote; a
+ * quoted field may hold the delimiter). Stores the first maxf fields in f, each followed by a NUL
+ * written into s, and their total number in *nf. Returns SPLIT_OK or the kind of quoting error. */
+static int split_fields(char *s, size_t len, int delim, field_t *f, int maxf, int *nf)
+{
+    char *p = s, *end = s + len;
+    int n = 0;
+    for (;;) {
+        while (p < end && is_blank(*p, delim))
+            p++;
+        char *b, *e;
+        if (p < end && *p == '"') {
+            char *w = ++p;
+            b = w;
+            for (;;) {
+                if (p == end)
+                    return SPLIT_UNTERMINATED;
+                if (*p == '"') {
+                    if (p + 1 < end && p[1] == '"') {
+                        *w++ = '"';
+                        p += 2;
+                        continue;
+                    }
+                    p++;
+                    break;
+                }
+                *w++ = *p++;
+            }
+            e = w;
+            char *q = p;
+            while (p < end && is_blank(*p, delim))
+                p++;
+            if (p < end && (delim == DELIM_BLANKS ? p == q : *p != delim))
+                return SPLIT_AFTER_QUOTE;
+        } else {
+            b = p;
+            while (p < end && (delim == DELIM_BLANKS ? !is_blank(*p, delim) : *p != delim))
+                p++;
+            e = p;
+            while (e > b && is_blank(e[-1], delim))
+                e--;
+        }
+        if (n < maxf)
+            f[n] = (field_t){b, (size_t)(e - b)};
+        n++;
+        if (delim == DELIM_BLANKS) {
+            while (p < end && is_blank(*p, delim))
+                p++;
+            if (p == end)
+                break;
+        } else {
+            if (p == end)
+                break;
+            p++;
+        }
+    }
+    /* Terminate only now: a terminator may land on a delimiter the scan above still needed. */
+    for (int j = 0; j < n && j < maxf; j++)
+        f[j].p[f[j].len] = '\0';
+    *nf = n;
+    return SPLIT_OK;
+}
+
+/* Fields of s[0, len) at delim, counted without modifying s (for delimiter detection). */
+static int count_fields(const char *s, size_t len, int delim)
+{
+    int n = 0, quoted = 0, in_field = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '"')
+            quoted = !quoted;
+        if (quoted)
+            continue;
+        if (delim == DELIM_BLANKS) {
+            int blank = c == ' ' || c == '\t';
+            if (!blank && !in_field)
+                n++;
+            in_field = !blank;
+        } else if (c == delim) {
+            n++;
+        }
+    }
+    return delim == DELIM_BLANKS ? n : n + 1;
+}
+
+/* The delimiter under which most sample lines have at least two fields; ties go to the earlier
+ * candidate, so a tab-separated file whose titles hold commas stays tab-separated. */
+static int detect_delim(const trn__span_t *lines, int n)
+{
+    static const int cand[] = {'\t', ',', ';', '|', DELIM_BLANKS};
+    int best = DELIM_BLANKS, best_score = -1;
+    for (size_t c = 0; c < sizeof cand / sizeof cand[0]; c++) {
+        int score = 0;
+        for (int k = 0; k < n; k++)
+            score += count_fields(lines[k].p, lines[k].len, cand[c]) >= 2;
+        if (score > best_score) {
+            best = cand[c];
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+/* Non-zero when the whole field is a finite number (strtod syntax). */
+static int numeric(const field_t *f, double *v)
+{
+    if (f->len == 0)
+        return 0;
+    char *end;
+    double x = strtod(f->p, &end);
+    if (end != f->p + f->len || !isfinite(x))
+        return 0;
+    if (v)
+        *v = x;
+    return 1;
+}
+
+enum { ROLE_NONE, ROLE_USER, ROLE_ITEM, ROLE_WEIGHT, ROLE_TIME };
+
+/* What a header field names. A name is a stem (case-insensitive) plus a tail that reads like part
+ * of a column name ("userId", "user_id", "items", "timestamp") but never holds a digit, so that a
+ * data row such as "user1,item7" is not mistaken for a header. */
+static int column_role(const field_t *f)
+{
+    static const struct {
+        const char *stem;
+        int role, exact;
+    } names[] = {
+        {"user", ROLE_USER, 0},    {"uid", ROLE_USER, 1},      {"item", ROLE_ITEM, 0},
+        {"movie", ROLE_ITEM, 0},   {"artist", ROLE_ITEM, 0},   {"product", ROLE_ITEM, 0},
+        {"iid", ROLE_ITEM, 1},     {"weight", ROLE_WEIGHT, 0}, {"rating", ROLE_WEIGHT, 0},
+        {"count", ROLE_WEIGHT, 0}, {"score", ROLE_WEIGHT, 0},  {"time", ROLE_TIME, 0},
+        {"ts", ROLE_TIME, 1},
+    };
+    static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t sl = strlen(names[k].stem);
+        if (f->len < sl || strncasecmp(f->p, names[k].stem, sl) != 0)
+            continue;
+        const char *t = f->p + sl;
+        size_t tl = f->len - sl;
+        if (tl == 0)
+            return names[k].role;
+        if (names[k].exact)
+            continue;
+        int digit = 0;
+        for (size_t i = 0; i < tl; i++)
+            digit |= isdigit((unsigned char)t[i]) != 0;
+        if (digit)
+            continue;
+        if (!islower((unsigned char)t[0]))
+            return names[k].role; /* separator or camelCase: "user_id", "userId" */
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
+            if (strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0)
+                return names[k].role;
+    }
+    return ROLE_NONE;
+}
+
+typedef struct {
+    int delim;
+    int header;                   /* the first non-blank line is a header */
+    int ucol, icol, wcol, tcol;   /* column of each role, -1 when absent */
+    int need;                     /* fields a row must have */
+} layout_t;
+
+/* Columns named by a header row (roles of f[0, n)): user and item must both be named. */
+static int named_columns(const field_t *f, int n, layout_t *l)
+{
+    int col[5] = {-1, -1, -1, -1, -1};
+    for (int j = n - 1; j >= 0; j--) /* backwards, so the first of a role wins */
+        col[column_role(&f[j])] = j;
+    if (col[ROLE_USER] < 0 || col[ROLE_ITEM] < 0)
+        return 0;
+    if (l) {
+        l->ucol = col[ROLE_USER];
+        l->icol = col[ROLE_ITEM];
+        l->wcol = col[ROLE_WEIGHT];
+        l->tcol = col[ROLE_TIME];
+    }
+    return 1;
+}
+
+/* Detects delimiter, header and columns from the first lines of the file. */
+static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
+{
+    const char *buf;
+    size_t len;
+    int at_eof;
+    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
+    if (rc < 0)
+        return rc;
+    trn__span_t lines[SAMPLE_LINES];
+    int n = trn__sample_lines(buf, len, at_eof, lines, SAMPLE_LINES);
+    *l = (layout_t){detect_delim(lines, n), 0, 0, 1, 2, 3, 2};
+    if (n == 0)
+        return ENG_OK;
+
+    /* Split copies of the first two lines: the reader's buffer must stay as it is. */
+    char *copy[2] = {NULL, NULL};
+    field_t f[2][MAX_FIELDS];
+    int nf[2] = {0, 0};
+    int have = n < 2 ? n : 2;
+    rc = ENG_OK;
+    for (int k = 0; k < have; k++) {
+        copy[k] = malloc(lines[k].len + 1);
+        if (!copy[k]) {
+            rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+            goto done;
+        }
+        memcpy(copy[k], lines[k].p, lines[k].len);
+        copy[k][lines[k].len] = '\0';
+        if (split_fields(copy[k], lines[k].len, l->delim, f[k], MAX_FIELDS, &nf[k]) != SPLIT_OK)
+            nf[k] = 0; /* reading the line reports the error */
+        if (nf[k] > MAX_FIELDS)
+            nf[k] = MAX_FIELDS;
+    }
+    /* A header names the user and item columns (unless the next line does too: then the "names"
+     * are data), or is all text above a line with a number in the same column. */
+    int by_name = named_columns(f[0], nf[0], NULL) &&
+                  !(have == 2 && named_columns(f[1], nf[1], NULL));
+    int by_type = 0;
+    if (have == 2 && nf[0] >= 2) {
+        int any_num = 0;
+        for (int j = 0; j < nf[0]; j++)
+            any_num |= numeric(&f[0][j], NULL);
+        for (int j = 0; j < nf[0] && j < nf[1] && !any_num; j++)
+            by_type |= numeric(&f[1][j], NULL);
+    }
+    l->header = by_name || by_type;
+    if (by_name) {
+        named_columns(f[0], nf[0], l);
+        l->need = (l->ucol > l->icol ? l->ucol : l->icol) + 1;
+    }
+done:
+    free(copy[0]);
+    free(copy[1]);
+    return rc;
+}
+
+/* Checks an id field; returns 0 or fills err. */
+static int check_id(const trn__reader_t *r, const field_t *f, const char *what, eng_error_t *err)
+{
+    if (f->len == 0)
+        return eng_error_set(err, ENG_EPARSE, "%s:%ld: empty %s id", r->path, r->line, what);
+    if (f->len > TRN_DATA_MAX_ID)
+        return eng_error_set(err, ENG_EPARSE, "%s:%ld: %s id longer than %d bytes", r->path,
+                             r->line, what, TRN_DATA_MAX_ID);
+    return ENG_OK;
+}
+
+/* Reads optional numeric column col of the row into *v (unchanged when the row lacks it or the
+ * field is empty); returns 0 or fills err. */
+static int optional_number(const trn__reader_t *r, const field_t *f, int nf, int col,
+                           const char *what, double *v, eng_error_t *err)
+{
+    if (col < 0 || col >= nf || col >= MAX_FIELDS || f[col].len == 0)
+        return ENG_OK;
+    if (!numeric(&f[col], v))
+        return eng_error_set(err, ENG_EPARSE, "%s:%ld: invalid %s '%.*s'", r->path, r->line, what,
+                             (int)(f[col].len < SHOW ? f[col].len : SHOW), f[col].p);
+    return ENG_OK;
+}
+
+static int intern(const trn__reader_t *r, eng_idmap_t *m, const field_t *f, eng_error_t *err)
+{
+    int32_t id = eng_idmap_intern(m, f->p, f->len);
+    if (id == ENG_ERANGE)
+        return eng_error_set(err, ENG_ERANGE, "%s:%ld: too many distinct ids", r->path, r->line);
+    if (id < 0)
+        return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+    return id;
+}
+
+int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users,
+                  eng_idmap_t *items, trn__pairs_t *p, eng_error_t *err)
+{
+    layout_t l;
+    int rc = detect_layout(r, &l, err);
+    if (rc < 0)
+        return rc;
+    int skip_header = l.header;
+    char *s;
+    size_t len;
+    field_t f[MAX_FIELDS];
+    int nf;
+    while ((rc = trn__reader_next(r, &s, &len, err)) > 0) {
+        size_t b = 0;
+        while (b < len && (s[b] == ' ' || s[b] == '\t'))
+            b++;
+        if (b == len)
+            continue; /* blank line */
+        if (skip_header) {
+            skip_header = 0;
+            continue;
+        }
+        int q = split_fields(s, len, l.delim, f, MAX_FIELDS, &nf);
+        if (q == SPLIT_UNTERMINATED)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: unterminated quoted field", r->path,
+                                 r->line);
+        if (q == SPLIT_AFTER_QUOTE)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: text after a closing quote", r->path,
+                                 r->line);
+        if (nf < l.need)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: expected at least %d columns, got %d",
+                                 r->path, r->line, l.need, nf);
+        if ((rc = check_id(r, &f[l.ucol], "user", err)) < 0 ||
+            (rc = check_id(r, &f[l.icol], "item", err)) < 0)
+            return rc;
+        double w = 1, key = (double)p->n;
+        if ((rc = optional_number(r, f, nf, l.wcol, "weight", &w, err)) < 0 ||
+            (rc = optional_number(r, f, nf, l.tcol, "timestamp", &key, err)) < 0)
+            return rc;
+        if (o->use_min_weight && w < o->min_weight)
+            continue; /* dropped before its ids are seen: it never existed */
+        int32_t u = intern(r, users, &f[l.ucol], err);
+        if (u < 0)
+            return u;
+        int32_t i = intern(r, items, &f[l.icol], err);
+        if (i < 0)
+            return i;
+        if (trn__pairs_push(p, u, i, key) < 0)
+            return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+    }
+    return rc;
+}
