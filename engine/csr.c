@@ -110,27 +110,82 @@ static int32_t split_row(const eng_csr_t *m, int t, int parts)
  * several misses in flight is what speeds the product up (measured in DESIGN.md). */
 #define PREFETCH_AHEAD 8
 
+/* The row kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and the loader picks
+ * the best one the CPU has (GCC target_clones): packaged binaries stay portable, and the gathers,
+ * which are what this code is about, get full-width loads on current CPUs. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ENG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ENG_CLONES
+#endif
+
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+
+/* One output row for dim == 64, the common case: eight 8-wide accumulators that stay in
+ * registers (AVX2) while the neighbour rows stream through. */
+static inline void row64(float *restrict o, const eng_csr_t *m, const float *restrict x, int64_t b,
+                         int64_t e, int64_t pf_end)
+{
+    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    for (int64_t k = b; k < e; k++) {
+        if (k + PREFETCH_AHEAD < pf_end) {
+            const char *p = (const char *)(x + (size_t)m->idx[k + PREFETCH_AHEAD] * 64);
+            for (int j = 0; j < 256; j += 64)
+                __builtin_prefetch(p + j);
+        }
+        const v8f *xr = (const v8f *)(x + (size_t)m->idx[k] * 64);
+        const float v = m->val[k];
+        a0 += v * xr[0];
+        a1 += v * xr[1];
+        a2 += v * xr[2];
+        a3 += v * xr[3];
+        a4 += v * xr[4];
+        a5 += v * xr[5];
+        a6 += v * xr[6];
+        a7 += v * xr[7];
+    }
+    v8f *or = (v8f *)o;
+    or[0] = a0, or[1] = a1, or[2] = a2, or[3] = a3;
+    or[4] = a4, or[5] = a5, or[6] = a6, or[7] = a7;
+}
+
+/* Any other width: accumulate straight into the output row. */
+static inline void row_any(float *restrict o, const eng_csr_t *m, const float *restrict x, int dim,
+                           int64_t b, int64_t e, int64_t pf_end)
+{
+    for (int j = 0; j < dim; j++)
+        o[j] = 0.0f;
+    for (int64_t k = b; k < e; k++) {
+        if (k + PREFETCH_AHEAD < pf_end) {
+            const char *p = (const char *)(x + (size_t)m->idx[k + PREFETCH_AHEAD] * dim);
+            for (size_t j = 0; j < (size_t)dim * sizeof(float); j += 64)
+                __builtin_prefetch(p + j);
+        }
+        const float *xr = x + (size_t)m->idx[k] * dim;
+        const float v = m->val[k];
+        for (int j = 0; j < dim; j++)
+            o[j] += v * xr[j];
+    }
+}
+
 /* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL), and
  * acc[r] += alpha * out[r] when acc is not NULL. */
-static void spmm_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
-                      int dim, const int32_t *list, int32_t r0, int32_t r1)
+ENG_CLONES
+static void spmm_rows(float *restrict out, float *restrict acc, float alpha,
+                      const eng_csr_t *m, const float *restrict x, int dim,
+                      const int32_t *list, int32_t r0, int32_t r1)
 {
+    /* Over a run of consecutive rows the prefetch looks ahead into the next rows' neighbours
+     * too: most rows are shorter than the distance that hides the latency. */
+    const int64_t run_end = list || r1 <= r0 ? 0 : m->ptr[r1];
     for (int32_t q = r0; q < r1; q++) {
         int32_t r = list ? list[q] : q;
         float *o = out + (size_t)r * dim;
-        memset(o, 0, (size_t)dim * sizeof *o);
-        int64_t b = m->ptr[r], e = m->ptr[r + 1];
-        for (int64_t k = b; k < e; k++) {
-            if (k + PREFETCH_AHEAD < e) {
-                const float *p = x + (size_t)m->idx[k + PREFETCH_AHEAD] * dim;
-                for (int j = 0; j < dim; j += 16)
-                    __builtin_prefetch(p + j);
-            }
-            const float *xr = x + (size_t)m->idx[k] * dim;
-            float v = m->val[k];
-            for (int j = 0; j < dim; j++)
-                o[j] += v * xr[j];
-        }
+        const int64_t b = m->ptr[r], e = m->ptr[r + 1], pf_end = list ? e : run_end;
+        if (dim == 64)
+            row64(o, m, x, b, e, pf_end);
+        else
+            row_any(o, m, x, dim, b, e, pf_end);
         if (acc) {
             float *a = acc + (size_t)r * dim;
             for (int j = 0; j < dim; j++)
@@ -169,8 +224,10 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
     }
 }
 
-void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
-                          int dim, const int32_t *rows, int32_t n)
+ENG_CLONES
+void eng_csr_scatter_rows(float *restrict out, float *restrict acc, float alpha,
+                          const eng_csr_t *m, const float *restrict x, int dim,
+                          const int32_t *rows, int32_t n)
 {
     for (int32_t q = 0; q < n; q++) {
         int32_t r = rows[q];

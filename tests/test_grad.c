@@ -208,24 +208,36 @@ static void test_spmm_threads(void **state)
     (void)state;
     eng_csr_t *train = random_train(300, 200, 7, 12);
     eng_csr_t *a = trn_graph_norm_adj(train);
-    const int dim = 24;
-    size_t n = (size_t)a->rows * dim;
-    float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1), *y3 = malloc(n * sizeof *y3);
-    fill_normal(x, n, 1.0, 13);
-    eng_csr_spmm(y1, a, x, dim, 1);
-    eng_csr_spmm(y3, a, x, dim, 3);
-    assert_memory_equal(y1, y3, n * sizeof *y1);
-    /* against a naive double-precision product */
-    for (int32_t r = 0; r < a->rows; r++)
-        for (int j = 0; j < dim; j++) {
-            double s = 0;
-            for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++)
-                s += (double)a->val[k] * x[(size_t)a->idx[k] * dim + j];
-            assert_true(fabs(s - y1[(size_t)r * dim + j]) < 1e-5);
-        }
-    free(x);
-    free(y1);
-    free(y3);
+    const int dims[] = {24, 64, 70}; /* 64 has its own register-blocked kernel */
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        const int dim = dims[di];
+        size_t n = (size_t)a->rows * dim;
+        float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1),
+              *y3 = malloc(n * sizeof *y3);
+        fill_normal(x, n, 1.0, 13);
+        eng_csr_spmm(y1, a, x, dim, 1);
+        eng_csr_spmm(y3, a, x, dim, 3);
+        assert_memory_equal(y1, y3, n * sizeof *y1);
+        /* against a naive double-precision product */
+        for (int32_t r = 0; r < a->rows; r++)
+            for (int j = 0; j < dim; j++) {
+                double s = 0;
+                for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++)
+                    s += (double)a->val[k] * x[(size_t)a->idx[k] * dim + j];
+                assert_true(fabs(s - y1[(size_t)r * dim + j]) < 1e-5);
+            }
+        /* listed rows only: the same values on those rows, the others untouched */
+        int32_t rows[] = {5, 0, 499, 250, 17};
+        memset(y3, 0, n * sizeof *y3);
+        eng_csr_spmm_rows(y3, a, x, dim, rows, 5, 2);
+        for (int q = 0; q < 5; q++)
+            assert_memory_equal(y3 + (size_t)rows[q] * dim, y1 + (size_t)rows[q] * dim,
+                                dim * sizeof *y1);
+        assert_true(y3[(size_t)1 * dim] == 0.0f);
+        free(x);
+        free(y1);
+        free(y3);
+    }
     eng_csr_free(a);
     eng_csr_free(train);
 }
@@ -344,7 +356,7 @@ static void test_lightgcn_fast_path(void **state)
     eng_csr_t *train = random_train(120, 90, 4, 41);
     for (int L = 0; L <= 3; L++) {
         trn_hparams_t hp = trn_hparams_defaults();
-        hp.dim = 8;
+        hp.dim = L == 3 ? 64 : 8;
         hp.batch = 64;
         hp.layers = L;
         hp.threads = 2;
