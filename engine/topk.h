@@ -12,7 +12,18 @@ typedef struct {
 
 /* Writes to out the k highest of scores[0..n), best first (ties: lower index first), skipping
  * entries that are -INFINITY or NaN (that is how callers exclude items). Returns how many were
- * written: min(k, number of eligible entries). A bounded min-heap: O(n log k). */
+ * written: min(k, number of eligible entries); out needs room for min(k, n) entries. k == 0 or
+ * n <= 0 writes nothing. A bounded min-heap: O(n log k), with one comparison per score that does
+ * not beat the current k-th best. */
 size_t eng_topk(const float *scores, int32_t n, size_t k, eng_scored_t *out);
+
+/* eng_topk for a row that arrives in pieces (scored tile by tile). Feeds scores[0..n), the entries
+ * with indices base .. base + n - 1, into heap, which holds len entries from earlier pieces (0 for
+ * a new row) and has room for k; returns the new len. Pieces must come in increasing index order
+ * (that is what makes ties go to the lower index). eng_topk_finish then sorts heap[0..len)
+ * best-first; heap is in no particular order before that. */
+size_t eng_topk_push(const float *scores, int32_t n, int32_t base, size_t k, eng_scored_t *heap,
+                     size_t len);
+void eng_topk_finish(eng_scored_t *heap, size_t len);
 
 #endif
