@@ -22,14 +22,19 @@ typedef struct {
 } trn_metrics_t;
 
 /* Evaluates vectors user_vecs [train->rows x dim] and item_vecs [train->cols x dim] on test (same
- * shape as train). ks: nk (1..TRN_EVAL_MAX_K) cut-offs, each >= 1. Scores users in blocks with
- * sgemm on `threads` threads; the result does not depend on the thread count. Returns 0, ENG_EINVAL
- * for bad ks, or ENG_ENOMEM. */
-int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,
-                     const eng_csr_t *test, const int *ks, int nk, int threads, trn_metrics_t *out);
+ * shape as train). ks: nk (1..TRN_EVAL_MAX_K) cut-offs, each >= 1, in any order. train and test
+ * rows must be sorted without duplicates (as eng_csr_from_pairs builds them). Scores users in
+ * blocks with sgemm on `threads` threads (< 1 means 1); the result does not depend on the thread
+ * count. While it runs, OpenBLAS is held at 1 thread process-wide (restored afterwards; see
+ * docs/evaluation.md). Means are 0 when no user has a test item. Returns 0, ENG_EINVAL for bad
+ * ks, NULL pointers, dim < 1 or mismatched shapes, or ENG_ENOMEM; on failure *out is unchanged. */
+int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
+                     const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
+                     int threads, trn_metrics_t *out);
 
 /* The same metrics for the popularity baseline: every user gets the items with the most training
- * interactions (ties: lower index first), minus the user's own training items. */
+ * users (ties: lower index first), minus the user's own training items. Same requirements,
+ * return codes and failure behaviour as trn_eval_ranking; single-threaded. */
 int trn_eval_popularity(const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
                         trn_metrics_t *out);
 

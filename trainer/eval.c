@@ -1,0 +1,326 @@
+/* Ranking evaluation (all-ranking protocol) and the popularity baseline.
+ *
+ * Both paths produce, for every evaluated user, a best-first list of recommended items, turn it
+ * into per-user metrics in one shared routine, store those in a per-user array, and sum that
+ * array in user order at the end. The per-user lists do not depend on how users were spread over
+ * threads, and neither does the order of the final sums, so the means are bit-identical for any
+ * thread count. docs/evaluation.md has the protocol and the reasoning. */
+#include "trainer/eval.h"
+
+#include "engine/err.h"
+#include "engine/topk.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The scoring tile: BLOCK_USERS users x TILE_ITEMS items per sgemm call, fed into per-user heaps
+ * (eng_topk_push) while the tile is still in cache. Both are fixed, not derived from the thread
+ * count, so every score comes from the same call shape whatever the thread count. 256 users
+ * amortise OpenBLAS's packing of the item tile; a 256 x 2048 float tile (2 MB) is read back by
+ * the selection from L2 rather than from memory. Measured against 64 x whole rows and other
+ * shapes in docs/evaluation.md. */
+#define BLOCK_USERS 256
+#define TILE_ITEMS 2048
+
+/* The metrics kept per user and cut-off, in trn_metrics_t field order. */
+enum { M_RECALL, M_PRECISION, M_HIT, M_NDCG, N_METRICS };
+
+/* ---- BLAS threading guard ------------------------------------------------------------------
+ * We thread over user blocks ourselves; if OpenBLAS also threaded each sgemm, its pool would run
+ * on top of our threads (oversubscription), and a multi-threaded sgemm is not promised to give
+ * the same bits as a single-threaded one. So BLAS runs on 1 thread while an evaluation is
+ * in progress. The thread count is process-global in OpenBLAS, so entering saves it and the last
+ * evaluation to leave restores it; the count of active evaluations makes concurrent evaluations
+ * safe with each other. Other code calling sgemm while an evaluation runs sees 1 BLAS thread (a
+ * slowdown, never a wrong result). */
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_users;
+static int blas_saved_threads;
+
+static void blas_single_enter(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (blas_users++ == 0) {
+        blas_saved_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_lock);
+}
+
+static void blas_single_leave(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (--blas_users == 0) openblas_set_num_threads(blas_saved_threads);
+    pthread_mutex_unlock(&blas_lock);
+}
+
+/* ---- shared parts ------------------------------------------------------------------------- */
+
+/* What every evaluated user's metrics need: the cut-offs, the list depth and discount tables. */
+typedef struct {
+    const int *ks;
+    int nk;
+    size_t depth;   /* items to rank per user: max(ks), capped at the number of items */
+    double *disc;   /* [depth]: disc[p] = 1 / log2(p + 2), the gain of a hit at position p */
+    double *idcg;   /* [depth + 1]: idcg[m] = disc[0] + ... + disc[m - 1] */
+    int32_t *users; /* [n_users]: the users with at least one test item, ascending */
+    int64_t n_users;
+    double *per_user; /* [n_users x N_METRICS x nk] */
+} plan_t;
+
+static void plan_free(plan_t *p)
+{
+    free(p->disc);
+    free(p->idcg);
+    free(p->users);
+    free(p->per_user);
+}
+
+/* Checks the arguments both evaluations share and fills p. Returns 0, ENG_EINVAL or ENG_ENOMEM
+ * (p holds nothing to free on failure). */
+static int plan_init(plan_t *p, const eng_csr_t *train, const eng_csr_t *test, const int *ks,
+                     int nk, const trn_metrics_t *out)
+{
+    memset(p, 0, sizeof *p);
+    if (!train || !test || !out || !ks || nk < 1 || nk > TRN_EVAL_MAX_K) return ENG_EINVAL;
+    if (train->rows != test->rows || train->cols != test->cols) return ENG_EINVAL;
+    int kmax = 0;
+    for (int j = 0; j < nk; j++) {
+        if (ks[j] < 1) return ENG_EINVAL;
+        if (ks[j] > kmax) kmax = ks[j];
+    }
+    p->ks = ks;
+    p->nk = nk;
+    /* No list is longer than the catalogue, and min(|test|, K) <= depth since |test| <= cols. */
+    p->depth = (size_t)kmax < (size_t)test->cols ? (size_t)kmax : (size_t)test->cols;
+
+    for (int32_t u = 0; u < test->rows; u++)
+        p->n_users += test->ptr[u + 1] > test->ptr[u];
+    p->disc = malloc((p->depth ? p->depth : 1) * sizeof *p->disc);
+    p->idcg = malloc((p->depth + 1) * sizeof *p->idcg);
+    p->users = malloc((size_t)(p->n_users ? p->n_users : 1) * sizeof *p->users);
+    p->per_user = malloc((size_t)(p->n_users ? p->n_users : 1) * N_METRICS * (size_t)nk *
+                         sizeof *p->per_user);
+    if (!p->disc || !p->idcg || !p->users || !p->per_user) {
+        plan_free(p);
+        return ENG_ENOMEM;
+    }
+    p->idcg[0] = 0.0;
+    for (size_t i = 0; i < p->depth; i++) {
+        p->disc[i] = 1.0 / log2((double)i + 2.0);
+        p->idcg[i + 1] = p->idcg[i] + p->disc[i];
+    }
+    int64_t e = 0;
+    for (int32_t u = 0; u < test->rows; u++)
+        if (test->ptr[u + 1] > test->ptr[u]) p->users[e++] = u;
+    return 0;
+}
+
+/* Metrics of evaluated user number e, whose recommendation list is top[0..count) best-first,
+ * into p->per_user (each user writes only its own slot, so callers may run users in parallel). */
+static void user_metrics(const plan_t *p, const eng_csr_t *test, int64_t e, const eng_scored_t *top,
+                         size_t count)
+{
+    int32_t u = p->users[e];
+    int64_t n_test = test->ptr[u + 1] - test->ptr[u];
+    double *v = p->per_user + (size_t)e * N_METRICS * (size_t)p->nk;
+    for (int j = 0; j < p->nk; j++) {
+        size_t K = (size_t)p->ks[j], len = count < K ? count : K;
+        int64_t hits = 0;
+        double dcg = 0.0;
+        for (size_t q = 0; q < len; q++)
+            if (eng_csr_has(test, u, top[q].idx)) {
+                hits++;
+                dcg += p->disc[q];
+            }
+        size_t ideal = (size_t)n_test < K ? (size_t)n_test : K;
+        v[M_RECALL * p->nk + j] = (double)hits / (double)n_test;
+        v[M_PRECISION * p->nk + j] = (double)hits / (double)K;
+        v[M_HIT * p->nk + j] = hits > 0;
+        v[M_NDCG * p->nk + j] = dcg / p->idcg[ideal];
+    }
+}
+
+/* Means of the per-user metrics, summed in user order; 0 when no user was evaluated. */
+static void plan_finish(const plan_t *p, trn_metrics_t *out)
+{
+    trn_metrics_t m;
+    memset(&m, 0, sizeof m);
+    m.nk = p->nk;
+    m.n_users = p->n_users;
+    double *fields[N_METRICS] = {m.recall, m.precision, m.hit, m.ndcg};
+    for (int j = 0; j < p->nk; j++) {
+        m.ks[j] = p->ks[j];
+        for (int f = 0; f < N_METRICS; f++) {
+            double s = 0.0;
+            for (int64_t e = 0; e < p->n_users; e++)
+                s += p->per_user[((size_t)e * N_METRICS + (size_t)f) * (size_t)p->nk + (size_t)j];
+            fields[f][j] = p->n_users ? s / (double)p->n_users : 0.0;
+        }
+    }
+    *out = m;
+}
+
+/* ---- model ranking ------------------------------------------------------------------------ */
+
+/* One thread's scratch space for a block of users. */
+typedef struct {
+    float *uv;          /* [BLOCK_USERS x dim]: the block's user vectors, gathered */
+    float *sc;          /* [BLOCK_USERS x tile]: scores of the block against one item tile */
+    eng_scored_t *heap; /* [BLOCK_USERS x depth]: each user's best items so far */
+    size_t *len;        /* [BLOCK_USERS]: entries in each heap */
+    int64_t *next;      /* [BLOCK_USERS]: each user's first training item not yet masked */
+} work_t;
+
+/* Returns 0 or ENG_ENOMEM; work_free frees a partly built w too. tile: the widest tile used. */
+static int work_init(work_t *w, int dim, size_t depth, int32_t tile)
+{
+    w->uv = malloc((size_t)BLOCK_USERS * (size_t)dim * sizeof *w->uv);
+    w->sc = malloc((size_t)BLOCK_USERS * (size_t)(tile ? tile : 1) * sizeof *w->sc);
+    w->heap = malloc((size_t)BLOCK_USERS * (depth ? depth : 1) * sizeof *w->heap);
+    w->len = malloc(BLOCK_USERS * sizeof *w->len);
+    w->next = malloc(BLOCK_USERS * sizeof *w->next);
+    return w->uv && w->sc && w->heap && w->len && w->next ? 0 : ENG_ENOMEM;
+}
+
+static void work_free(work_t *w)
+{
+    free(w->uv);
+    free(w->sc);
+    free(w->heap);
+    free(w->len);
+    free(w->next);
+}
+
+/* Scores block b of the evaluated users against every item, tile by tile, and records their
+ * metrics. Touches only w and the block's slots of p->per_user. */
+static void score_block(const plan_t *p, work_t *w, int64_t b, const float *user_vecs,
+                        const float *item_vecs, int dim, const eng_csr_t *train,
+                        const eng_csr_t *test)
+{
+    int64_t e0 = b * BLOCK_USERS;
+    int rows = (int)(p->n_users - e0 < BLOCK_USERS ? p->n_users - e0 : BLOCK_USERS);
+    int32_t n_items = train->cols;
+    for (int r = 0; r < rows; r++) {
+        int32_t u = p->users[e0 + r];
+        memcpy(w->uv + (size_t)r * dim, user_vecs + (size_t)u * dim, (size_t)dim * sizeof *w->uv);
+        w->len[r] = 0;
+        w->next[r] = train->ptr[u];
+    }
+    for (int32_t j0 = 0; j0 < n_items; j0 += TILE_ITEMS) {
+        int32_t tw = n_items - j0 < TILE_ITEMS ? n_items - j0 : TILE_ITEMS;
+        /* sc[rows x tw] = users[rows x dim] * items[j0 .. j0 + tw)^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, tw, dim, 1.0f, w->uv, dim,
+                    item_vecs + (size_t)j0 * dim, dim, 0.0f, w->sc, tw);
+        for (int r = 0; r < rows; r++) {
+            int32_t u = p->users[e0 + r];
+            float *row = w->sc + (size_t)r * tw;
+            /* Training rows are sorted, so each tile masks the next run of them. */
+            int64_t q = w->next[r], end = train->ptr[u + 1];
+            for (; q < end && train->idx[q] < j0 + tw; q++)
+                row[train->idx[q] - j0] = -INFINITY;
+            w->next[r] = q;
+            w->len[r] =
+                eng_topk_push(row, tw, j0, p->depth, w->heap + (size_t)r * p->depth, w->len[r]);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        eng_scored_t *h = w->heap + (size_t)r * p->depth;
+        eng_topk_finish(h, w->len[r]);
+        user_metrics(p, test, e0 + r, h, w->len[r]);
+    }
+}
+
+int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
+                     const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
+                     int threads, trn_metrics_t *out)
+{
+    if (!user_vecs || !item_vecs || dim < 1) return ENG_EINVAL;
+    plan_t p;
+    int rc = plan_init(&p, train, test, ks, nk, out);
+    if (rc) return rc;
+
+    int64_t n_blocks = (p.n_users + BLOCK_USERS - 1) / BLOCK_USERS;
+    if (threads < 1) threads = 1;
+    if (threads > n_blocks) threads = n_blocks > 0 ? (int)n_blocks : 1;
+
+    /* Per-thread workspaces, all allocated up front so that the parallel loop cannot fail. */
+    work_t *w = calloc((size_t)threads, sizeof *w);
+    rc = ENG_ENOMEM;
+    if (!w) goto done;
+    for (int t = 0; t < threads; t++)
+        if (work_init(&w[t], dim, p.depth, train->cols < TILE_ITEMS ? train->cols : TILE_ITEMS))
+            goto done;
+
+    blas_single_enter();
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; b++)
+        score_block(&p, &w[omp_get_thread_num()], b, user_vecs, item_vecs, dim, train, test);
+    blas_single_leave();
+    plan_finish(&p, out);
+    rc = 0;
+
+done:
+    for (int t = 0; w && t < threads; t++)
+        work_free(&w[t]);
+    free(w);
+    plan_free(&p);
+    return rc;
+}
+
+/* ---- popularity baseline ------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t pop;
+    int32_t idx;
+} pop_item_t;
+
+/* Most popular first; equal popularity: lower index first (the order eng_topk would give). */
+static int cmp_pop(const void *a, const void *b)
+{
+    const pop_item_t *x = a, *y = b;
+    if (x->pop != y->pop) return x->pop > y->pop ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+int trn_eval_popularity(const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
+                        trn_metrics_t *out)
+{
+    plan_t p;
+    int rc = plan_init(&p, train, test, ks, nk, out);
+    if (rc) return rc;
+    int32_t n_items = train->cols;
+    pop_item_t *rank = calloc((size_t)(n_items ? n_items : 1), sizeof *rank);
+    eng_scored_t *top = malloc((p.depth ? p.depth : 1) * sizeof *top);
+    rc = ENG_ENOMEM;
+    if (!rank || !top) goto done;
+
+    /* Rows hold no duplicates, so an item's count of entries is its number of training users. */
+    for (int32_t i = 0; i < n_items; i++)
+        rank[i].idx = i;
+    for (int64_t q = 0; q < train->ptr[train->rows]; q++)
+        rank[train->idx[q]].pop++;
+    qsort(rank, (size_t)n_items, sizeof *rank, cmp_pop);
+
+    /* Each user's list: the global ranking minus the user's training items, cut at depth. */
+    for (int64_t e = 0; e < p.n_users; e++) {
+        int32_t u = p.users[e];
+        size_t count = 0;
+        for (int32_t r = 0; r < n_items && count < p.depth; r++)
+            if (!eng_csr_has(train, u, rank[r].idx))
+                top[count++] = (eng_scored_t){rank[r].idx, (float)rank[r].pop};
+        user_metrics(&p, test, e, top, count);
+    }
+    plan_finish(&p, out);
+    rc = 0;
+
+done:
+    free(rank);
+    free(top);
+    plan_free(&p);
+    return rc;
+}
