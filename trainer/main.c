@@ -1,4 +1,5 @@
 /* gnnrec: one command, subcommands for training, inspecting and serving models. */
+#include "server/server.h"
 #include "trainer/cli.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@ static const char usage[] =
     "  train       train a model on an interaction log and publish it to a store\n"
     "  models      list the model versions in a store\n"
     "  recommend   top-K items for users, straight from a store\n"
+    "  serve       answer recommendation requests over HTTP from a store\n"
     "  help        this text\n"
     "\n"
     "`gnnrec COMMAND --help` describes each command's options.\n";
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
         return trn_cmd_models(argc - 1, argv + 1);
     if (strcmp(cmd, "recommend") == 0)
         return trn_cmd_recommend(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return srv_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return 0;

@@ -1,0 +1,528 @@
+/* The endpoints of proto/openapi.yaml: routing, parameters, and the answers. */
+#include "server/internal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_K 20
+#define MAX_K 1000
+#define MAX_SCORE_ITEMS 10000
+
+/* "/v1/users/{user}/recommendations" and "/v1/items/{item}/similar": the {id} segment, or NULL. */
+static const char *path_param(const char *url, const char *prefix, const char *suffix, size_t *len)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
+    if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0)
+        return NULL;
+    const char *id = url + pl;
+    *len = ul - pl - sl;
+    if (memchr(id, '/', *len))
+        return NULL;
+    return id;
+}
+
+srv_endpoint_t srv_api_route(const char *url, const char **allow)
+{
+    size_t len;
+    static const char get[] = "GET, HEAD", post[] = "POST";
+    *allow = get;
+    if (path_param(url, "/v1/users/", "/recommendations", &len))
+        return SRV_EP_RECOMMEND;
+    if (path_param(url, "/v1/items/", "/similar", &len))
+        return SRV_EP_SIMILAR;
+    if (strcmp(url, "/v1/models") == 0)
+        return SRV_EP_MODELS;
+    if (strcmp(url, "/healthz") == 0)
+        return SRV_EP_HEALTHZ;
+    if (strcmp(url, "/readyz") == 0)
+        return SRV_EP_READYZ;
+    if (strcmp(url, "/metrics") == 0)
+        return SRV_EP_METRICS;
+    *allow = post;
+    if (strcmp(url, "/v1/score") == 0)
+        return SRV_EP_SCORE;
+    if (strcmp(url, "/admin/reload") == 0)
+        return SRV_EP_RELOAD;
+    *allow = NULL;
+    return SRV_EP_OTHER;
+}
+
+static const char *arg(req_t *r, const char *key)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* Takes a reference to the model version the request asks for (?model= or the default), or
+ * answers with the error and returns NULL. */
+static srv_version_t *acquire(req_t *r)
+{
+    const char *name = arg(r, "model");
+    if (!name)
+        name = r->srv->cfg.model;
+    int why;
+    srv_version_t *v = srv_registry_acquire(r->srv->reg, name, &why);
+    if (!v) {
+        if (why == SRV_ACQ_NONE)
+            srv_req_error(r, 503, "no model version is loaded yet");
+        else if (why == SRV_ACQ_UNKNOWN)
+            srv_req_error(r, 404, "unknown model '%s'", name);
+        else
+            srv_req_error(r, 400, "several models are loaded: pick one with ?model=NAME");
+        return NULL;
+    }
+    r->ver = v;
+    return v;
+}
+
+/* ?k=: 1..MAX_K, default DEFAULT_K. Returns -1 after answering 400. */
+static long parse_k(req_t *r)
+{
+    const char *s = arg(r, "k");
+    if (!s)
+        return DEFAULT_K;
+    char *end;
+    errno = 0;
+    long k = strtol(s, &end, 10);
+    if (errno || end == s || *end || k < 1 || k > MAX_K) {
+        srv_req_error(r, 400, "k must be an integer in 1..%d, got '%s'", MAX_K, s);
+        return -1;
+    }
+    return k;
+}
+
+/* ?name=true|false|1|0, default def. Returns -1 after answering 400. */
+static int parse_bool(req_t *r, const char *name, int def)
+{
+    const char *s = arg(r, name);
+    if (!s)
+        return def;
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        return 1;
+    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        return 0;
+    srv_req_error(r, 400, "%s must be true or false, got '%s'", name, s);
+    return -1;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts and deduplicates a[0..n); returns the new length. */
+static size_t sort_unique(int32_t *a, size_t n)
+{
+    qsort(a, n, sizeof *a, cmp_i32);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || a[i] != a[w - 1])
+            a[w++] = a[i];
+    return w;
+}
+
+/* Resolves a comma-separated item list into *out (malloc'd, sorted, unique). Unknown ids are
+ * skipped when skip_unknown, else answered 404. Returns the count or -1 after answering. */
+static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int skip_unknown,
+                      int32_t **out)
+{
+    size_t cap = 1;
+    for (const char *p = csv; *p; p++)
+        cap += *p == ',';
+    int32_t *a = malloc(cap * sizeof *a);
+    if (!a) {
+        srv_req_error(r, 500, "out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    for (const char *p = csv;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len) {
+            int32_t i = eng_idmap_find(items, p, len);
+            if (i >= 0)
+                a[n++] = i;
+            else if (!skip_unknown) {
+                srv_req_error(r, 404, "unknown item '%.*s'", (int)(len > 200 ? 200 : len), p);
+                free(a);
+                return -1;
+            }
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    *out = a;
+    return (long)sort_unique(a, n);
+}
+
+/* Merges sorted unique a and b into a new sorted unique array. */
+static int32_t *merge_sorted(const int32_t *a, size_t na, const int32_t *b, size_t nb, size_t *n)
+{
+    int32_t *m = malloc((na + nb + 1) * sizeof *m);
+    if (!m)
+        return NULL;
+    size_t i = 0, j = 0, w = 0;
+    while (i < na || j < nb) {
+        int32_t x = j >= nb || (i < na && a[i] <= b[j]) ? a[i++] : b[j++];
+        if (w == 0 || m[w - 1] != x)
+            m[w++] = x;
+    }
+    *n = w;
+    return m;
+}
+
+/* Writes {"model","version",<subject_key>:<subject>,"items":[...]} for r's top list. */
+static void answer_items(req_t *r, const char *subject_key, const char *subject, size_t n)
+{
+    const sto_model_t *m = r->ver->model;
+    srv_buf_t b;
+    srv_buf_init(&b, 96 + 48 * n);
+    srv_buf_puts(&b, "{\"model\":");
+    srv_buf_json_str(&b, m->info.name);
+    srv_buf_printf(&b, ",\"version\":%lld,\"%s\":", (long long)m->info.version, subject_key);
+    srv_buf_json_str(&b, subject);
+    srv_buf_puts(&b, ",\"items\":[");
+    for (size_t i = 0; i < n; i++) {
+        srv_buf_puts(&b, i ? ",{\"item\":" : "{\"item\":");
+        srv_buf_json_str(&b, eng_idmap_name(m->items, r->top[i].idx));
+        srv_buf_puts(&b, ",\"score\":");
+        srv_buf_json_num(&b, r->top[i].score);
+        srv_buf_puts(&b, "}");
+    }
+    srv_buf_puts(&b, "]}");
+    size_t len = 0;
+    char *body = srv_buf_take(&b, &len);
+    srv_req_answer(r, 200, body, len, "application/json");
+}
+
+/* Batcher callback (worker thread): the top-K list is ready. */
+static void topk_done(srv_job_t *job)
+{
+    req_t *r = (req_t *)((char *)job - offsetof(req_t, job));
+    if (job->failed)
+        srv_req_error(r, 500, "out of memory scoring the request");
+    else if (r->ep == SRV_EP_RECOMMEND)
+        answer_items(r, "user", eng_idmap_name(r->ver->model->users, r->subject), job->q.n_out);
+    else
+        answer_items(r, "item", eng_idmap_name(r->ver->model->items, r->subject), job->q.n_out);
+    srv_req_resume(r);
+}
+
+/* Queues r's top-K job; answers 500/503 itself when it cannot. */
+static void submit(req_t *r, const eng_index_t *ix, const float *q, size_t k)
+{
+    r->job.ix = ix;
+    r->job.q.q = q;
+    r->job.q.k = k;
+    r->job.q.out = r->top;
+    r->job.done = topk_done;
+    srv_req_suspend(r);
+    if (srv_batcher_submit(r->srv->batcher, &r->job) != ENG_OK) {
+        srv_req_error(r, 503, "the server is shutting down");
+        srv_req_resume(r);
+    }
+}
+
+static void recommend(req_t *r, const char *url)
+{
+    size_t ulen;
+    const char *uid = path_param(url, "/v1/users/", "/recommendations", &ulen);
+    long k = parse_k(r);
+    int exclude_seen = k < 0 ? -1 : parse_bool(r, "exclude_seen", 1);
+    if (k < 0 || exclude_seen < 0)
+        return;
+    srv_version_t *v = acquire(r);
+    if (!v)
+        return;
+    const sto_model_t *m = v->model;
+    int32_t u = eng_idmap_find(m->users, uid, ulen);
+    if (u < 0) {
+        srv_req_error(r, 404, "unknown user '%.*s' in model %s v%lld", (int)(ulen > 200 ? 200 : ulen),
+                      uid, m->info.name, (long long)m->info.version);
+        return;
+    }
+    r->subject = u;
+    const int32_t *seen = m->seen_idx + m->seen_ptr[u];
+    size_t n_seen = exclude_seen ? (size_t)(m->seen_ptr[u + 1] - m->seen_ptr[u]) : 0;
+    int32_t *extra = NULL;
+    long n_extra = 0;
+    const char *ex = arg(r, "exclude");
+    if (ex && (n_extra = item_list(r, m->items, ex, 1, &extra)) < 0)
+        return;
+    size_t n_excl = 0;
+    r->exclude = merge_sorted(seen, n_seen, extra, (size_t)n_extra, &n_excl);
+    free(extra);
+    r->top = malloc((size_t)k * sizeof *r->top);
+    if (!r->exclude || !r->top) {
+        srv_req_error(r, 500, "out of memory");
+        return;
+    }
+    const float *q = m->user_vecs + (size_t)u * m->info.dim;
+    const char *cand = arg(r, "candidates");
+    if (!cand) {
+        r->job.q.exclude = r->exclude;
+        r->job.q.n_exclude = n_excl;
+        submit(r, v->dot, q, (size_t)k);
+        return;
+    }
+    /* Ranking a given candidate list is small work: done here, not batched. */
+    int32_t *c = NULL;
+    long nc = item_list(r, m->items, cand, 0, &c);
+    if (nc < 0)
+        return;
+    float *scores = malloc(((size_t)nc + 1) * sizeof *scores);
+    if (!scores) {
+        free(c);
+        srv_req_error(r, 500, "out of memory");
+        return;
+    }
+    eng_index_scores(v->dot, q, c, (size_t)nc, scores);
+    size_t e = 0;
+    for (long i = 0; i < nc; i++) { /* both lists sorted: one merge pass masks the excluded */
+        while (e < n_excl && r->exclude[e] < c[i])
+            e++;
+        if (e < n_excl && r->exclude[e] == c[i])
+            scores[i] = -INFINITY;
+    }
+    size_t n = eng_topk(scores, (int32_t)nc, (size_t)k, r->top);
+    for (size_t i = 0; i < n; i++)
+        r->top[i].idx = c[r->top[i].idx];
+    free(scores);
+    free(c);
+    answer_items(r, "user", eng_idmap_name(m->users, u), n);
+}
+
+static void similar(req_t *r, const char *url)
+{
+    size_t ilen;
+    const char *iid = path_param(url, "/v1/items/", "/similar", &ilen);
+    long k = parse_k(r);
+    if (k < 0)
+        return;
+    srv_version_t *v = acquire(r);
+    if (!v)
+        return;
+    const sto_model_t *m = v->model;
+    int32_t i = eng_idmap_find(m->items, iid, ilen);
+    if (i < 0) {
+        srv_req_error(r, 404, "unknown item '%.*s' in model %s v%lld", (int)(ilen > 200 ? 200 : ilen),
+                      iid, m->info.name, (long long)m->info.version);
+        return;
+    }
+    r->subject = i;
+    r->top = malloc((size_t)k * sizeof *r->top);
+    r->exclude = malloc(sizeof *r->exclude);
+    r->qbuf = malloc((size_t)m->info.dim * sizeof *r->qbuf);
+    if (!r->top || !r->exclude || !r->qbuf) {
+        srv_req_error(r, 500, "out of memory");
+        return;
+    }
+    r->exclude[0] = i;
+    r->job.q.exclude = r->exclude;
+    r->job.q.n_exclude = 1;
+    eng_index_vector(v->cos, i, r->qbuf);
+    submit(r, v->cos, r->qbuf, (size_t)k);
+}
+
+/* Resolves a JSON string id; answers 400/404 and returns -1 when it is not a known one. */
+static int32_t json_id(req_t *r, const json_t *s, const eng_idmap_t *map, const char *what)
+{
+    if (!json_is_string(s)) {
+        srv_req_error(r, 400, "every %s must be a string", what);
+        return -1;
+    }
+    int32_t i = eng_idmap_find(map, json_string_value(s), json_string_length(s));
+    if (i < 0)
+        srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
+    return i;
+}
+
+static void score(req_t *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!doc) {
+        srv_req_error(r, 400, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                      jerr.text);
+        return;
+    }
+    json_t *user = json_object_get(doc, "user"), *items = json_object_get(doc, "items"),
+           *pairs = json_object_get(doc, "pairs");
+    json_t *list = pairs ? pairs : items;
+    float *out = NULL;
+    srv_buf_t b = {0};
+    const char *bad = NULL;
+    if (!json_is_object(doc))
+        bad = "the body must be a JSON object";
+    else if (pairs ? (user || items || json_object_size(doc) != 1)
+                   : (!user || !items || json_object_size(doc) != 2))
+        bad = "the body must be {\"user\": \"u\", \"items\": [...]} or {\"pairs\": [[\"u\", \"i\"], ...]}";
+    else if (!json_is_array(list) || json_array_size(list) < 1 ||
+             json_array_size(list) > MAX_SCORE_ITEMS)
+        bad = pairs ? "pairs must be an array of 1..10000 [user, item] pairs"
+                    : "items must be an array of 1..10000 item ids";
+    if (bad) {
+        srv_req_error(r, 400, "%s", bad);
+        goto done;
+    }
+    srv_version_t *v = acquire(r);
+    if (!v)
+        goto done;
+    const sto_model_t *m = v->model;
+    size_t n = json_array_size(list);
+    out = malloc(n * sizeof *out);
+    if (!out) {
+        srv_req_error(r, 500, "out of memory");
+        goto done;
+    }
+    int32_t u = -1;
+    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0)
+        goto done;
+    for (size_t k = 0; k < n; k++) {
+        json_t *e = json_array_get(list, k), *it = e;
+        int32_t pu = u;
+        if (pairs) {
+            if (!json_is_array(e) || json_array_size(e) != 2) {
+                srv_req_error(r, 400, "pairs[%zu] must be a [user, item] pair of strings", k);
+                goto done;
+            }
+            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0)
+                goto done;
+            it = json_array_get(e, 1);
+        }
+        int32_t i = json_id(r, it, m->items, "item");
+        if (i < 0)
+            goto done;
+        eng_index_scores(v->dot, m->user_vecs + (size_t)pu * m->info.dim, &i, 1, &out[k]);
+    }
+    srv_buf_init(&b, 64 + 16 * n);
+    srv_buf_puts(&b, "{\"model\":");
+    srv_buf_json_str(&b, m->info.name);
+    srv_buf_printf(&b, ",\"version\":%lld,", (long long)m->info.version);
+    if (!pairs) {
+        srv_buf_puts(&b, "\"user\":");
+        srv_buf_json_str(&b, json_string_value(user));
+        srv_buf_puts(&b, ",");
+    }
+    srv_buf_puts(&b, "\"scores\":[");
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            srv_buf_puts(&b, ",");
+        srv_buf_json_num(&b, out[k]);
+    }
+    srv_buf_puts(&b, "]}");
+    size_t len = 0;
+    char *body = srv_buf_take(&b, &len);
+    srv_req_answer(r, 200, body, len, "application/json");
+done:
+    free(out);
+    json_decref(doc);
+}
+
+static void answer_json(req_t *r, unsigned status, json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    srv_req_answer(r, status, s, s ? strlen(s) : 0, "application/json");
+}
+
+static void models(req_t *r)
+{
+    srv_version_t **vs;
+    int n = srv_registry_snapshot(r->srv->reg, &vs);
+    if (n < 0) {
+        srv_req_error(r, 500, "out of memory");
+        return;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        const sto_version_info_t *in = &vs[i]->model->info;
+        json_t *metrics = json_loads(in->metrics_json ? in->metrics_json : "{}", 0, NULL);
+        json_array_append_new(
+            arr, json_pack("{ss,sI,ss,ss,ss,si,si,si,so}", "name", in->name, "version",
+                           (json_int_t)in->version, "kind", in->kind, "created", in->created,
+                           "loaded_at", vs[i]->loaded_at, "users", in->n_users, "items",
+                           in->n_items, "dim", in->dim, "metrics",
+                           metrics ? metrics : json_object()));
+        srv_version_unref(vs[i]);
+    }
+    free(vs);
+    answer_json(r, 200, json_pack("{so}", "models", arr));
+}
+
+static void metrics(req_t *r)
+{
+    srv_buf_t b;
+    srv_buf_init(&b, 16384);
+    srv_metrics_render(&b);
+    srv_version_t **vs;
+    int n = srv_registry_snapshot(r->srv->reg, &vs);
+    srv_buf_puts(&b, "# HELP gnnrec_model_version Loaded version of each model.\n"
+                     "# TYPE gnnrec_model_version gauge\n");
+    for (int i = 0; i < n; i++)
+        srv_buf_printf(&b, "gnnrec_model_version{model=\"%s\"} %lld\n", vs[i]->model->info.name,
+                       (long long)vs[i]->model->info.version);
+    srv_buf_puts(&b, "# HELP gnnrec_model_loaded_timestamp_seconds When each model's version "
+                     "was loaded.\n# TYPE gnnrec_model_loaded_timestamp_seconds gauge\n");
+    for (int i = 0; i < n; i++) {
+        srv_buf_printf(&b, "gnnrec_model_loaded_timestamp_seconds{model=\"%s\"} %.3f\n",
+                       vs[i]->model->info.name, vs[i]->loaded_unix);
+        srv_version_unref(vs[i]);
+    }
+    free(vs);
+    srv_buf_printf(&b,
+                   "# HELP gnnrec_versions_alive Model versions in memory (current and draining).\n"
+                   "# TYPE gnnrec_versions_alive gauge\ngnnrec_versions_alive %d\n"
+                   "# HELP gnnrec_requests_in_flight Requests being answered.\n"
+                   "# TYPE gnnrec_requests_in_flight gauge\ngnnrec_requests_in_flight %d\n",
+                   srv_versions_alive(), atomic_load(&r->srv->in_flight));
+    size_t len = 0;
+    char *body = srv_buf_take(&b, &len);
+    srv_req_answer(r, 200, body, len, "text/plain; version=0.0.4");
+}
+
+void srv_api_dispatch(req_t *r, const char *method, const char *url)
+{
+    const char *allow = NULL;
+    srv_endpoint_t ep = srv_api_route(url, &allow);
+    if (!allow) {
+        srv_req_error(r, 404, "no such path: %.200s", url);
+        return;
+    }
+    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    int ok = strcmp(allow, "POST") == 0 ? strcmp(method, "POST") == 0 : get;
+    if (!ok) {
+        r->allow = allow;
+        srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, allow);
+        return;
+    }
+    switch (ep) {
+    case SRV_EP_RECOMMEND: recommend(r, url); break;
+    case SRV_EP_SIMILAR: similar(r, url); break;
+    case SRV_EP_SCORE: score(r); break;
+    case SRV_EP_MODELS: models(r); break;
+    case SRV_EP_HEALTHZ:
+        answer_json(r, 200, json_pack("{ss}", "status", "ok"));
+        break;
+    case SRV_EP_READYZ: {
+        srv_version_t **vs;
+        int n = srv_registry_snapshot(r->srv->reg, &vs);
+        for (int i = 0; i < n; i++)
+            srv_version_unref(vs[i]);
+        free(vs);
+        if (n > 0)
+            answer_json(r, 200, json_pack("{ss,si}", "status", "ready", "models", n));
+        else
+            srv_req_error(r, 503, "no model version is loaded yet");
+        break;
+    }
+    case SRV_EP_METRICS: metrics(r); break;
+    case SRV_EP_RELOAD: srv_loader_request(r->srv, r); break;
+    case SRV_EP_OTHER:
+    case SRV_EP_COUNT: srv_req_error(r, 404, "no such path"); break;
+    }
+}

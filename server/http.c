@@ -1,0 +1,254 @@
+/* HTTP plumbing on libmicrohttpd: request contexts, body limits, content types, answers,
+ * suspension for asynchronous answers, completion (metrics, access log). */
+#include "engine/clock.h"
+#include "server/internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+void srv_log(const char *fmt, ...)
+{
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s gnnrec serve: %s\n", ts, line);
+}
+
+void srv_req_answer(req_t *r, unsigned status, char *body, size_t len, const char *ctype)
+{
+    free(r->resp);
+    r->status = status;
+    r->resp = body;
+    r->resp_len = len;
+    r->content_type = ctype;
+}
+
+static const char *error_code(unsigned status)
+{
+    switch (status) {
+    case 400: return "bad_request";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 415: return "unsupported_media_type";
+    case 503: return "unavailable";
+    default: return "internal";
+    }
+}
+
+void srv_req_error(req_t *r, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    srv_buf_t b;
+    srv_buf_init(&b, 128 + strlen(msg));
+    srv_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":", error_code(status));
+    srv_buf_json_str(&b, msg);
+    srv_buf_puts(&b, "}}");
+    size_t len = 0;
+    char *body = srv_buf_take(&b, &len);
+    srv_req_answer(r, status, body, len, "application/json");
+}
+
+void srv_req_suspend(req_t *r)
+{
+    r->suspended = 1;
+    MHD_suspend_connection(r->conn);
+}
+
+void srv_req_resume(req_t *r)
+{
+    MHD_resume_connection(r->conn);
+}
+
+/* Queues r's answer on its connection. */
+static enum MHD_Result send_answer(req_t *r)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    struct MHD_Response *resp;
+    if (r->resp) {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
+        if (resp)
+            r->resp = NULL; /* the response owns it now */
+    } else {
+        r->status = 500;
+        r->content_type = "application/json";
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            r->content_type ? r->content_type : "application/json");
+    if (r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static int is_json(const char *ctype)
+{
+    if (!ctype)
+        return 0;
+    size_t n = strlen("application/json");
+    return strncasecmp(ctype, "application/json", n) == 0 &&
+           (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    srv_t *s = cls;
+    req_t *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->t0 = eng_now();
+        const char *allow = NULL;
+        r->ep = srv_api_route(url, &allow);
+        *con_cls = r;
+        atomic_fetch_add(&s->in_flight, 1);
+        int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+        if (is_post && r->ep == SRV_EP_SCORE) {
+            /* Refuse before reading the body: wrong type, or declared over the limit. */
+            const char *ctype =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+            const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
+            if (!is_json(ctype)) {
+                srv_req_error(r, 415, "POST /v1/score takes Content-Type: application/json");
+                return send_answer(r);
+            }
+            if (clen && strtoull(clen, NULL, 10) > s->cfg.max_body) {
+                srv_req_error(r, 413, "request body of %s bytes is over the limit of %zu", clen,
+                              s->cfg.max_body);
+                return send_answer(r);
+            }
+            srv_buf_init(&r->body, 1024);
+            return MHD_YES; /* the body follows */
+        }
+        if (!is_post || !allow || strcmp(allow, "POST") != 0) {
+            srv_api_dispatch(r, method, url);
+            return r->suspended ? MHD_YES : send_answer(r);
+        }
+        return MHD_YES; /* a POST route without a body we use: answer once any body is read */
+    }
+    if (r->suspended) { /* resumed: the answer is ready */
+        r->suspended = 0;
+        return send_answer(r);
+    }
+    if (*upload_data_size) {
+        if (r->ep == SRV_EP_SCORE && !r->body_over) {
+            if (r->body.len + *upload_data_size > s->cfg.max_body)
+                r->body_over = 1; /* a chunked body with no declared length went over */
+            else
+                srv_buf_put(&r->body, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        if (r->body_over)
+            return MHD_NO; /* close rather than read an unbounded body */
+        return MHD_YES;
+    }
+    srv_api_dispatch(r, method, url);
+    return r->suspended ? MHD_YES : send_answer(r);
+}
+
+static void access_log_line(srv_t *s, req_t *r, double secs)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char addr[64] = "-";
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
+                  sizeof addr);
+    char ts[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pthread_mutex_lock(&s->log_lock);
+    fprintf(s->access_log, "%s %s %s %u %.3fms\n", ts, addr, srv_endpoint_name(r->ep), r->status,
+            secs * 1e3);
+    fflush(s->access_log);
+    pthread_mutex_unlock(&s->log_lock);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    srv_t *s = cls;
+    req_t *r = *con_cls;
+    if (!r)
+        return;
+    double secs = eng_now() - r->t0;
+    if (r->status)
+        srv_metrics_request(r->ep, r->status, secs);
+    if (s->access_log && r->status)
+        access_log_line(s, r, secs);
+    srv_version_unref(r->ver);
+    srv_buf_free(&r->body);
+    free(r->resp);
+    free(r->top);
+    free(r->exclude);
+    free(r->qbuf);
+    free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->cfg.port)};
+    if (inet_pton(AF_INET, s->cfg.host, &sa.sin_addr) != 1) {
+        snprintf(errbuf, errlen, "--listen: '%s' is not an IPv4 address", s->cfg.host);
+        return -1;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_TURBO;
+    s->mhd = MHD_start_daemon(
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.http_threads,
+        MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->cfg.conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(errbuf, errlen, "cannot listen on %s:%u (address in use?)", s->cfg.host,
+                 s->cfg.port);
+        return -1;
+    }
+    if (s->cfg.port == 0) { /* report the port the kernel chose */
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        if (di)
+            s->cfg.port = di->port;
+    }
+    return 0;
+}
+
+void srv_http_stop(srv_t *s)
+{
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+}

@@ -1,0 +1,122 @@
+/* Shared state of the server's parts: HTTP plumbing (http.c), endpoints (api.c), store watching
+ * and reloads (loader.c), process setup (cmd_serve.c). Internal to server/. */
+#ifndef GNNREC_SERVER_INTERNAL_H
+#define GNNREC_SERVER_INTERNAL_H
+
+#include "server/batch.h"
+#include "server/buf.h"
+#include "server/metrics.h"
+#include "server/registry.h"
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <uv.h>
+
+typedef struct {
+    const char *db_path;
+    const char *model;    /* default model name, or NULL */
+    const char *host;     /* listen address */
+    unsigned port;
+    int http_threads;     /* libmicrohttpd thread pool */
+    int workers;          /* scoring threads */
+    int max_batch;
+    size_t max_body;      /* bytes */
+    unsigned conn_timeout;/* seconds */
+    unsigned max_conns;
+    unsigned poll_ms;
+    const char *access_log; /* path, "-" for stdout, NULL for none */
+} srv_config_t;
+
+typedef struct srv srv_t;
+
+/* One HTTP request in flight. Created on its first callback, freed when libmicrohttpd reports
+ * it complete; holds a reference to the model version it is answered from. */
+typedef struct req {
+    srv_t *srv;
+    struct MHD_Connection *conn;
+    srv_endpoint_t ep;
+    double t0;
+    srv_buf_t body;        /* request body (POST) */
+    int body_over;         /* the body went over --max-body */
+    srv_version_t *ver;    /* held reference, or NULL */
+    /* an answer produced off the HTTP thread (batcher, reload), queued when resumed */
+    int suspended;
+    unsigned status;
+    char *resp;            /* malloc'd body */
+    size_t resp_len;
+    const char *content_type;
+    const char *allow;     /* Allow header for 405 */
+    /* top-K job state */
+    srv_job_t job;
+    eng_scored_t *top;
+    int32_t *exclude;
+    float *qbuf;           /* query vector copy (similar items) */
+    int32_t subject;       /* user or item index */
+    struct req *next_waiter; /* reload waiters list */
+} req_t;
+
+/* The store watcher and reload machinery, run on the libuv loop thread. */
+typedef struct {
+    uv_timer_t poll;
+    uv_async_t wake;       /* reload requested from another thread */
+    uv_signal_t sighup;
+    uv_work_t work;
+    sto_db_t *poll_db;     /* read-only handle for PRAGMA data_version */
+    int64_t data_version;
+    int busy, pending, force, pending_force, first;
+    atomic_int force_requested;
+    /* reload waiters (POST /admin/reload): added by HTTP threads, answered after a run */
+    pthread_mutex_t lock;
+    req_t *waiters;        /* for the next run */
+    req_t *run_waiters;    /* for the run in progress */
+    /* the run in progress (worker thread writes, loop thread reads after completion) */
+    srv_version_t **loaded;
+    int n_loaded;
+    char **refused;        /* "name\tversion\treason" */
+    int n_refused;
+    /* (name, version) pairs refused before, not retried until forced */
+    char **bad;
+    int n_bad;
+} srv_loader_t;
+
+struct srv {
+    srv_config_t cfg;
+    srv_registry_t *reg;
+    srv_batcher_t *batcher;
+    struct MHD_Daemon *mhd;
+    uv_loop_t *loop;
+    srv_loader_t loader;
+    atomic_int in_flight;  /* requests between first callback and completion */
+    FILE *access_log;
+    pthread_mutex_t log_lock;
+};
+
+/* Logs one line to stderr with a timestamp ("gnnrec serve: ..."). Thread-safe. */
+void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* http.c */
+int srv_http_start(srv_t *s, char *errbuf, size_t errlen);
+void srv_http_stop(srv_t *s);
+/* Sets r's answer: status, body (taken), content type. */
+void srv_req_answer(req_t *r, unsigned status, char *body, size_t len, const char *ctype);
+/* Sets r's answer to an error body {"error":{"code","message"}} with the code for status. */
+void srv_req_error(req_t *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Suspends r's connection until srv_req_resume (from any thread) after its answer is set. */
+void srv_req_suspend(req_t *r);
+void srv_req_resume(req_t *r);
+
+/* api.c: routes r (method, url) and produces its answer, or suspends it for an asynchronous one. */
+void srv_api_dispatch(req_t *r, const char *method, const char *url);
+/* Which endpoint a path is (for metrics), and the methods it allows (NULL: unknown path). */
+srv_endpoint_t srv_api_route(const char *url, const char **allow);
+
+/* loader.c */
+int srv_loader_start(srv_t *s);
+void srv_loader_stop(srv_t *s);
+/* Queues r to be answered with the result of the next reload, and asks for one (any thread). */
+void srv_loader_request(srv_t *s, req_t *r);
+
+#endif

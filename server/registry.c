@@ -1,0 +1,176 @@
+/* Refcounted model versions and the registry of current ones. */
+#include "server/registry.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static atomic_int alive;
+
+srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err)
+{
+    srv_version_t *v = calloc(1, sizeof *v);
+    if (!v)
+        goto nomem;
+    v->model = m;
+    const sto_version_info_t *in = &m->info;
+    v->dot = eng_index_new(m->item_vecs, in->n_items, in->dim, 0);
+    v->cos = eng_index_new(m->item_vecs, in->n_items, in->dim, 1);
+    if (!v->dot || !v->cos)
+        goto nomem;
+    atomic_init(&v->refs, 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    v->loaded_unix = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(v->loaded_at, sizeof v->loaded_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    atomic_fetch_add(&alive, 1);
+    return v;
+nomem:
+    eng_error_set(err, ENG_ENOMEM, "out of memory indexing %s v%lld", m->info.name,
+                  (long long)m->info.version);
+    if (v) {
+        eng_index_free(v->dot);
+        eng_index_free(v->cos);
+        free(v);
+    }
+    sto_model_free(m);
+    return NULL;
+}
+
+srv_version_t *srv_version_ref(srv_version_t *v)
+{
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
+    return v;
+}
+
+void srv_version_unref(srv_version_t *v)
+{
+    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    eng_index_free(v->dot);
+    eng_index_free(v->cos);
+    sto_model_free(v->model);
+    free(v);
+    atomic_fetch_sub(&alive, 1);
+}
+
+int srv_versions_alive(void)
+{
+    return atomic_load(&alive);
+}
+
+struct srv_registry {
+    pthread_mutex_t lock;
+    srv_version_t **cur; /* sorted by model name */
+    int n, cap;
+};
+
+srv_registry_t *srv_registry_new(void)
+{
+    srv_registry_t *r = calloc(1, sizeof *r);
+    if (r)
+        pthread_mutex_init(&r->lock, NULL);
+    return r;
+}
+
+void srv_registry_free(srv_registry_t *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n; i++)
+        srv_version_unref(r->cur[i]);
+    free(r->cur);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* Index of model name, or -(insertion point) - 1. Caller holds the lock. */
+static int find(const srv_registry_t *r, const char *name)
+{
+    int lo = 0, hi = r->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, c = strcmp(r->cur[mid]->model->info.name, name);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -lo - 1;
+}
+
+srv_version_t *srv_registry_acquire(srv_registry_t *r, const char *name, int *why)
+{
+    srv_version_t *v = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->n == 0)
+        *why = SRV_ACQ_NONE;
+    else if (!name)
+        *why = r->n == 1 ? (v = r->cur[0], SRV_ACQ_OK) : SRV_ACQ_AMBIGUOUS;
+    else {
+        int i = find(r, name);
+        *why = i >= 0 ? (v = r->cur[i], SRV_ACQ_OK) : SRV_ACQ_UNKNOWN;
+    }
+    if (v)
+        srv_version_ref(v);
+    pthread_mutex_unlock(&r->lock);
+    return v;
+}
+
+int srv_registry_swap(srv_registry_t *r, srv_version_t *v)
+{
+    srv_version_t *old = NULL;
+    int rc = ENG_OK;
+    pthread_mutex_lock(&r->lock);
+    int i = find(r, v->model->info.name);
+    if (i >= 0) {
+        old = r->cur[i];
+        r->cur[i] = v;
+        goto out;
+    }
+    if (r->n == r->cap) {
+        int cap = r->cap ? 2 * r->cap : 4;
+        srv_version_t **a = realloc(r->cur, (size_t)cap * sizeof *a);
+        if (!a) {
+            old = v;
+            rc = ENG_ENOMEM;
+            goto out;
+        }
+        r->cur = a;
+        r->cap = cap;
+    }
+    i = -i - 1;
+    memmove(r->cur + i + 1, r->cur + i, (size_t)(r->n - i) * sizeof *r->cur);
+    r->cur[i] = v;
+    r->n++;
+out:
+    pthread_mutex_unlock(&r->lock);
+    srv_version_unref(old);
+    return rc;
+}
+
+int64_t srv_registry_version(srv_registry_t *r, const char *name)
+{
+    pthread_mutex_lock(&r->lock);
+    int i = find(r, name);
+    int64_t ver = i >= 0 ? r->cur[i]->model->info.version : 0;
+    pthread_mutex_unlock(&r->lock);
+    return ver;
+}
+
+int srv_registry_snapshot(srv_registry_t *r, srv_version_t ***out)
+{
+    pthread_mutex_lock(&r->lock);
+    int n = r->n;
+    srv_version_t **a = malloc((size_t)(n ? n : 1) * sizeof *a);
+    if (a)
+        for (int i = 0; i < n; i++)
+            a[i] = srv_version_ref(r->cur[i]);
+    pthread_mutex_unlock(&r->lock);
+    *out = a;
+    return a ? n : -1;
+}
