@@ -9,5 +9,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config ca-certificates curl \
     libopenblas-dev libsqlite3-dev sqlite3 libjansson-dev libcmocka-dev \
-    libmicrohttpd-dev libuv1-dev >/dev/null
+    libmicrohttpd-dev libuv1-dev python3 python3-numpy python3-yaml python3-jsonschema >/dev/null
 echo "deps: installed"
