@@ -207,14 +207,10 @@ static int pick_format(trn__reader_t *r, trn_format_t want, trn_format_t *fmt, e
     *fmt = want;
     if (want != TRN_FMT_AUTO)
         return ENG_OK;
-    const char *buf;
-    size_t len;
-    int at_eof;
-    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
-    if (rc < 0)
-        return rc;
     trn__span_t lines[SAMPLE_LINES];
-    int n = trn__sample_lines(buf, len, at_eof, lines, SAMPLE_LINES);
+    int n = trn__reader_sample(r, lines, SAMPLE_LINES, err);
+    if (n < 0)
+        return n;
     *fmt = trn__lgn_detect(lines, n) ? TRN_FMT_LGN : TRN_FMT_CSV;
     return ENG_OK;
 }

@@ -219,14 +219,10 @@ static int named_columns(const field_t *f, int n, layout_t *l)
 /* Detects delimiter, header and columns from the first lines of the file. */
 static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
 {
-    const char *buf;
-    size_t len;
-    int at_eof;
-    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
-    if (rc < 0)
-        return rc;
     trn__span_t lines[SAMPLE_LINES];
-    int n = trn__sample_lines(buf, len, at_eof, lines, SAMPLE_LINES);
+    int n = trn__reader_sample(r, lines, SAMPLE_LINES, err);
+    if (n < 0)
+        return n;
     *l = (layout_t){detect_delim(lines, n), 0, 0, 1, 2, 3, 2};
     if (n == 0)
         return ENG_OK;
@@ -236,7 +232,7 @@ static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
     field_t f[2][MAX_FIELDS];
     int nf[2] = {0, 0};
     int have = n < 2 ? n : 2;
-    rc = ENG_OK;
+    int rc = ENG_OK;
     for (int k = 0; k < have; k++) {
         copy[k] = malloc(lines[k].len + 1);
         if (!copy[k]) {

@@ -58,10 +58,11 @@ typedef struct {
     size_t len;
 } trn__span_t;
 
-/* Up to max non-blank lines from the start of buf (as given by trn__reader_peek). An unterminated
- * last line counts only at EOF, or cut back to its last blank when it is the only line (a first
- * line longer than the buffer). Returns the number of lines. */
-int trn__sample_lines(const char *buf, size_t len, int at_eof, trn__span_t *out, int max);
+/* Up to max non-blank lines from the start of the file, for format detection, without consuming
+ * them (only valid before the first trn__reader_next). An unterminated last line counts only at
+ * EOF, or cut back to its last blank when it is the only line (a first line longer than the
+ * buffer). Returns the number of lines, or ENG_EIO with err filled. */
+int trn__reader_sample(trn__reader_t *r, trn__span_t *out, int max, eng_error_t *err);
 
 /* ---- Interaction list (data.c) ---- */
 typedef struct {

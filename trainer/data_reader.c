@@ -142,7 +142,7 @@ static int blank_line(const char *s, size_t n)
     return 1;
 }
 
-int trn__sample_lines(const char *buf, size_t len, int at_eof, trn__span_t *out, int max)
+static int sample_lines(const char *buf, size_t len, int at_eof, trn__span_t *out, int max)
 {
     int n = 0;
     size_t pos = 0;
@@ -171,4 +171,13 @@ int trn__sample_lines(const char *buf, size_t len, int at_eof, trn__span_t *out,
             out[n++] = (trn__span_t){s, l};
     }
     return n;
+}
+
+int trn__reader_sample(trn__reader_t *r, trn__span_t *out, int max, eng_error_t *err)
+{
+    const char *buf;
+    size_t len;
+    int at_eof;
+    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
+    return rc < 0 ? rc : sample_lines(buf, len, at_eof, out, max);
 }
