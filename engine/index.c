@@ -1,0 +1,328 @@
+/* Exact inner-product search: the panel layout, the batched scoring kernel and the fused top-K.
+ *
+ * Layout: items are stored in panels of PANEL (16) items; a panel holds, for each coordinate d,
+ * the 16 items' values side by side (one 64-byte cache line), so the kernel reads a panel front to
+ * back and multiplies one broadcast query coordinate into 16 item lanes at a time. Panels come in
+ * groups of GROUP (4) and the last group is padded with zero items, which are scored but never
+ * offered to the selection.
+ *
+ * Batching: for each group, every query of the batch is scored against it while the group sits
+ * in L1 (16 KB at dim 64), so the matrix streams from memory once per batch. A query's scores for
+ * the group go to a small buffer and are offered to its heap (the caller's out array,
+ * eng_topk_push) only when one of them beats the heap's current k-th best: after the first few
+ * groups almost none do, so selection and exclusion cost nearly nothing.
+ *
+ * Determinism: every score is one chain, acc = acc + q[d] * x[d] for d = 0, 1, ..., dim - 1 in one
+ * vector lane, starting from 0. Lanes do not interact, so the score of an item does not depend on
+ * which kernel shape computed it, on the batch, or on which other items share its vector. All
+ * shapes are instances of one always-inline kernel, so the compiler makes the same fused
+ * multiply-add choice for each of them. */
+#include "engine/index.h"
+
+#include "engine/err.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PANEL 16 /* items per panel: 16 floats, one cache line per coordinate */
+#define GROUP 4  /* panels per group: the unit every query of a batch scores in turn */
+#define GROUP_ITEMS (GROUP * PANEL)
+/* Most queries scored together: 6 x 2 accumulators + 2 columns + 1 broadcast fill the 16 AVX2
+ * registers. */
+#define QBLOCK 6
+
+/* Kernels are compiled for AVX2+FMA and for baseline x86-64, the loader picking the best one the
+ * CPU has, as in engine/csr.c. The FMA clone and the baseline clone round differently (one
+ * rounding per multiply-add against two), but a process runs one of them for every call. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ENG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define ENG_CLONES
+#endif
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+typedef float v8f __attribute__((vector_size(32))); /* naturally aligned: panels are */
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+struct eng_index {
+    int32_t n_items;
+    int dim;
+    int32_t n_groups;
+    size_t panel_floats; /* dim * PANEL */
+    float *panels;       /* [n_groups * GROUP][dim][PANEL], 64-byte aligned, padding zero */
+};
+
+/* Per-query selection state, in the caller's scratch. */
+typedef struct {
+    size_t len; /* entries in the query's heap (its out array) */
+    size_t cur; /* first exclude entry not yet passed */
+    float thr;  /* a score must be above this to enter: -INFINITY until the heap is full, then
+                 * the heap's worst score */
+} qstate_t;
+
+eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int normalize)
+{
+    if (n_items < 0 || dim < 1 || (n_items > 0 && !item_vecs)) return NULL;
+    int32_t n_groups = (int32_t)(((int64_t)n_items + GROUP_ITEMS - 1) / GROUP_ITEMS);
+    size_t panel_floats = (size_t)dim * PANEL;
+    size_t n_panels = (size_t)n_groups * GROUP;
+    if (n_panels && panel_floats > SIZE_MAX / sizeof(float) / n_panels) return NULL;
+    size_t bytes = n_panels * panel_floats * sizeof(float); /* a multiple of 64 */
+
+    eng_index_t *ix = calloc(1, sizeof *ix);
+    if (!ix) goto fail;
+    ix->n_items = n_items;
+    ix->dim = dim;
+    ix->n_groups = n_groups;
+    ix->panel_floats = panel_floats;
+    ix->panels = aligned_alloc(64, bytes ? bytes : 64);
+    if (!ix->panels) goto fail;
+    memset(ix->panels, 0, bytes);
+
+    for (int32_t i = 0; i < n_items; i++) {
+        const float *x = item_vecs + (size_t)i * dim;
+        float *p = ix->panels + (size_t)(i / PANEL) * panel_floats + i % PANEL;
+        double scale = 1.0;
+        if (normalize) {
+            double ss = 0.0;
+            for (int d = 0; d < dim; d++)
+                ss += (double)x[d] * x[d];
+            scale = ss > 0.0 ? 1.0 / sqrt(ss) : 1.0;
+        }
+        for (int d = 0; d < dim; d++)
+            p[(size_t)d * PANEL] = normalize ? (float)(x[d] * scale) : x[d];
+    }
+    return ix;
+
+fail:
+    eng_index_free(ix);
+    return NULL;
+}
+
+void eng_index_free(eng_index_t *ix)
+{
+    if (!ix) return;
+    free(ix->panels);
+    free(ix);
+}
+
+int32_t eng_index_items(const eng_index_t *ix)
+{
+    return ix->n_items;
+}
+
+int eng_index_dim(const eng_index_t *ix)
+{
+    return ix->dim;
+}
+
+int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
+{
+    if (i < 0 || i >= ix->n_items) return ENG_EINVAL;
+    const float *p = ix->panels + (size_t)(i / PANEL) * ix->panel_floats + i % PANEL;
+    for (int d = 0; d < ix->dim; d++)
+        out[d] = p[(size_t)d * PANEL];
+    return 0;
+}
+
+/* The kernel: out[j * GROUP_ITEMS + p * PANEL + l] = q[j] . (lane l of panel pan[p]) for nqb
+ * queries and npan panels, all accumulators in registers. Returns a mask with bit j set when one
+ * of query j's scores is above thr[j] (NaN never is), tested while the scores are still in
+ * registers. nqb and npan are constants at every call site (nqb * npan <= QBLOCK), so the loops
+ * unroll and the arrays become registers. */
+static ALWAYS_INLINE unsigned kernel(const int nqb, const int npan, int dim, const float *const *q,
+                                     const float *const *pan, const float *thr, float *out)
+{
+    v8f acc[QBLOCK][GROUP][2];
+    for (int j = 0; j < nqb; j++)
+        for (int p = 0; p < npan; p++)
+            acc[j][p][0] = acc[j][p][1] = (v8f){0};
+    for (int d = 0; d < dim; d++) {
+        v8f c[GROUP][2];
+        for (int p = 0; p < npan; p++) {
+            c[p][0] = *(const v8f *)(pan[p] + (size_t)d * PANEL);
+            c[p][1] = *(const v8f *)(pan[p] + (size_t)d * PANEL + 8);
+        }
+        for (int j = 0; j < nqb; j++) {
+            const float s = q[j][d];
+            for (int p = 0; p < npan; p++) {
+                acc[j][p][0] += s * c[p][0];
+                acc[j][p][1] += s * c[p][1];
+            }
+        }
+    }
+    unsigned hits = 0;
+    for (int j = 0; j < nqb; j++) {
+        const v8f t = thr[j] - (v8f){0};
+        v8i above = {0};
+        for (int p = 0; p < npan; p++) {
+            v8f *o = (v8f *)(out + (size_t)j * GROUP_ITEMS + (size_t)p * PANEL);
+            o[0] = acc[j][p][0];
+            o[1] = acc[j][p][1];
+            above |= (acc[j][p][0] > t) | (acc[j][p][1] > t);
+        }
+        /* Any lane set? Once per query and group, so a few extracts are fine. */
+        uint64_t w[4];
+        memcpy(w, &above, sizeof w);
+        hits |= (unsigned)((w[0] | w[1] | w[2] | w[3]) != 0) << j;
+    }
+    return hits;
+}
+
+/* Scores nqb queries against the GROUP panels starting at g into buf [nqb][GROUP_ITEMS], with
+ * the kernel shape that keeps enough independent accumulators for nqb: one query needs four
+ * panels at once to hide the multiply-add latency, six queries fill the registers with one.
+ * Returns kernel's mask over the whole group. */
+static ALWAYS_INLINE unsigned score_group(int nqb, int dim, const float *const *q, const float *g,
+                                          size_t panel_floats, const float *thr, float *buf)
+{
+    const float *pan[GROUP];
+    for (int p = 0; p < GROUP; p++)
+        pan[p] = g + (size_t)p * panel_floats;
+    unsigned hits = 0;
+    switch (nqb) {
+    case 1:
+        return kernel(1, 4, dim, q, pan, thr, buf);
+    case 2:
+        hits = kernel(2, 2, dim, q, pan, thr, buf);
+        return hits | kernel(2, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
+    case 3:
+        hits = kernel(3, 2, dim, q, pan, thr, buf);
+        return hits | kernel(3, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
+    default:
+        for (int p = 0; p < GROUP; p++) {
+            float *b = buf + p * PANEL;
+            if (nqb == 4)
+                hits |= kernel(4, 1, dim, q, pan + p, thr, b);
+            else if (nqb == 5)
+                hits |= kernel(5, 1, dim, q, pan + p, thr, b);
+            else
+                hits |= kernel(6, 1, dim, q, pan + p, thr, b);
+        }
+        return hits;
+    }
+}
+
+/* Non-zero when any of s[0..n) is above thr (NaN never is). */
+static int any_above(const float *s, int n, float thr)
+{
+    for (int i = 0; i < n; i++)
+        if (s[i] > thr) return 1;
+    return 0;
+}
+
+/* Offers the scores sc[0..n) of items base .. base + n - 1 to query q's heap. Excluded items are
+ * masked only here, when a score beats the threshold: masking can only lower scores, so a piece
+ * with nothing above it has nothing to mask, and the cursor skips its exclusions the next time. */
+static void offer(eng_query_t *q, qstate_t *st, float *sc, int n, int32_t base)
+{
+    size_t c = st->cur;
+    while (c < q->n_exclude && q->exclude[c] < base)
+        c++;
+    for (; c < q->n_exclude && q->exclude[c] < base + n; c++)
+        sc[q->exclude[c] - base] = -INFINITY;
+    st->cur = c;
+    st->len = eng_topk_push(sc, n, base, q->k, q->out, st->len);
+    /* eng_topk_push keeps a min-heap in out: out[0] is the k-th best once the heap is full. */
+    if (st->len == q->k) st->thr = q->out[0].score;
+}
+
+ENG_CLONES
+static void topk_batch(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
+                       qstate_t *st, float *buf)
+{
+    const int dim = ix->dim;
+    for (int32_t g = 0; g < ix->n_groups; g++) {
+        const int32_t base = g * GROUP_ITEMS;
+        const int n = ix->n_items - base < GROUP_ITEMS ? ix->n_items - base : GROUP_ITEMS;
+        const float *gp = ix->panels + (size_t)g * GROUP * ix->panel_floats;
+        for (int j0 = 0; j0 < na; j0 += QBLOCK) {
+            const int nqb = na - j0 < QBLOCK ? na - j0 : QBLOCK;
+            const float *q[QBLOCK];
+            float thr[QBLOCK];
+            for (int j = 0; j < nqb; j++) {
+                q[j] = qs[active[j0 + j]].q;
+                thr[j] = st[j0 + j].thr;
+            }
+            unsigned hits = score_group(nqb, dim, q, gp, ix->panel_floats, thr, buf);
+            /* The rare case: a query has a candidate somewhere in the group. Only its panels
+             * holding one are offered (the padding of the last group never is). */
+            for (int j = 0; hits; j++, hits >>= 1) {
+                if (!(hits & 1)) continue;
+                for (int p = 0; p * PANEL < n; p++) {
+                    float *ps = buf + (size_t)j * GROUP_ITEMS + p * PANEL;
+                    const int m = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+                    if (any_above(ps, m, st[j0 + j].thr))
+                        offer(&qs[active[j0 + j]], &st[j0 + j], ps, m, base + p * PANEL);
+                }
+            }
+        }
+    }
+}
+
+/* Scratch layout: the score buffer (aligned), then the query states, then the active list. */
+#define BUF_BYTES ((size_t)QBLOCK * GROUP_ITEMS * sizeof(float))
+
+size_t eng_index_scratch_bytes(const eng_index_t *ix, int nq)
+{
+    (void)ix;
+    size_t n = nq > 0 ? (size_t)nq : 0;
+    return 64 + BUF_BYTES + n * (sizeof(qstate_t) + sizeof(int));
+}
+
+void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratch)
+{
+    if (nq <= 0) return;
+    uintptr_t a = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
+    float *buf = (float *)a;
+    qstate_t *st = (qstate_t *)(a + BUF_BYTES);
+    int *active = (int *)(st + nq);
+
+    /* Queries that want nothing take no part: they cost no kernel work. */
+    int na = 0;
+    for (int j = 0; j < nq; j++) {
+        qs[j].n_out = 0;
+        if (qs[j].k > 0 && ix->n_items > 0) active[na++] = j;
+    }
+    for (int j = 0; j < na; j++)
+        st[j] = (qstate_t){0, 0, -INFINITY};
+    if (na == 0) return;
+    topk_batch(ix, qs, active, na, st, buf);
+    for (int j = 0; j < na; j++) {
+        eng_query_t *q = &qs[active[j]];
+        eng_topk_finish(q->out, st[j].len);
+        q->n_out = st[j].len;
+    }
+}
+
+/* Four items at a time through the one-query kernel shape, each lane computed exactly as in
+ * topk_batch (other lanes of the panels are computed and dropped). */
+ENG_CLONES
+static void scores_items(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
+                         float *out)
+{
+    float buf[GROUP_ITEMS] __attribute__((aligned(64)));
+    for (size_t j = 0; j < n; j += GROUP) {
+        size_t m = n - j < GROUP ? n - j : GROUP;
+        const float *pan[GROUP];
+        for (size_t p = 0; p < GROUP; p++) {
+            int32_t i = items[j + (p < m ? p : 0)];
+            pan[p] = ix->panels + (size_t)(i / PANEL) * ix->panel_floats;
+        }
+        const float thr = INFINITY; /* the mask is not needed */
+        kernel(1, 4, ix->dim, &q, pan, &thr, buf);
+        for (size_t p = 0; p < m; p++)
+            out[j + p] = buf[p * PANEL + items[j + p] % PANEL];
+    }
+}
+
+int eng_index_scores(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
+                     float *out)
+{
+    for (size_t j = 0; j < n; j++)
+        if (items[j] < 0 || items[j] >= ix->n_items) return ENG_EINVAL;
+    scores_items(ix, q, items, n, out);
+    return 0;
+}
