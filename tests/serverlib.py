@@ -92,10 +92,12 @@ class TempDir:
 # Training and the store
 
 
-def train(db, name, seed=None, dim=16, epochs=2, lr=0.01, threads=2, extra=(), timeout=None):
+def train(db, name, seed=None, dim=16, epochs=2, lr=0.01, threads=1, extra=(), timeout=None):
     """Publishes a new version of `name` trained on the synthetic data (users u0..u1999, items
     i0..i1499); returns its version. lr 0.01 rather than the default 1e-3 spreads the scores of
-    a 2-epoch model apart (ties within 1e-5 become rare, so rankings are compared strictly)."""
+    a 2-epoch model apart (ties within 1e-5 become rare, so rankings are compared strictly).
+    One thread by default: OpenMP threads that spin-wait slow down badly when the machine is
+    busy (ctest -j, the server under load), and these models train in well under a second."""
     cmd = [BIN, "train", "--synthetic", "--epochs", str(epochs), "--threads", str(threads),
            "--quiet", "--dim", str(dim), "--lr", str(lr), "--db", db, "--name", name]
     if seed is not None:
@@ -426,10 +428,11 @@ class Server:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=None):
-        """Sends sig, waits for the exit and returns the exit code (kills after the timeout and
+        """Sends sig (unless a stop signal was sent already: a second one is not a graceful
+        stop), waits for the exit and returns the exit code (kills after the timeout and
         raises)."""
         timeout = timeout or 20 * SLOW
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not self.stopping:
             self.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)

@@ -159,7 +159,7 @@ class TestReload(unittest.TestCase):
             # 1. four good versions, one after another
             for seed in (2, 3, 4, 5):
                 t_train = time.monotonic()
-                v = sl.train(db, NAME, seed=seed, threads=1)
+                v = sl.train(db, NAME, seed=seed)
                 t_pub = time.monotonic()
                 models[v] = sl.StoredModel(db, NAME, v)
                 lag, seen_at[v] = self.wait_version(mon_live, v, NOTICE_S)
@@ -203,7 +203,7 @@ class TestReload(unittest.TestCase):
             self.assertEqual(self.version_now(mon_live)[0], good)
 
             # 3. a good version after it: SIGHUP loads it at once
-            v = sl.train(db, NAME, seed=6, threads=1)
+            v = sl.train(db, NAME, seed=6)
             t_pub = time.monotonic()
             models[v] = sl.StoredModel(db, NAME, v)
             manual.send_signal(signal.SIGHUP)
