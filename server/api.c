@@ -220,7 +220,10 @@ static void submit(req_t *r, const eng_index_t *ix, const float *q, size_t k)
     r->job.q.k = k;
     r->job.q.out = r->top;
     r->job.done = topk_done;
-    srv_req_suspend(r);
+    if (srv_req_suspend(r) < 0) {
+        srv_req_error(r, 503, "the server is shutting down");
+        return;
+    }
     if (srv_batcher_submit(r->srv->batcher, &r->job) != ENG_OK) {
         srv_req_error(r, 503, "the server is shutting down");
         srv_req_resume(r);

@@ -50,11 +50,19 @@ static void close_all(run_t *run)
     uv_close((uv_handle_t *)&run->drain, NULL);
 }
 
-/* Every 10 ms while stopping: done when no request is in flight (or after 30 s). */
+/* Every 10 ms while stopping. First the requests in flight finish (up to 30 s), served as usual;
+ * then the server closes: later requests on open connections are answered 503 at once, and once
+ * no connection is suspended the daemon stops (libmicrohttpd requires none to be). */
 static void on_drain(uv_timer_t *t)
 {
     run_t *run = t->data;
-    if (atomic_load(&run->s->in_flight) > 0 && uv_now(t->loop) - run->drain_started < 30000)
+    srv_t *s = run->s;
+    if (!atomic_load(&s->closing)) {
+        if (atomic_load(&s->in_flight) > 0 && uv_now(t->loop) - run->drain_started < 30000)
+            return;
+        atomic_store(&s->closing, 1);
+    }
+    if (atomic_load(&s->suspended) > 0)
         return;
     uv_timer_stop(t);
     srv_log("stopped");
@@ -181,6 +189,8 @@ int srv_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.log_lock, NULL);
     atomic_init(&s.in_flight, 0);
+    atomic_init(&s.suspended, 0);
+    atomic_init(&s.closing, 0);
     run_t run = {.s = &s};
     uv_loop_t loop;
     char err[256];

@@ -63,10 +63,19 @@ void srv_req_error(req_t *r, unsigned status, const char *fmt, ...)
     srv_req_answer(r, status, body, len, "application/json");
 }
 
-void srv_req_suspend(req_t *r)
+int srv_req_suspend(req_t *r)
 {
+    srv_t *s = r->srv;
+    /* Count first, then look at `closing`: the shutdown sets `closing` and then waits for the
+     * count to reach zero, so no connection can be suspended once it stops the daemon. */
+    atomic_fetch_add(&s->suspended, 1);
+    if (atomic_load(&s->closing)) {
+        atomic_fetch_sub(&s->suspended, 1);
+        return -1;
+    }
     r->suspended = 1;
     MHD_suspend_connection(r->conn);
+    return 0;
 }
 
 void srv_req_resume(req_t *r)
@@ -128,8 +137,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->ep = srv_api_route(url, &allow);
         *con_cls = r;
         atomic_fetch_add(&s->in_flight, 1);
-        int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-        if (is_post && r->ep == SRV_EP_SCORE) {
+        if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && r->ep == SRV_EP_SCORE) {
             /* Refuse before reading the body: wrong type, or declared over the limit. */
             const char *ctype =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
@@ -145,29 +153,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return send_answer(r);
             }
             srv_buf_init(&r->body, 1024);
-            return MHD_YES; /* the body follows */
         }
-        if (!is_post || !allow || strcmp(allow, "POST") != 0) {
-            srv_api_dispatch(r, method, url);
-            return r->suspended ? MHD_YES : send_answer(r);
-        }
-        return MHD_YES; /* a POST route without a body we use: answer once any body is read */
+        /* Answer on a later call, once libmicrohttpd has read the whole request: a response
+         * queued earlier makes it close the connection instead of keeping it alive. */
+        return MHD_YES;
     }
     if (r->suspended) { /* resumed: the answer is ready */
         r->suspended = 0;
+        atomic_fetch_sub(&s->suspended, 1);
         return send_answer(r);
     }
     if (*upload_data_size) {
-        if (r->ep == SRV_EP_SCORE && !r->body_over) {
-            if (r->body.len + *upload_data_size > s->cfg.max_body)
-                r->body_over = 1; /* a chunked body with no declared length went over */
-            else
-                srv_buf_put(&r->body, upload_data, *upload_data_size);
-        }
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_over)
-            return MHD_NO; /* close rather than read an unbounded body */
-        return MHD_YES;
+        if (r->ep != SRV_EP_SCORE)
+            return MHD_YES; /* a body nobody reads: discard it */
+        if (r->body.len + n <= s->cfg.max_body) {
+            srv_buf_put(&r->body, upload_data, n);
+            return MHD_YES;
+        }
+        /* A chunked body (no declared length) went over the limit. libmicrohttpd cannot answer
+         * in the middle of a body, and reading on would let a client stream without bound: close
+         * the connection (docs/serving.md, proto/openapi.yaml). */
+        return MHD_NO;
     }
     srv_api_dispatch(r, method, url);
     return r->suspended ? MHD_YES : send_answer(r);

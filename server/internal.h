@@ -39,7 +39,6 @@ typedef struct req {
     srv_endpoint_t ep;
     double t0;
     srv_buf_t body;        /* request body (POST) */
-    int body_over;         /* the body went over --max-body */
     srv_version_t *ver;    /* held reference, or NULL */
     /* an answer produced off the HTTP thread (batcher, reload), queued when resumed */
     int suspended;
@@ -89,6 +88,8 @@ struct srv {
     uv_loop_t *loop;
     srv_loader_t loader;
     atomic_int in_flight;  /* requests between first callback and completion */
+    atomic_int suspended;  /* connections suspended for an asynchronous answer */
+    atomic_int closing;    /* shutting down: answer everything synchronously */
     FILE *access_log;
     pthread_mutex_t log_lock;
 };
@@ -104,8 +105,9 @@ void srv_req_answer(req_t *r, unsigned status, char *body, size_t len, const cha
 /* Sets r's answer to an error body {"error":{"code","message"}} with the code for status. */
 void srv_req_error(req_t *r, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Suspends r's connection until srv_req_resume (from any thread) after its answer is set. */
-void srv_req_suspend(req_t *r);
+/* Suspends r's connection until srv_req_resume (from any thread) after its answer is set.
+ * Returns 0, or -1 when the server is closing (r is not suspended: answer it now). */
+int srv_req_suspend(req_t *r);
 void srv_req_resume(req_t *r);
 
 /* api.c: routes r (method, url) and produces its answer, or suspends it for an asynchronous one. */

@@ -56,7 +56,7 @@ static void work(uv_work_t *w)
     sto_version_info_t *v = NULL;
     size_t n = 0;
     if (sto_open(s->cfg.db_path, STO_READONLY, &db, &err) < 0 ||
-        sto_list(db, s->cfg.model, &v, &n, &err) < 0) {
+        sto_list(db, NULL, &v, &n, &err) < 0) {
         sto_close(db);
         return; /* no store (yet), or unreadable: nothing to load; logged by the loop */
     }
@@ -237,7 +237,10 @@ int srv_loader_start(srv_t *s)
 void srv_loader_request(srv_t *s, req_t *r)
 {
     srv_loader_t *l = &s->loader;
-    srv_req_suspend(r);
+    if (srv_req_suspend(r) < 0) {
+        srv_req_error(r, 503, "the server is shutting down");
+        return;
+    }
     pthread_mutex_lock(&l->lock);
     r->next_waiter = l->waiters;
     l->waiters = r;
