@@ -583,6 +583,21 @@ def read_until_close(sock, timeout):
     return b"".join(chunks)
 
 
+def split_responses(data):
+    """The responses in a byte stream (each with a Content-Length), as parse_raw_response
+    tuples; a trailing partial response is dropped."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+        if not sep or not m or len(rest) < int(m.group(1)):
+            break
+        n = len(head) + 4 + int(m.group(1))
+        out.append(parse_raw_response(data[:n]))
+        data = data[n:]
+    return out
+
+
 def parse_raw_response(data):
     """(status, headers dict with lower-case names, body) of the first response in data."""
     head, _, body = data.partition(b"\r\n\r\n")

@@ -549,6 +549,23 @@ class TestEndpoints(ServerCase):
         finally:
             c.close()
 
+    def test_pipelining(self):
+        """HTTP/1.1 requests sent back to back before any answer: each answered, in order."""
+        body = b'{"user": "u1", "items": ["i1", "i2"]}'
+        reqs = (b"GET /v1/users/u1/recommendations?k=3 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s"
+                b"GET /v1/items/i1/similar?k=2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                % (len(body), body))
+        data, _ = sl.send_and_read(self.srv.port, reqs)
+        got = sl.split_responses(data)
+        self.assertEqual([g[0] for g in got], [200, 200, 200, 200],
+                         f"4 pipelined requests, {len(got)} answers: {data[:600]!r}")
+        self.assertEqual(len(json.loads(got[0][2])["items"]), 3)
+        self.assertEqual(len(json.loads(got[1][2])["scores"]), 2)
+        self.assertEqual(len(json.loads(got[2][2])["items"]), 2)
+
     def test_concurrent_clients(self):
         users = self.rng.sample(self.m.users, 16)
         expected = {u: self.m.recommend(u, 10) for u in users}
