@@ -31,6 +31,23 @@ static int is_bad(const srv_loader_t *l, const char *key)
     return 0;
 }
 
+/* Remembers (name, version) as refused, once. */
+static void remember_bad(srv_loader_t *l, const char *name, int64_t version)
+{
+    char *key = bad_key(name, version);
+    if (!key || is_bad(l, key)) {
+        free(key);
+        return;
+    }
+    char **a = realloc(l->bad, (size_t)(l->n_bad + 1) * sizeof *a);
+    if (!a) {
+        free(key);
+        return;
+    }
+    l->bad = a;
+    l->bad[l->n_bad++] = key;
+}
+
 static void add_refused(srv_loader_t *l, const char *name, int64_t version, const char *why)
 {
     char *line = NULL;
@@ -117,15 +134,7 @@ static void after(uv_work_t *w, int status)
         json_array_append_new(refused, json_pack("{ss,sI,ss}", "name", line, "version",
                                                  (json_int_t)ver, "reason", tab2 + 1));
         srv_metrics_reload(1);
-        char *key = bad_key(line, ver), **a = realloc(l->bad, (size_t)(l->n_bad + 1) * sizeof *a);
-        if (key && a && !is_bad(l, key)) {
-            l->bad = a;
-            l->bad[l->n_bad++] = key;
-        } else {
-            if (a)
-                l->bad = a;
-            free(key);
-        }
+        remember_bad(l, line, ver);
         free(line);
     }
     free(l->loaded);
