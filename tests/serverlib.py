@@ -543,14 +543,6 @@ class Client:
         self.conn.close()
 
 
-def raw_request(port, data, timeout=10, host="127.0.0.1"):
-    """Sends bytes on a new connection and returns everything read until the server closes it
-    (or the timeout passes)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(data)
-        return read_until_close(s, timeout)
-
-
 def send_and_read(port, data, timeout=10, chunk=65536, host="127.0.0.1"):
     """Sends data in chunks on a new connection, stopping early if the server stops reading or
     closes, then reads until the server closes. Returns (bytes read, bytes sent)."""

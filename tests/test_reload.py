@@ -277,11 +277,12 @@ class TestReload(unittest.TestCase):
         lowest value over the last five reloads) stays below the RSS with one version loaded plus
         three versions' worth and 16 MiB.
 
-        A leak of every old version would add 100 MB and never come back down. MALLOC_ARENA_MAX=2: with one glibc arena
-        per thread (10 threads), each arena that once held a freed version keeps its pages
-        (blocks under glibc's 32 MB dynamic mmap threshold are not returned to the system), and
-        RSS wanders between 2 and 8 versions above the baseline without growing: that is the
-        allocator's cache, not versions the server keeps, and is not what this test measures."""
+        A leak of every old version would add 100 MB and never come back down. The server runs
+        with MALLOC_ARENA_MAX=2: with glibc's default of one arena per thread (10 threads), each
+        arena that once held a freed version keeps its pages (blocks under glibc's dynamic mmap
+        threshold, up to 32 MB, are not returned to the system), and RSS wanders between 2 and
+        8 versions above the baseline without growing. That is the allocator's cache, not
+        versions the server keeps, and not what this test measures."""
         db = self.tmp.join("big.sqlite")
         sl.train(db, "big", dim=512, epochs=1, extra=("--max-batches", "1"))
         m = sl.StoredModel(db, "big")

@@ -186,7 +186,8 @@ class TestEndpoints(ServerCase):
                 want, allowed = self.m.recommend(user, 15, exclude=exclude)
                 self.check_ranking(f"{user} exclude={exclude}", body["items"], want, allowed)
                 got = {x["item"] for x in body["items"]}
-                self.assertFalse(got & set(exclude), f"excluded items returned: {got & set(exclude)}")
+                self.assertFalse(got & set(exclude), f"excluded items returned: "
+                                                     f"{got & set(exclude)}")
 
     def test_candidates(self):
         for user in self.users[:4]:
@@ -271,7 +272,8 @@ class TestEndpoints(ServerCase):
             items = self.rng.sample(self.m.items, 50) + self.m.seen(user)[:3]
             items += items[:2]  # a repeated item is scored again, in place
             self.rng.shuffle(items)
-            self.assertFalse(SPEC.request_errors("/v1/score", "POST", {"user": user, "items": items}))
+            self.assertFalse(SPEC.request_errors("/v1/score", "POST",
+                                                 {"user": user, "items": items}))
             out = self.score({"user": user, "items": items})
             if "user" in out:
                 self.assertEqual(out["user"], user)
@@ -391,8 +393,9 @@ class TestEndpoints(ServerCase):
             self.fail(str(e))
         # and a small chunked body is read like any other
         body = b'{"user": "u1", "items": ["i1"]}'
-        data, _ = sl.send_and_read(self.srv.port, head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") +
-                                   b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        closing = head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+        data, _ = sl.send_and_read(self.srv.port, closing + b"%x\r\n%s\r\n0\r\n\r\n"
+                                   % (len(body), body))
         status, headers, rbody = sl.parse_raw_response(data)
         self.assertEqual(status, 200, data[:300])
 
