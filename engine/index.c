@@ -14,9 +14,9 @@
  *
  * Determinism: every score is one chain, acc = acc + q[d] * x[d] for d = 0, 1, ..., dim - 1 in one
  * vector lane, starting from 0. Lanes do not interact, so the score of an item does not depend on
- * which kernel shape computed it, on the batch, or on which other items share its vector. All
- * shapes are instances of one always-inline kernel, so the compiler makes the same fused
- * multiply-add choice for each of them. */
+ * which kernel shape or vector width computed it, on the batch, or on which other items share its
+ * vector. All shapes are instances of one always-inline kernel, so the compiler makes the same
+ * fused multiply-add choice for each of them (tests/test_score.c checks the bits). */
 #include "engine/index.h"
 
 #include "engine/err.h"
@@ -29,28 +29,41 @@
 #define GROUP 4  /* panels per group: the unit every query of a batch scores in turn */
 #define GROUP_ITEMS (GROUP * PANEL)
 /* Most queries scored together: 6 x 2 accumulators + 2 columns + 1 broadcast fill the 16 AVX2
- * registers. */
+ * registers, 6 x 4 + 4 + 1 most of the 32 AVX-512 ones. */
 #define QBLOCK 6
 
-/* Kernels are compiled for AVX2+FMA and for baseline x86-64, the loader picking the best one the
- * CPU has, as in engine/csr.c. The FMA clone and the baseline clone round differently (one
- * rounding per multiply-add against two), but a process runs one of them for every call. */
+/* The scoring code is compiled three times: for baseline x86-64, for AVX2+FMA (x86-64-v3) and for
+ * AVX-512 (x86-64-v4: 16-float vectors and 32 registers, twice the multiply-adds per
+ * instruction). eng_index_new picks the best the CPU has, lowered by GNNREC_INDEX_ISA, and the
+ * index runs that kind for every call. Picking once, rather than through target_clones as
+ * engine/csr.c does, is what lets eng_index_scores follow topk's choice (and lets the tests run
+ * every kind on one machine). AVX2 and AVX-512 give the same bits, one rounding per multiply-add
+ * lane by lane; baseline rounds twice, so its last bits differ. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ENG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define X86_KERNELS 1
+#define AVX2_TARGET __attribute__((target("arch=x86-64-v3")))
+#define AVX512_TARGET __attribute__((target("arch=x86-64-v4")))
 #else
-#define ENG_CLONES
+#define X86_KERNELS 0
 #endif
+enum { ISA_BASE, ISA_AVX2, ISA_AVX512 };
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-typedef float v8f __attribute__((vector_size(32))); /* naturally aligned: panels are */
+/* Naturally aligned: panel columns are 64-byte aligned. */
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
 
 struct eng_index {
     int32_t n_items;
     int dim;
     int32_t n_groups;
     size_t panel_floats; /* dim * PANEL */
+    int isa;             /* ISA_*: which compilation of the kernels to run */
     float *panels;       /* [n_groups * GROUP][dim][PANEL], 64-byte aligned, padding zero */
 };
 
@@ -61,6 +74,23 @@ typedef struct {
     float thr;  /* a score must be above this to enter: -INFINITY until the heap is full, then
                  * the heap's worst score */
 } qstate_t;
+
+/* The best ISA_* the CPU runs, lowered to GNNREC_INDEX_ISA (baseline, avx2) when that is set. */
+static int pick_isa(void)
+{
+#if X86_KERNELS
+    __builtin_cpu_init();
+    int isa = __builtin_cpu_supports("x86-64-v4")   ? ISA_AVX512
+              : __builtin_cpu_supports("x86-64-v3") ? ISA_AVX2
+                                                    : ISA_BASE;
+    const char *cap = getenv("GNNREC_INDEX_ISA");
+    if (cap && strcmp(cap, "baseline") == 0) isa = ISA_BASE;
+    if (cap && strcmp(cap, "avx2") == 0 && isa > ISA_AVX2) isa = ISA_AVX2;
+    return isa;
+#else
+    return ISA_BASE;
+#endif
+}
 
 eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int normalize)
 {
@@ -77,6 +107,7 @@ eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int
     ix->dim = dim;
     ix->n_groups = n_groups;
     ix->panel_floats = panel_floats;
+    ix->isa = pick_isa();
     ix->panels = aligned_alloc(64, bytes ? bytes : 64);
     if (!ix->panels) goto fail;
     memset(ix->panels, 0, bytes);
@@ -118,6 +149,11 @@ int eng_index_dim(const eng_index_t *ix)
     return ix->dim;
 }
 
+const char *eng_index_kernel(const eng_index_t *ix)
+{
+    return ix->isa == ISA_AVX512 ? "avx512" : ix->isa == ISA_AVX2 ? "avx2" : "baseline";
+}
+
 int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
 {
     if (i < 0 || i >= ix->n_items) return ENG_EINVAL;
@@ -129,77 +165,122 @@ int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
 
 /* The kernel: out[j * GROUP_ITEMS + p * PANEL + l] = q[j] . (lane l of panel pan[p]) for nqb
  * queries and npan panels, all accumulators in registers. Returns a mask with bit j set when one
- * of query j's scores is above thr[j] (NaN never is), tested while the scores are still in
- * registers. nqb and npan are constants at every call site (nqb * npan <= QBLOCK), so the loops
- * unroll and the arrays become registers. */
-static ALWAYS_INLINE unsigned kernel(const int nqb, const int npan, int dim, const float *const *q,
-                                     const float *const *pan, const float *thr, float *out)
-{
-    v8f acc[QBLOCK][GROUP][2];
-    for (int j = 0; j < nqb; j++)
-        for (int p = 0; p < npan; p++)
-            acc[j][p][0] = acc[j][p][1] = (v8f){0};
-    for (int d = 0; d < dim; d++) {
-        v8f c[GROUP][2];
-        for (int p = 0; p < npan; p++) {
-            c[p][0] = *(const v8f *)(pan[p] + (size_t)d * PANEL);
-            c[p][1] = *(const v8f *)(pan[p] + (size_t)d * PANEL + 8);
-        }
-        for (int j = 0; j < nqb; j++) {
-            const float s = q[j][d];
-            for (int p = 0; p < npan; p++) {
-                acc[j][p][0] += s * c[p][0];
-                acc[j][p][1] += s * c[p][1];
-            }
-        }
+ * of query j's scores may be above thr[j] (always when one is; NaN never is), tested while the
+ * scores are still in registers. nqb and npan are constants at every call site, so the loops
+ * unroll and the arrays become registers. Defined for vectors VF of 4, 8 and 16 floats, VI being
+ * the int vector of the same size; a panel's 16 lanes are VPC vectors. Each lane's arithmetic is
+ * the same in all of them. */
+#define DEFINE_KERNEL(name, VF, VI)                                                                \
+    static ALWAYS_INLINE unsigned name(const int nqb, const int npan, int dim,                     \
+                                       const float *const *q, const float *const *pan,             \
+                                       const float *thr, float *out)                               \
+    {                                                                                              \
+        enum { VPC = PANEL * sizeof(float) / sizeof(VF) };                                         \
+        VF acc[QBLOCK][GROUP][VPC];                                                                \
+        for (int j = 0; j < nqb; j++)                                                              \
+            for (int p = 0; p < npan; p++)                                                         \
+                for (int v = 0; v < VPC; v++)                                                      \
+                    acc[j][p][v] = (VF){0};                                                        \
+        for (int d = 0; d < dim; d++) {                                                            \
+            VF c[GROUP][VPC];                                                                      \
+            for (int p = 0; p < npan; p++)                                                         \
+                for (int v = 0; v < VPC; v++)                                                      \
+                    c[p][v] = ((const VF *)(pan[p] + (size_t)d * PANEL))[v];                       \
+            for (int j = 0; j < nqb; j++) {                                                        \
+                const float s = q[j][d];                                                           \
+                for (int p = 0; p < npan; p++)                                                     \
+                    for (int v = 0; v < VPC; v++)                                                  \
+                        acc[j][p][v] += s * c[p][v];                                               \
+            }                                                                                      \
+        }                                                                                          \
+        /* Sign of thr - score: set when the score is above thr, and for a few scores that are     \
+         * not (NaN, a zero of the other sign): a superset that costs no compare instruction       \
+         * (GCC 12 turns AVX-512 vector compares into scalar ones); the caller checks exactly. */  \
+        unsigned hits = 0;                                                                         \
+        for (int j = 0; j < nqb; j++) {                                                            \
+            const VF t = thr[j] - (VF){0};                                                         \
+            VI sign = {0};                                                                         \
+            for (int p = 0; p < npan; p++)                                                         \
+                for (int v = 0; v < VPC; v++) {                                                    \
+                    ((VF *)(out + (size_t)j * GROUP_ITEMS + (size_t)p * PANEL))[v] = acc[j][p][v]; \
+                    sign |= (VI)(t - acc[j][p][v]);                                                \
+                }                                                                                  \
+            /* Any sign bit set? Once per query and group, so a few extracts are fine. */          \
+            uint64_t w[sizeof(VI) / 8], any = 0;                                                   \
+            memcpy(w, &sign, sizeof w);                                                            \
+            for (size_t i = 0; i < sizeof w / sizeof *w; i++)                                      \
+                any |= w[i];                                                                       \
+            hits |= (unsigned)((any & UINT64_C(0x8000000080000000)) != 0) << j;                    \
+        }                                                                                          \
+        return hits;                                                                               \
     }
-    unsigned hits = 0;
-    for (int j = 0; j < nqb; j++) {
-        const v8f t = thr[j] - (v8f){0};
-        v8i above = {0};
-        for (int p = 0; p < npan; p++) {
-            v8f *o = (v8f *)(out + (size_t)j * GROUP_ITEMS + (size_t)p * PANEL);
-            o[0] = acc[j][p][0];
-            o[1] = acc[j][p][1];
-            above |= (acc[j][p][0] > t) | (acc[j][p][1] > t);
-        }
-        /* Any lane set? Once per query and group, so a few extracts are fine. */
-        uint64_t w[4];
-        memcpy(w, &above, sizeof w);
-        hits |= (unsigned)((w[0] | w[1] | w[2] | w[3]) != 0) << j;
-    }
-    return hits;
-}
 
-/* Scores nqb queries against the GROUP panels starting at g into buf [nqb][GROUP_ITEMS], with
- * the kernel shape that keeps enough independent accumulators for nqb: one query needs four
- * panels at once to hide the multiply-add latency, six queries fill the registers with one.
- * Returns kernel's mask over the whole group. */
-static ALWAYS_INLINE unsigned score_group(int nqb, int dim, const float *const *q, const float *g,
-                                          size_t panel_floats, const float *thr, float *buf)
+DEFINE_KERNEL(kernel4, v4f, v4i)
+DEFINE_KERNEL(kernel8, v8f, v8i)
+DEFINE_KERNEL(kernel16, v16f, v16i)
+
+/* Scores nqb queries against the GROUP panels starting at g into buf [nqb][GROUP_ITEMS], with a
+ * kernel shape that keeps enough independent accumulators (multiply-add latency times throughput
+ * is 8 on current x86) and fits the registers. width, a constant at each call site, is the vector
+ * width in floats:
+ *   16 (AVX-512, 32 registers): nqb queries x 4 panels, up to 24 accumulators;
+ *    8 (AVX2, 16 registers): one query x 4 panels (8 accumulators) up to 6 queries x 1 panel (12);
+ *    4 (SSE or NEON, 16 registers): pairs of queries x 1 panel (8), a last single query x 2.
+ * Returns the kernels' mask over the whole group. */
+static ALWAYS_INLINE unsigned score_group(const int width, int nqb, int dim, const float *const *q,
+                                          const float *g, size_t panel_floats, const float *thr,
+                                          float *buf)
 {
     const float *pan[GROUP];
     for (int p = 0; p < GROUP; p++)
         pan[p] = g + (size_t)p * panel_floats;
     unsigned hits = 0;
+    if (width == 16) {
+        switch (nqb) {
+        case 1:
+            return kernel16(1, 4, dim, q, pan, thr, buf);
+        case 2:
+            return kernel16(2, 4, dim, q, pan, thr, buf);
+        case 3:
+            return kernel16(3, 4, dim, q, pan, thr, buf);
+        case 4:
+            return kernel16(4, 4, dim, q, pan, thr, buf);
+        case 5:
+            return kernel16(5, 4, dim, q, pan, thr, buf);
+        default:
+            return kernel16(6, 4, dim, q, pan, thr, buf);
+        }
+    }
+    if (width == 4) {
+        for (int j = 0; j < nqb; j += 2) {
+            float *b = buf + (size_t)j * GROUP_ITEMS;
+            if (nqb - j >= 2)
+                for (int p = 0; p < GROUP; p++)
+                    hits |= kernel4(2, 1, dim, q + j, pan + p, thr + j, b + p * PANEL) << j;
+            else
+                for (int p = 0; p < GROUP; p += 2)
+                    hits |= kernel4(1, 2, dim, q + j, pan + p, thr + j, b + p * PANEL) << j;
+        }
+        return hits;
+    }
     switch (nqb) {
     case 1:
-        return kernel(1, 4, dim, q, pan, thr, buf);
+        return kernel8(1, 4, dim, q, pan, thr, buf);
     case 2:
-        hits = kernel(2, 2, dim, q, pan, thr, buf);
-        return hits | kernel(2, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
+        hits = kernel8(2, 2, dim, q, pan, thr, buf);
+        return hits | kernel8(2, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
     case 3:
-        hits = kernel(3, 2, dim, q, pan, thr, buf);
-        return hits | kernel(3, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
+        hits = kernel8(3, 2, dim, q, pan, thr, buf);
+        return hits | kernel8(3, 2, dim, q, pan + 2, thr, buf + 2 * PANEL);
     default:
         for (int p = 0; p < GROUP; p++) {
             float *b = buf + p * PANEL;
             if (nqb == 4)
-                hits |= kernel(4, 1, dim, q, pan + p, thr, b);
+                hits |= kernel8(4, 1, dim, q, pan + p, thr, b);
             else if (nqb == 5)
-                hits |= kernel(5, 1, dim, q, pan + p, thr, b);
+                hits |= kernel8(5, 1, dim, q, pan + p, thr, b);
             else
-                hits |= kernel(6, 1, dim, q, pan + p, thr, b);
+                hits |= kernel8(6, 1, dim, q, pan + p, thr, b);
         }
         return hits;
     }
@@ -229,9 +310,9 @@ static void offer(eng_query_t *q, qstate_t *st, float *sc, int n, int32_t base)
     if (st->len == q->k) st->thr = q->out[0].score;
 }
 
-ENG_CLONES
-static void topk_batch(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
-                       qstate_t *st, float *buf)
+/* Scores every item for the active queries and feeds their heaps. width: see score_group. */
+static ALWAYS_INLINE void topk_batch(const int width, const eng_index_t *ix, eng_query_t *qs,
+                                     const int *active, int na, qstate_t *st, float *buf)
 {
     const int dim = ix->dim;
     for (int32_t g = 0; g < ix->n_groups; g++) {
@@ -246,7 +327,7 @@ static void topk_batch(const eng_index_t *ix, eng_query_t *qs, const int *active
                 q[j] = qs[active[j0 + j]].q;
                 thr[j] = st[j0 + j].thr;
             }
-            unsigned hits = score_group(nqb, dim, q, gp, ix->panel_floats, thr, buf);
+            unsigned hits = score_group(width, nqb, dim, q, gp, ix->panel_floats, thr, buf);
             /* The rare case: a query has a candidate somewhere in the group. Only its panels
              * holding one are offered (the padding of the last group never is). */
             for (int j = 0; hits; j++, hits >>= 1) {
@@ -261,6 +342,28 @@ static void topk_batch(const eng_index_t *ix, eng_query_t *qs, const int *active
         }
     }
 }
+
+static void topk_base(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
+                      qstate_t *st, float *buf)
+{
+    topk_batch(4, ix, qs, active, na, st, buf);
+}
+
+#if X86_KERNELS
+AVX2_TARGET
+static void topk_avx2(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
+                      qstate_t *st, float *buf)
+{
+    topk_batch(8, ix, qs, active, na, st, buf);
+}
+
+AVX512_TARGET
+static void topk_avx512(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
+                        qstate_t *st, float *buf)
+{
+    topk_batch(16, ix, qs, active, na, st, buf);
+}
+#endif
 
 /* Scratch layout: the score buffer (aligned), then the query states, then the active list. */
 #define BUF_BYTES ((size_t)QBLOCK * GROUP_ITEMS * sizeof(float))
@@ -289,7 +392,14 @@ void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratc
     for (int j = 0; j < na; j++)
         st[j] = (qstate_t){0, 0, -INFINITY};
     if (na == 0) return;
-    topk_batch(ix, qs, active, na, st, buf);
+#if X86_KERNELS
+    if (ix->isa == ISA_AVX512)
+        topk_avx512(ix, qs, active, na, st, buf);
+    else if (ix->isa == ISA_AVX2)
+        topk_avx2(ix, qs, active, na, st, buf);
+    else
+#endif
+        topk_base(ix, qs, active, na, st, buf);
     for (int j = 0; j < na; j++) {
         eng_query_t *q = &qs[active[j]];
         eng_topk_finish(q->out, st[j].len);
@@ -299,9 +409,8 @@ void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratc
 
 /* Four items at a time through the one-query kernel shape, each lane computed exactly as in
  * topk_batch (other lanes of the panels are computed and dropped). */
-ENG_CLONES
-static void scores_items(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
-                         float *out)
+static ALWAYS_INLINE void scores_items(const int width, const eng_index_t *ix, const float *q,
+                                       const int32_t *items, size_t n, float *out)
 {
     float buf[GROUP_ITEMS] __attribute__((aligned(64)));
     for (size_t j = 0; j < n; j += GROUP) {
@@ -312,17 +421,42 @@ static void scores_items(const eng_index_t *ix, const float *q, const int32_t *i
             pan[p] = ix->panels + (size_t)(i / PANEL) * ix->panel_floats;
         }
         const float thr = INFINITY; /* the mask is not needed */
-        kernel(1, 4, ix->dim, &q, pan, &thr, buf);
+        if (width == 4) {           /* two calls: 16 accumulators would not fit its 16 registers */
+            kernel4(1, 2, ix->dim, &q, pan, &thr, buf);
+            kernel4(1, 2, ix->dim, &q, pan + 2, &thr, buf + 2 * PANEL);
+        } else
+            kernel8(1, 4, ix->dim, &q, pan, &thr, buf);
         for (size_t p = 0; p < m; p++)
             out[j + p] = buf[p * PANEL + items[j + p] % PANEL];
     }
 }
+
+static void scores_base(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
+                        float *out)
+{
+    scores_items(4, ix, q, items, n, out);
+}
+
+/* Serves ISA_AVX512 too: a lane's fused multiply-adds give the same bits at either width. */
+#if X86_KERNELS
+AVX2_TARGET
+static void scores_avx2(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
+                        float *out)
+{
+    scores_items(8, ix, q, items, n, out);
+}
+#endif
 
 int eng_index_scores(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
                      float *out)
 {
     for (size_t j = 0; j < n; j++)
         if (items[j] < 0 || items[j] >= ix->n_items) return ENG_EINVAL;
-    scores_items(ix, q, items, n, out);
+#if X86_KERNELS
+    if (ix->isa != ISA_BASE)
+        scores_avx2(ix, q, items, n, out);
+    else
+#endif
+        scores_base(ix, q, items, n, out);
     return 0;
 }

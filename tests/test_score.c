@@ -8,7 +8,11 @@
  * 2. Selection: the list is exactly (index and bits) eng_topk over the row of eng_index_scores
  *    with the excluded items set to -INFINITY: exclusion, padding and tie order are right.
  * 3. Determinism: a query's results are bit-identical alone and inside batches of 7 and 64, in
- *    any position, and eng_index_scores agrees bitwise with the scores eng_index_topk returns.
+ *    any position, and eng_index_scores agrees bitwise with the scores eng_index_topk returns;
+ *    the AVX-512 and AVX2 kernels agree bitwise.
+ *
+ * The whole suite runs once per kind of kernel (best the CPU has, AVX2, baseline), chosen with
+ * GNNREC_INDEX_ISA, so every compiled path is tested on one machine.
  *
  * Output arrays and scratch are allocated at exactly the size the contract promises, so ASan
  * catches any write past it. */
@@ -553,6 +557,63 @@ static void test_nonfinite(void **state)
     eng_index_free(ix);
 }
 
+/* The AVX-512 and AVX2 kernels give the same bits (each lane is the same chain of fused
+ * multiply-adds); on a CPU without AVX-512 both indexes run AVX2 and this holds trivially. */
+static void test_kernels_agree(void **state)
+{
+    (void)state;
+    const char *saved = getenv("GNNREC_INDEX_ISA");
+    if (saved && strcmp(saved, "baseline") == 0) return; /* baseline rounds differently */
+    eng_rng_t r;
+    eng_rng_seed(&r, 8, 0);
+    int32_t n = 3001;
+    int dim = 64;
+    float *items = random_matrix(&r, (size_t)n, dim);
+    unsetenv("GNNREC_INDEX_ISA");
+    eng_index_t *best = eng_index_new(items, n, dim, 0);
+    setenv("GNNREC_INDEX_ISA", "avx2", 1);
+    eng_index_t *avx2 = eng_index_new(items, n, dim, 0);
+    assert_non_null(best);
+    assert_non_null(avx2);
+    enum { NQ = 13 };
+    float *qv = random_matrix(&r, NQ, dim);
+    size_t ks[NQ];
+    for (int j = 0; j < NQ; j++)
+        ks[j] = 50;
+    batch_t a, b;
+    batch_init(&a, best, qv, NQ, ks, &r, 0.1);
+    batch_init(&b, avx2, qv, NQ, ks, &r, 0.1);
+    eng_index_topk(best, a.qs, NQ, a.scratch);
+    eng_index_topk(avx2, b.qs, NQ, b.scratch);
+    for (int j = 0; j < NQ; j++) {
+        /* Different exclusions, so compare each item's score where both lists have it. */
+        for (size_t s = 0; s < a.qs[j].n_out; s++)
+            for (size_t t = 0; t < b.qs[j].n_out; t++)
+                if (a.qs[j].out[s].idx == b.qs[j].out[t].idx)
+                    assert_memory_equal(&a.qs[j].out[s].score, &b.qs[j].out[t].score,
+                                        sizeof(float));
+        float sa[NQ], sb[NQ];
+        int32_t it[NQ];
+        for (int t = 0; t < NQ; t++)
+            it[t] = (int32_t)eng_rng_below(&r, (uint32_t)n);
+        assert_int_equal(eng_index_scores(best, a.qs[j].q, it, NQ, sa), 0);
+        assert_int_equal(eng_index_scores(avx2, a.qs[j].q, it, NQ, sb), 0);
+        assert_memory_equal(sa, sb, sizeof sa);
+    }
+    if (saved)
+        setenv("GNNREC_INDEX_ISA", saved, 1);
+    else
+        unsetenv("GNNREC_INDEX_ISA");
+    batch_free(&a);
+    batch_free(&b);
+    free(qv);
+    free(items);
+    eng_index_free(best);
+    eng_index_free(avx2);
+}
+
+/* Every test runs once for each kind of kernel this CPU has (GNNREC_INDEX_ISA lowers the
+ * choice), so the AVX2 and baseline code is tested on an AVX-512 machine too. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +623,16 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_nonfinite),
+        cmocka_unit_test(test_kernels_agree),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    static const char *const kinds[] = {"best", "avx2", "baseline"};
+    int failed = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        if (i == 0)
+            unsetenv("GNNREC_INDEX_ISA");
+        else
+            setenv("GNNREC_INDEX_ISA", kinds[i], 1);
+        failed += cmocka_run_group_tests_name(kinds[i], tests, NULL, NULL);
+    }
+    return failed;
 }
