@@ -2,6 +2,9 @@
 #include "server/registry.h"
 
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +58,11 @@ void srv_version_unref(srv_version_t *v)
     sto_model_free(v->model);
     free(v);
     atomic_fetch_sub(&alive, 1);
+#ifdef __GLIBC__
+    /* A version is tens of MB in blocks glibc may keep in its arenas; give them back, so that
+     * resident memory follows "old + new" across reloads and does not drift upwards. */
+    malloc_trim(0);
+#endif
 }
 
 int srv_versions_alive(void)
