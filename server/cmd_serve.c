@@ -45,6 +45,9 @@ static void close_all(run_t *run)
     srv_batcher_free(s->batcher);
     s->batcher = NULL;
     srv_loader_stop(s);
+    /* A second signal during the last steps must not kill the process mid-teardown. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&run->term, NULL);
     uv_close((uv_handle_t *)&run->intr, NULL);
     uv_close((uv_handle_t *)&run->drain, NULL);
