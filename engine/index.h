@@ -29,8 +29,9 @@ int eng_index_dim(const eng_index_t *ix);
 /* Which compilation of the scoring code ix runs: "avx512", "avx2" or "baseline" (static text), for
  * logs. eng_index_new picks the best the CPU has; the environment variable GNNREC_INDEX_ISA=avx2
  * or =baseline lowers that choice for indexes created afterwards (to compare, or to test every
- * kind on one machine). AVX-512 and AVX2 give bit-identical scores; baseline (no fused
- * multiply-add) may differ from them in the last bits. */
+ * kind on one machine). AVX-512 and AVX2 give bit-identical scores; baseline (4-float vectors;
+ * on x86 SSE2, without fused multiply-add) may differ from them in the last bits. Off x86-64 and
+ * GCC, baseline is the only kind. */
 const char *eng_index_kernel(const eng_index_t *ix);
 
 /* One top-K request. The caller fills q, k, exclude, n_exclude and out; eng_index_topk fills
@@ -47,8 +48,8 @@ typedef struct {
     size_t n_out;      /* set to min(k, eligible items) */
 } eng_query_t;
 
-/* Bytes of scratch eng_index_topk needs for a batch of nq queries (nq >= 0): a few hundred bytes
- * per query plus a fixed few KB. Any alignment will do. */
+/* Bytes of scratch eng_index_topk needs for a batch of nq queries (nq >= 0): 1.6 KB plus 28
+ * bytes per query. Any alignment will do. */
 size_t eng_index_scratch_bytes(const eng_index_t *ix, int nq);
 
 /* Exact top-k of q . item over every item of ix, for each of qs[0..nq): like eng_topk on the
