@@ -210,6 +210,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     req_t *r = *con_cls;
     if (!r)
         return;
+    if (r->suspended) /* ended (client gone) without being answered after its resume */
+        atomic_fetch_sub(&s->suspended, 1);
     double secs = eng_now() - r->t0;
     if (r->status)
         srv_metrics_request(r->ep, r->status, secs);

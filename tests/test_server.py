@@ -20,6 +20,7 @@ import random
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -919,6 +920,36 @@ class TestShutdown(ServerCase):
                             f"no line for GET /healthz 200: {lines[:3]}")
             self.assertTrue(any(re.search(r"score.*\b200\b", x) for x in lines),
                             f"no line for the in-flight POST /v1/score: {lines[-3:]}")
+        finally:
+            srv.kill()
+
+    def test_sigterm_after_abandoned_requests(self):
+        """Clients that send a top-K request and vanish (reset) while it is being scored must not
+        hold the shutdown up: their suspended connections end without an answer."""
+        srv = sl.Server(state["db"], state["tmp"].path, name="abandon")
+        try:
+            srv.start()
+            request = b"GET " + recs_path("u1", k=1000).encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            linger = struct.pack("ii", 1, 0)  # close with a reset, as a client that gives up
+
+            def vanish(n):
+                for _ in range(n):
+                    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                        c.sendall(request)
+
+            threads = [threading.Thread(target=vanish, args=(300,)) for _ in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60 * sl.SLOW)
+            c = srv.client()
+            self.expect(self.get(c, "/healthz"), 200)
+            c.close()
+            t0 = time.monotonic()
+            rc = srv.stop(timeout=15 * sl.SLOW)
+            sl.log(f"  exit {rc} {time.monotonic() - t0:.2f} s after SIGTERM")
+            self.assertEqual(rc, 0, srv.stderr()[-2000:])
         finally:
             srv.kill()
 
