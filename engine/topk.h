@@ -20,8 +20,10 @@ size_t eng_topk(const float *scores, int32_t n, size_t k, eng_scored_t *out);
 /* eng_topk for a row that arrives in pieces (scored tile by tile). Feeds scores[0..n), the entries
  * with indices base .. base + n - 1, into heap, which holds len entries from earlier pieces (0 for
  * a new row) and has room for k; returns the new len. Pieces must come in increasing index order
- * (that is what makes ties go to the lower index). eng_topk_finish then sorts heap[0..len)
- * best-first; heap is in no particular order before that. */
+ * (that is what makes ties go to the lower index). Between pushes heap is a min-heap: once
+ * len == k, heap[0] is the current k-th best, the score a new entry must beat (engine/index.c
+ * tests whole panels against it before pushing). eng_topk_finish then sorts heap[0..len)
+ * best-first. */
 size_t eng_topk_push(const float *scores, int32_t n, int32_t base, size_t k, eng_scored_t *heap,
                      size_t len);
 void eng_topk_finish(eng_scored_t *heap, size_t len);

@@ -1,5 +1,5 @@
 /* `gnnrec recommend`: offline top-K for users straight from the store (for checking a model). */
-#include "engine/score.h"
+#include "engine/index.h"
 #include "storage/store.h"
 #include "trainer/cli.h"
 
@@ -72,7 +72,8 @@ int trn_cmd_recommend(int argc, char **argv)
     eng_error_t err = {0};
     sto_db_t *db = NULL;
     sto_model_t *m = NULL;
-    float *scratch = NULL;
+    eng_index_t *ix = NULL;
+    void *scratch = NULL;
     eng_scored_t *top = NULL;
     char only[128];
     int code = 1, rc = sto_open(path, STO_READONLY, &db, &err);
@@ -89,9 +90,11 @@ int trn_cmd_recommend(int argc, char **argv)
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
     }
-    scratch = malloc((size_t)m->info.n_items * sizeof *scratch);
+    /* The server's index, so that offline answers are the server's, bit for bit. */
+    ix = eng_index_new(m->item_vecs, m->info.n_items, m->info.dim, 0);
+    scratch = ix ? malloc(eng_index_scratch_bytes(ix, 1)) : NULL;
     top = malloc((size_t)k * sizeof *top);
-    if (!scratch || !top) {
+    if (!ix || !scratch || !top) {
         fputs("gnnrec: out of memory\n", stderr);
         goto done;
     }
@@ -106,9 +109,13 @@ int trn_cmd_recommend(int argc, char **argv)
         }
         const int32_t *seen = m->seen_idx + m->seen_ptr[u];
         size_t n_seen = keep_seen ? 0 : (size_t)(m->seen_ptr[u + 1] - m->seen_ptr[u]);
-        size_t n = eng_score_topk(m->item_vecs, m->info.n_items, m->info.dim,
-                                  m->user_vecs + (size_t)u * m->info.dim, seen, n_seen, (size_t)k,
-                                  scratch, top);
+        eng_query_t q = {.q = m->user_vecs + (size_t)u * m->info.dim,
+                         .k = (size_t)k,
+                         .exclude = seen,
+                         .n_exclude = n_seen,
+                         .out = top};
+        eng_index_topk(ix, &q, 1, scratch);
+        size_t n = q.n_out;
         printf("user %s (%s v%lld):", argv[a], name, (long long)m->info.version);
         for (size_t i = 0; i < n; i++)
             printf(" %s(%.3f)", eng_idmap_name(m->items, top[i].idx), top[i].score);
@@ -117,6 +124,7 @@ int trn_cmd_recommend(int argc, char **argv)
 done:
     free(scratch);
     free(top);
+    eng_index_free(ix);
     sto_model_free(m);
     sto_close(db);
     return code;
