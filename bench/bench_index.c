@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         double t0 = eng_now();
         for (int u = 0; u < N_QUERIES; u++)
             ref_n[u] = sgemv_topk(items, n_items, dim, qv + (size_t)u * dim,
-                                      seen + (size_t)u * N_SEEN, N_SEEN, k, scratch, ref + u * k);
+                                  seen + (size_t)u * N_SEEN, N_SEEN, k, scratch, ref + u * k);
         double t = eng_now() - t0;
         best = t < best ? t : best;
     }

@@ -12,7 +12,8 @@ void eng_adam_update(eng_adam_t *a, float *p, const float *g, float *m, float *v
                      int threads)
 {
     a->step++;
-    /* Same arithmetic as torch.optim.Adam (non-fused): p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps). */
+    /* Same arithmetic as torch.optim.Adam (non-fused): p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+     */
     const float b1 = a->beta1, b2 = a->beta2, eps = a->eps, wd = a->weight_decay;
     const float bc1 = 1.0f - powf(b1, (float)a->step), bc2 = 1.0f - powf(b2, (float)a->step);
     const float step_size = a->lr / bc1, bc2_sqrt = sqrtf(bc2);

@@ -8,15 +8,13 @@
 eng_csr_t *eng_csr_new(int32_t rows, int32_t cols, int64_t nnz, int with_values)
 {
     eng_csr_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     m->rows = rows;
     m->cols = cols;
     m->nnz = nnz;
     m->ptr = calloc((size_t)rows + 1, sizeof *m->ptr);
     m->idx = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->idx);
-    if (with_values)
-        m->val = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->val);
+    if (with_values) m->val = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->val);
     if (!m->ptr || !m->idx || (with_values && !m->val)) {
         eng_csr_free(m);
         return NULL;
@@ -26,8 +24,7 @@ eng_csr_t *eng_csr_new(int32_t rows, int32_t cols, int64_t nnz, int with_values)
 
 void eng_csr_free(eng_csr_t *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     free(m->ptr);
     free(m->idx);
     free(m->val);
@@ -65,8 +62,7 @@ eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, cons
         qsort(m->idx + b, (size_t)(e - b), sizeof *m->idx, cmp_i32);
         m->ptr[i] = w;
         for (int64_t k = b; k < e; k++)
-            if (k == b || m->idx[k] != m->idx[k - 1])
-                m->idx[w++] = m->idx[k];
+            if (k == b || m->idx[k] != m->idx[k - 1]) m->idx[w++] = m->idx[k];
     }
     m->ptr[rows] = w;
     m->nnz = w;
@@ -90,10 +86,8 @@ int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col)
  * (plus one unit per row, so that runs of empty rows are split too). */
 static int32_t split_row(const eng_csr_t *m, int t, int parts)
 {
-    if (t == 0)
-        return 0;
-    if (t == parts)
-        return m->rows;
+    if (t == 0) return 0;
+    if (t == parts) return m->rows;
     int64_t target = (m->nnz + m->rows) * t / parts;
     int32_t lo = 0, hi = m->rows;
     while (lo < hi) {
@@ -144,9 +138,9 @@ static inline void row64(float *restrict o, const eng_csr_t *m, const float *res
         a6 += v * xr[6];
         a7 += v * xr[7];
     }
-    v8f *or = (v8f *)o;
-    or[0] = a0, or[1] = a1, or[2] = a2, or[3] = a3;
-    or[4] = a4, or[5] = a5, or[6] = a6, or[7] = a7;
+    v8f * or = (v8f *)o;
+    or [0] = a0, or [1] = a1, or [2] = a2, or [3] = a3;
+    or [4] = a4, or [5] = a5, or [6] = a6, or [7] = a7;
 }
 
 /* Any other width: accumulate straight into the output row. */
@@ -171,9 +165,8 @@ static inline void row_any(float *restrict o, const eng_csr_t *m, const float *r
 /* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL), and
  * acc[r] += alpha * out[r] when acc is not NULL. */
 ENG_CLONES
-static void spmm_rows(float *restrict out, float *restrict acc, float alpha,
-                      const eng_csr_t *m, const float *restrict x, int dim,
-                      const int32_t *list, int32_t r0, int32_t r1)
+static void spmm_rows(float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,
+                      const float *restrict x, int dim, const int32_t *list, int32_t r0, int32_t r1)
 {
     /* Over a run of consecutive rows the prefetch looks ahead into the next rows' neighbours
      * too: most rows are shorter than the distance that hides the latency. */
@@ -197,8 +190,7 @@ static void spmm_rows(float *restrict out, float *restrict acc, float alpha,
 void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
                       int dim, int threads)
 {
-    if (threads < 1)
-        threads = 1;
+    if (threads < 1) threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -211,11 +203,10 @@ void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int t
     eng_csr_spmm_acc(out, NULL, 0.0f, m, x, dim, threads);
 }
 
-void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
-                       const int32_t *rows, int32_t n, int threads)
+void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
+                       int32_t n, int threads)
 {
-    if (threads < 1)
-        threads = 1;
+    if (threads < 1) threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -225,9 +216,8 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
 }
 
 ENG_CLONES
-void eng_csr_scatter_rows(float *restrict out, float *restrict acc, float alpha,
-                          const eng_csr_t *m, const float *restrict x, int dim,
-                          const int32_t *rows, int32_t n)
+void eng_csr_scatter_rows(float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,
+                          const float *restrict x, int dim, const int32_t *rows, int32_t n)
 {
     for (int32_t q = 0; q < n; q++) {
         int32_t r = rows[q];

@@ -40,8 +40,8 @@ void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, c
 
 /* Only the listed rows of m * x: out[rows[k]] = (m x)[rows[k]] for k < n; other rows of out are
  * untouched. rows must not repeat. Threaded like eng_csr_spmm, and as deterministic. */
-void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim,
-                       const int32_t *rows, int32_t n, int threads);
+void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
+                       int32_t n, int threads);
 
 /* out += m * x for an x that is zero outside the n listed rows, computed by scattering those rows
  * along their columns: out[c] += m[r][c] x[r]. That equals m x only when m is symmetric (it reads

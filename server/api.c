@@ -19,8 +19,7 @@ static const char *path_param(const char *url, const char *prefix, const char *s
         return NULL;
     const char *id = url + pl;
     *len = ul - pl - sl;
-    if (memchr(id, '/', *len))
-        return NULL;
+    if (memchr(id, '/', *len)) return NULL;
     return id;
 }
 
@@ -29,23 +28,15 @@ srv_endpoint_t srv_api_route(const char *url, const char **allow)
     size_t len;
     static const char get[] = "GET, HEAD", post[] = "POST";
     *allow = get;
-    if (path_param(url, "/v1/users/", "/recommendations", &len))
-        return SRV_EP_RECOMMEND;
-    if (path_param(url, "/v1/items/", "/similar", &len))
-        return SRV_EP_SIMILAR;
-    if (strcmp(url, "/v1/models") == 0)
-        return SRV_EP_MODELS;
-    if (strcmp(url, "/healthz") == 0)
-        return SRV_EP_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0)
-        return SRV_EP_READYZ;
-    if (strcmp(url, "/metrics") == 0)
-        return SRV_EP_METRICS;
+    if (path_param(url, "/v1/users/", "/recommendations", &len)) return SRV_EP_RECOMMEND;
+    if (path_param(url, "/v1/items/", "/similar", &len)) return SRV_EP_SIMILAR;
+    if (strcmp(url, "/v1/models") == 0) return SRV_EP_MODELS;
+    if (strcmp(url, "/healthz") == 0) return SRV_EP_HEALTHZ;
+    if (strcmp(url, "/readyz") == 0) return SRV_EP_READYZ;
+    if (strcmp(url, "/metrics") == 0) return SRV_EP_METRICS;
     *allow = post;
-    if (strcmp(url, "/v1/score") == 0)
-        return SRV_EP_SCORE;
-    if (strcmp(url, "/admin/reload") == 0)
-        return SRV_EP_RELOAD;
+    if (strcmp(url, "/v1/score") == 0) return SRV_EP_SCORE;
+    if (strcmp(url, "/admin/reload") == 0) return SRV_EP_RELOAD;
     *allow = NULL;
     return SRV_EP_OTHER;
 }
@@ -60,8 +51,7 @@ static const char *arg(req_t *r, const char *key)
 static srv_version_t *acquire(req_t *r)
 {
     const char *name = arg(r, "model");
-    if (!name)
-        name = r->srv->cfg.model;
+    if (!name) name = r->srv->cfg.model;
     int why;
     srv_version_t *v = srv_registry_acquire(r->srv->reg, name, &why);
     if (!v) {
@@ -81,8 +71,7 @@ static srv_version_t *acquire(req_t *r)
 static long parse_k(req_t *r)
 {
     const char *s = arg(r, "k");
-    if (!s)
-        return DEFAULT_K;
+    if (!s) return DEFAULT_K;
     char *end;
     errno = 0;
     long k = strtol(s, &end, 10);
@@ -97,12 +86,9 @@ static long parse_k(req_t *r)
 static int parse_bool(req_t *r, const char *name, int def)
 {
     const char *s = arg(r, name);
-    if (!s)
-        return def;
-    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
-        return 1;
-    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
-        return 0;
+    if (!s) return def;
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0) return 1;
+    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0) return 0;
     srv_req_error(r, 400, "%s must be true or false, got '%s'", name, s);
     return -1;
 }
@@ -119,8 +105,7 @@ static size_t sort_unique(int32_t *a, size_t n)
     qsort(a, n, sizeof *a, cmp_i32);
     size_t w = 0;
     for (size_t i = 0; i < n; i++)
-        if (w == 0 || a[i] != a[w - 1])
-            a[w++] = a[i];
+        if (w == 0 || a[i] != a[w - 1]) a[w++] = a[i];
     return w;
 }
 
@@ -151,8 +136,7 @@ static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int s
                 return -1;
             }
         }
-        if (!e)
-            break;
+        if (!e) break;
         p = e + 1;
     }
     *out = a;
@@ -163,13 +147,11 @@ static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int s
 static int32_t *merge_sorted(const int32_t *a, size_t na, const int32_t *b, size_t nb, size_t *n)
 {
     int32_t *m = malloc((na + nb + 1) * sizeof *m);
-    if (!m)
-        return NULL;
+    if (!m) return NULL;
     size_t i = 0, j = 0, w = 0;
     while (i < na || j < nb) {
         int32_t x = j >= nb || (i < na && a[i] <= b[j]) ? a[i++] : b[j++];
-        if (w == 0 || m[w - 1] != x)
-            m[w++] = x;
+        if (w == 0 || m[w - 1] != x) m[w++] = x;
     }
     *n = w;
     return m;
@@ -236,16 +218,15 @@ static void recommend(req_t *r, const char *url)
     const char *uid = path_param(url, "/v1/users/", "/recommendations", &ulen);
     long k = parse_k(r);
     int exclude_seen = k < 0 ? -1 : parse_bool(r, "exclude_seen", 1);
-    if (k < 0 || exclude_seen < 0)
-        return;
+    if (k < 0 || exclude_seen < 0) return;
     srv_version_t *v = acquire(r);
-    if (!v)
-        return;
+    if (!v) return;
     const sto_model_t *m = v->model;
     int32_t u = eng_idmap_find(m->users, uid, ulen);
     if (u < 0) {
-        srv_req_error(r, 404, "unknown user '%.*s' in model %s v%lld", (int)(ulen > 200 ? 200 : ulen),
-                      uid, m->info.name, (long long)m->info.version);
+        srv_req_error(r, 404, "unknown user '%.*s' in model %s v%lld",
+                      (int)(ulen > 200 ? 200 : ulen), uid, m->info.name,
+                      (long long)m->info.version);
         return;
     }
     r->subject = u;
@@ -254,8 +235,7 @@ static void recommend(req_t *r, const char *url)
     int32_t *extra = NULL;
     long n_extra = 0;
     const char *ex = arg(r, "exclude");
-    if (ex && (n_extra = item_list(r, m->items, ex, 1, &extra)) < 0)
-        return;
+    if (ex && (n_extra = item_list(r, m->items, ex, 1, &extra)) < 0) return;
     size_t n_excl = 0;
     r->exclude = merge_sorted(seen, n_seen, extra, (size_t)n_extra, &n_excl);
     free(extra);
@@ -275,8 +255,7 @@ static void recommend(req_t *r, const char *url)
     /* Ranking a given candidate list is small work: done here, not batched. */
     int32_t *c = NULL;
     long nc = item_list(r, m->items, cand, 0, &c);
-    if (nc < 0)
-        return;
+    if (nc < 0) return;
     float *scores = malloc(((size_t)nc + 1) * sizeof *scores);
     if (!scores) {
         free(c);
@@ -288,8 +267,7 @@ static void recommend(req_t *r, const char *url)
     for (long i = 0; i < nc; i++) { /* both lists sorted: one merge pass masks the excluded */
         while (e < n_excl && r->exclude[e] < c[i])
             e++;
-        if (e < n_excl && r->exclude[e] == c[i])
-            scores[i] = -INFINITY;
+        if (e < n_excl && r->exclude[e] == c[i]) scores[i] = -INFINITY;
     }
     size_t n = eng_topk(scores, (int32_t)nc, (size_t)k, r->top);
     for (size_t i = 0; i < n; i++)
@@ -304,16 +282,15 @@ static void similar(req_t *r, const char *url)
     size_t ilen;
     const char *iid = path_param(url, "/v1/items/", "/similar", &ilen);
     long k = parse_k(r);
-    if (k < 0)
-        return;
+    if (k < 0) return;
     srv_version_t *v = acquire(r);
-    if (!v)
-        return;
+    if (!v) return;
     const sto_model_t *m = v->model;
     int32_t i = eng_idmap_find(m->items, iid, ilen);
     if (i < 0) {
-        srv_req_error(r, 404, "unknown item '%.*s' in model %s v%lld", (int)(ilen > 200 ? 200 : ilen),
-                      iid, m->info.name, (long long)m->info.version);
+        srv_req_error(r, 404, "unknown item '%.*s' in model %s v%lld",
+                      (int)(ilen > 200 ? 200 : ilen), iid, m->info.name,
+                      (long long)m->info.version);
         return;
     }
     r->subject = i;
@@ -339,8 +316,7 @@ static int32_t json_id(req_t *r, const json_t *s, const eng_idmap_t *map, const 
         return -1;
     }
     int32_t i = eng_idmap_find(map, json_string_value(s), json_string_length(s));
-    if (i < 0)
-        srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
+    if (i < 0) srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
     return i;
 }
 
@@ -363,7 +339,8 @@ static void score(req_t *r)
         bad = "the body must be a JSON object";
     else if (pairs ? (user || items || json_object_size(doc) != 1)
                    : (!user || !items || json_object_size(doc) != 2))
-        bad = "the body must be {\"user\": \"u\", \"items\": [...]} or {\"pairs\": [[\"u\", \"i\"], ...]}";
+        bad = "the body must be {\"user\": \"u\", \"items\": [...]} or {\"pairs\": [[\"u\", "
+              "\"i\"], ...]}";
     else if (!json_is_array(list) || json_array_size(list) < 1 ||
              json_array_size(list) > MAX_SCORE_ITEMS)
         bad = pairs ? "pairs must be an array of 1..10000 [user, item] pairs"
@@ -373,8 +350,7 @@ static void score(req_t *r)
         goto done;
     }
     srv_version_t *v = acquire(r);
-    if (!v)
-        goto done;
+    if (!v) goto done;
     const sto_model_t *m = v->model;
     size_t n = json_array_size(list);
     out = malloc(n * sizeof *out);
@@ -383,8 +359,7 @@ static void score(req_t *r)
         goto done;
     }
     int32_t u = -1;
-    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0)
-        goto done;
+    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0) goto done;
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(list, k), *it = e;
         int32_t pu = u;
@@ -393,13 +368,11 @@ static void score(req_t *r)
                 srv_req_error(r, 400, "pairs[%zu] must be a [user, item] pair of strings", k);
                 goto done;
             }
-            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0)
-                goto done;
+            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0) goto done;
             it = json_array_get(e, 1);
         }
         int32_t i = json_id(r, it, m->items, "item");
-        if (i < 0)
-            goto done;
+        if (i < 0) goto done;
         eng_index_scores(v->dot, m->user_vecs + (size_t)pu * m->info.dim, &i, 1, &out[k]);
     }
     srv_buf_init(&b, 64 + 16 * n);
@@ -413,8 +386,7 @@ static void score(req_t *r)
     }
     srv_buf_puts(&b, "\"scores\":[");
     for (size_t k = 0; k < n; k++) {
-        if (k)
-            srv_buf_puts(&b, ",");
+        if (k) srv_buf_puts(&b, ",");
         srv_buf_json_num(&b, out[k]);
     }
     srv_buf_puts(&b, "]}");
@@ -445,12 +417,12 @@ static void models(req_t *r)
     for (int i = 0; i < n; i++) {
         const sto_version_info_t *in = &vs[i]->model->info;
         json_t *metrics = json_loads(in->metrics_json ? in->metrics_json : "{}", 0, NULL);
-        json_array_append_new(
-            arr, json_pack("{ss,sI,ss,ss,ss,si,si,si,so}", "name", in->name, "version",
-                           (json_int_t)in->version, "kind", in->kind, "created", in->created,
-                           "loaded_at", vs[i]->loaded_at, "users", in->n_users, "items",
-                           in->n_items, "dim", in->dim, "metrics",
-                           metrics ? metrics : json_object()));
+        json_array_append_new(arr,
+                              json_pack("{ss,sI,ss,ss,ss,si,si,si,so}", "name", in->name, "version",
+                                        (json_int_t)in->version, "kind", in->kind, "created",
+                                        in->created, "loaded_at", vs[i]->loaded_at, "users",
+                                        in->n_users, "items", in->n_items, "dim", in->dim,
+                                        "metrics", metrics ? metrics : json_object()));
         srv_version_unref(vs[i]);
     }
     free(vs);
@@ -504,10 +476,18 @@ void srv_api_dispatch(req_t *r, const char *method, const char *url)
         return;
     }
     switch (ep) {
-    case SRV_EP_RECOMMEND: recommend(r, url); break;
-    case SRV_EP_SIMILAR: similar(r, url); break;
-    case SRV_EP_SCORE: score(r); break;
-    case SRV_EP_MODELS: models(r); break;
+    case SRV_EP_RECOMMEND:
+        recommend(r, url);
+        break;
+    case SRV_EP_SIMILAR:
+        similar(r, url);
+        break;
+    case SRV_EP_SCORE:
+        score(r);
+        break;
+    case SRV_EP_MODELS:
+        models(r);
+        break;
     case SRV_EP_HEALTHZ:
         answer_json(r, 200, json_pack("{ss}", "status", "ok"));
         break;
@@ -523,9 +503,15 @@ void srv_api_dispatch(req_t *r, const char *method, const char *url)
             srv_req_error(r, 503, "no model version is loaded yet");
         break;
     }
-    case SRV_EP_METRICS: metrics(r); break;
-    case SRV_EP_RELOAD: srv_loader_request(r->srv, r); break;
+    case SRV_EP_METRICS:
+        metrics(r);
+        break;
+    case SRV_EP_RELOAD:
+        srv_loader_request(r->srv, r);
+        break;
     case SRV_EP_OTHER:
-    case SRV_EP_COUNT: srv_req_error(r, 404, "no such path"); break;
+    case SRV_EP_COUNT:
+        srv_req_error(r, 404, "no such path");
+        break;
     }
 }

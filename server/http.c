@@ -36,13 +36,20 @@ void srv_req_answer(req_t *r, unsigned status, char *body, size_t len, const cha
 static const char *error_code(unsigned status)
 {
     switch (status) {
-    case 400: return "bad_request";
-    case 404: return "not_found";
-    case 405: return "method_not_allowed";
-    case 413: return "payload_too_large";
-    case 415: return "unsupported_media_type";
-    case 503: return "unavailable";
-    default: return "internal";
+    case 400:
+        return "bad_request";
+    case 404:
+        return "not_found";
+    case 405:
+        return "method_not_allowed";
+    case 413:
+        return "payload_too_large";
+    case 415:
+        return "unsupported_media_type";
+    case 503:
+        return "unavailable";
+    default:
+        return "internal";
     }
 }
 
@@ -90,20 +97,16 @@ static enum MHD_Result send_answer(req_t *r)
     struct MHD_Response *resp;
     if (r->resp) {
         resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
-        if (resp)
-            r->resp = NULL; /* the response owns it now */
+        if (resp) r->resp = NULL; /* the response owns it now */
     } else {
         r->status = 500;
         r->content_type = "application/json";
-        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
-                                               MHD_RESPMEM_PERSISTENT);
+        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
     }
-    if (!resp)
-        return MHD_NO;
+    if (!resp) return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->content_type ? r->content_type : "application/json");
-    if (r->allow)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -111,25 +114,22 @@ static enum MHD_Result send_answer(req_t *r)
 
 static int is_json(const char *ctype)
 {
-    if (!ctype)
-        return 0;
+    if (!ctype) return 0;
     size_t n = strlen("application/json");
     return strncasecmp(ctype, "application/json", n) == 0 &&
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     srv_t *s = cls;
     req_t *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r)
-            return MHD_NO;
+        if (!r) return MHD_NO;
         r->srv = s;
         r->conn = conn;
         r->t0 = eng_now();
@@ -141,8 +141,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Refuse before reading the body: wrong type, or declared over the limit. */
             const char *ctype =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-            const char *clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                           MHD_HTTP_HEADER_CONTENT_LENGTH);
+            const char *clen =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (!is_json(ctype)) {
                 srv_req_error(r, 415, "POST /v1/score takes Content-Type: application/json");
                 return send_answer(r);
@@ -166,8 +166,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->ep != SRV_EP_SCORE)
-            return MHD_YES; /* a body nobody reads: discard it */
+        if (r->ep != SRV_EP_SCORE) return MHD_YES; /* a body nobody reads: discard it */
         if (r->body.len + n <= s->cfg.max_body) {
             srv_buf_put(&r->body, upload_data, n);
             return MHD_YES;
@@ -208,15 +207,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     srv_t *s = cls;
     req_t *r = *con_cls;
-    if (!r)
-        return;
+    if (!r) return;
     if (r->suspended) /* ended (client gone) without being answered after its resume */
         atomic_fetch_sub(&s->suspended, 1);
     double secs = eng_now() - r->t0;
-    if (r->status)
-        srv_metrics_request(r->ep, r->status, secs);
-    if (s->access_log && r->status)
-        access_log_line(s, r, secs);
+    if (r->status) srv_metrics_request(r->ep, r->status, secs);
+    if (s->access_log && r->status) access_log_line(s, r, secs);
     srv_version_unref(r->ver);
     srv_buf_free(&r->body);
     free(r->resp);
@@ -235,14 +231,14 @@ int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--listen: '%s' is not an IPv4 address", s->cfg.host);
         return -1;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO;
-    s->mhd = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_conns, MHD_OPTION_CONNECTION_TIMEOUT,
-        s->cfg.conn_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
+    s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
+                              MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned)s->cfg.http_threads, MHD_OPTION_CONNECTION_LIMIT,
+                              s->cfg.max_conns, MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.conn_timeout,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                              MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(errbuf, errlen, "cannot listen on %s:%u (address in use?)", s->cfg.host,
                  s->cfg.port);
@@ -250,15 +246,13 @@ int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
     }
     if (s->cfg.port == 0) { /* report the port the kernel chose */
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-        if (di)
-            s->cfg.port = di->port;
+        if (di) s->cfg.port = di->port;
     }
     return 0;
 }
 
 void srv_http_stop(srv_t *s)
 {
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
+    if (s->mhd) MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
 }

@@ -16,14 +16,14 @@
 
 typedef struct {
     const char *db_path;
-    const char *model;    /* default model name, or NULL */
-    const char *host;     /* listen address */
+    const char *model; /* default model name, or NULL */
+    const char *host;  /* listen address */
     unsigned port;
-    int http_threads;     /* libmicrohttpd thread pool */
-    int workers;          /* scoring threads */
+    int http_threads; /* libmicrohttpd thread pool */
+    int workers;      /* scoring threads */
     int max_batch;
-    size_t max_body;      /* bytes */
-    unsigned conn_timeout;/* seconds */
+    size_t max_body;       /* bytes */
+    unsigned conn_timeout; /* seconds */
     unsigned max_conns;
     unsigned poll_ms;
     const char *access_log; /* path, "-" for stdout, NULL for none */
@@ -38,42 +38,42 @@ typedef struct req {
     struct MHD_Connection *conn;
     srv_endpoint_t ep;
     double t0;
-    srv_buf_t body;        /* request body (POST) */
-    srv_version_t *ver;    /* held reference, or NULL */
+    srv_buf_t body;     /* request body (POST) */
+    srv_version_t *ver; /* held reference, or NULL */
     /* an answer produced off the HTTP thread (batcher, reload), queued when resumed */
     int suspended;
     unsigned status;
-    char *resp;            /* malloc'd body */
+    char *resp; /* malloc'd body */
     size_t resp_len;
     const char *content_type;
-    const char *allow;     /* Allow header for 405 */
+    const char *allow; /* Allow header for 405 */
     /* top-K job state */
     srv_job_t job;
     eng_scored_t *top;
     int32_t *exclude;
-    float *qbuf;           /* query vector copy (similar items) */
-    int32_t subject;       /* user or item index */
+    float *qbuf;             /* query vector copy (similar items) */
+    int32_t subject;         /* user or item index */
     struct req *next_waiter; /* reload waiters list */
 } req_t;
 
 /* The store watcher and reload machinery, run on the libuv loop thread. */
 typedef struct {
     uv_timer_t poll;
-    uv_async_t wake;       /* reload requested from another thread */
+    uv_async_t wake; /* reload requested from another thread */
     uv_signal_t sighup;
     uv_work_t work;
-    sto_db_t *poll_db;     /* read-only handle for PRAGMA data_version */
+    sto_db_t *poll_db; /* read-only handle for PRAGMA data_version */
     int64_t data_version;
     int busy, pending, force, pending_force, first;
     atomic_int force_requested;
     /* reload waiters (POST /admin/reload): added by HTTP threads, answered after a run */
     pthread_mutex_t lock;
-    req_t *waiters;        /* for the next run */
-    req_t *run_waiters;    /* for the run in progress */
+    req_t *waiters;     /* for the next run */
+    req_t *run_waiters; /* for the run in progress */
     /* the run in progress (worker thread writes, loop thread reads after completion) */
     srv_version_t **loaded;
     int n_loaded;
-    char **refused;        /* "name\tversion\treason" */
+    char **refused; /* "name\tversion\treason" */
     int n_refused;
     /* (name, version) pairs refused before, not retried until forced */
     char **bad;
@@ -87,9 +87,9 @@ struct srv {
     struct MHD_Daemon *mhd;
     uv_loop_t *loop;
     srv_loader_t loader;
-    atomic_int in_flight;  /* requests between first callback and completion */
-    atomic_int suspended;  /* connections suspended for an asynchronous answer */
-    atomic_int closing;    /* shutting down: answer everything synchronously */
+    atomic_int in_flight; /* requests between first callback and completion */
+    atomic_int suspended; /* connections suspended for an asynchronous answer */
+    atomic_int closing;   /* shutting down: answer everything synchronously */
     FILE *access_log;
     pthread_mutex_t log_lock;
 };

@@ -61,8 +61,7 @@ typedef struct {
 
 /* All ready versions, ordered by name then version, into a new array *out of *n entries (free
  * with sto_list_free). name may be NULL for every model. */
-int sto_list(sto_db_t *db, const char *name, sto_version_info_t **out, size_t *n,
-             eng_error_t *err);
+int sto_list(sto_db_t *db, const char *name, sto_version_info_t **out, size_t *n, eng_error_t *err);
 void sto_list_free(sto_version_info_t *v, size_t n);
 
 /* A loaded version: everything serving needs, owned by this struct. */
@@ -79,8 +78,7 @@ typedef struct {
  * and uniqueness, seen lists (monotone, indices in range), finite vectors. Fails with
  * ENG_ENOTFOUND when there is no such ready version and ENG_ECORRUPT when a check fails; the
  * message says which. */
-int sto_load(sto_db_t *db, const char *name, int64_t version, sto_model_t **out,
-             eng_error_t *err);
+int sto_load(sto_db_t *db, const char *name, int64_t version, sto_model_t **out, eng_error_t *err);
 void sto_model_free(sto_model_t *m);
 
 /* A number that changes whenever another connection commits to the store (PRAGMA data_version):

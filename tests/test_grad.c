@@ -62,8 +62,7 @@ static void check_loss(trn_loss_t kind)
     const float margin = 0.5f;
     if (kind == TRN_LOSS_MARGIN) /* keep every triple away from the hinge's kink */
         for (int k = 0; k < B; k++)
-            if (fabsf(margin - pos[k] + neg[k]) < 0.1f)
-                neg[k] += 0.3f;
+            if (fabsf(margin - pos[k] + neg[k]) < 0.1f) neg[k] += 0.3f;
     trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, margin);
     const float eps = 1e-3f;
     for (int k = 0; k < B; k++) {
@@ -196,7 +195,8 @@ static void test_norm_adj(void **state)
         for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
             int32_t c = a->idx[k];
             assert_true(eng_csr_has(a, c, r));
-            double dr = (double)(a->ptr[r + 1] - a->ptr[r]), dc = (double)(a->ptr[c + 1] - a->ptr[c]);
+            double dr = (double)(a->ptr[r + 1] - a->ptr[r]),
+                   dc = (double)(a->ptr[c + 1] - a->ptr[c]);
             assert_true(fabs(a->val[k] - 1.0 / sqrt(dr * dc)) < 1e-6);
         }
     eng_csr_free(a);
@@ -402,8 +402,7 @@ static void test_lightgcn_fast_path(void **state)
         assert_true(fabs(loss - ref_loss) < 1e-6);
         for (size_t i = 0; i < nd; i++)
             if (fabsf(ref[i] - m->grads[i]) > 1e-6f + 1e-4f * fabsf(ref[i]))
-                fail_msg("layers %d: grad[%zu] %.8g vs reference %.8g", L, i, m->grads[i],
-                         ref[i]);
+                fail_msg("layers %d: grad[%zu] %.8g vs reference %.8g", L, i, m->grads[i], ref[i]);
         free(fin), free(lay), free(scr), free(dfin), free(ref), free(pos), free(neg);
         free(dpos), free(dneg), free(ru), free(rp), free(rn);
         eng_csr_free(adj);
@@ -440,12 +439,19 @@ static void test_adam_matches_torch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_loss_bpr),       cmocka_unit_test(test_loss_bce),
-        cmocka_unit_test(test_loss_margin),    cmocka_unit_test(test_loss_values),
-        cmocka_unit_test(test_dot),            cmocka_unit_test(test_l2),
-        cmocka_unit_test(test_norm_adj),       cmocka_unit_test(test_spmm_threads),
-        cmocka_unit_test(test_propagate),      cmocka_unit_test(test_lightgcn_bpr),
-        cmocka_unit_test(test_lightgcn_bce),   cmocka_unit_test(test_adam_matches_torch), cmocka_unit_test(test_lightgcn_fast_path),
+        cmocka_unit_test(test_loss_bpr),
+        cmocka_unit_test(test_loss_bce),
+        cmocka_unit_test(test_loss_margin),
+        cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_dot),
+        cmocka_unit_test(test_l2),
+        cmocka_unit_test(test_norm_adj),
+        cmocka_unit_test(test_spmm_threads),
+        cmocka_unit_test(test_propagate),
+        cmocka_unit_test(test_lightgcn_bpr),
+        cmocka_unit_test(test_lightgcn_bce),
+        cmocka_unit_test(test_adam_matches_torch),
+        cmocka_unit_test(test_lightgcn_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,8 +201,7 @@ static sto_db_t *open_store(const char *path, int flags)
     sto_db_t *db = NULL;
     eng_error_t err = {0};
     int rc = sto_open(path, flags, &db, &err);
-    if (rc != ENG_OK)
-        fail_msg("sto_open %s: %d %s", path, rc, err.msg);
+    if (rc != ENG_OK) fail_msg("sto_open %s: %d %s", path, rc, err.msg);
     return db;
 }
 
@@ -211,8 +210,7 @@ static int64_t publish(sto_db_t *db, const tmodel_t *t)
     eng_error_t err = {0};
     int64_t v = -1;
     int rc = sto_publish(db, &t->in, &v, &err);
-    if (rc != ENG_OK)
-        fail_msg("sto_publish: %d %s", rc, err.msg);
+    if (rc != ENG_OK) fail_msg("sto_publish: %d %s", rc, err.msg);
     return v;
 }
 
@@ -229,8 +227,7 @@ static sqlite3 *raw_open(const char *path)
 static void raw_exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
 }
 
 /* The first column of the first row of sql, as an integer. */
@@ -428,8 +425,8 @@ static void test_list(void **state)
         const char *name;
         int64_t version;
         const tmodel_t *t;
-    } want[] = {{"A.1", 1, &dot}, {"a", 1, &a}, {"a", 2, &a}, {"a", 3, &a},
-                {"b", 1, &b},     {"b", 2, &b}};
+    } want[] = {{"A.1", 1, &dot}, {"a", 1, &a}, {"a", 2, &a},
+                {"a", 3, &a},     {"b", 1, &b}, {"b", 2, &b}};
     assert_int_equal(sto_list(db, NULL, &v, &n, NULL), ENG_OK);
     assert_int_equal(n, 6);
     for (size_t i = 0; i < n; i++) {
@@ -515,16 +512,46 @@ static void test_invalid_inputs_rejected(void **state)
         const char *expect = NULL;
         /* Each case breaks one thing about a valid model; the copies keep t intact. */
         switch (c) {
-        case 0: m.name = NULL; expect = "name"; break;
-        case 1: m.name = ""; expect = "name"; break;
-        case 2: m.name = "has space"; expect = "name"; break;
-        case 3: m.name = "a/b"; expect = "name"; break;
-        case 4: m.name = long_name; expect = "name"; break;
-        case 5: m.kind = NULL; expect = "kind"; break;
-        case 6: m.n_users = 0; expect = "must be > 0"; break;
-        case 7: m.dim = -3; expect = "must be > 0"; break;
-        case 8: m.users = other.users; expect = "id maps"; break;
-        case 9: m.items = NULL; expect = "id maps"; break;
+        case 0:
+            m.name = NULL;
+            expect = "name";
+            break;
+        case 1:
+            m.name = "";
+            expect = "name";
+            break;
+        case 2:
+            m.name = "has space";
+            expect = "name";
+            break;
+        case 3:
+            m.name = "a/b";
+            expect = "name";
+            break;
+        case 4:
+            m.name = long_name;
+            expect = "name";
+            break;
+        case 5:
+            m.kind = NULL;
+            expect = "kind";
+            break;
+        case 6:
+            m.n_users = 0;
+            expect = "must be > 0";
+            break;
+        case 7:
+            m.dim = -3;
+            expect = "must be > 0";
+            break;
+        case 8:
+            m.users = other.users;
+            expect = "id maps";
+            break;
+        case 9:
+            m.items = NULL;
+            expect = "id maps";
+            break;
         case 10:
         case 11:
             fv = malloc((size_t)(c == 10 ? m.n_users : m.n_items) * m.dim * sizeof(float));
@@ -559,14 +586,28 @@ static void test_invalid_inputs_rejected(void **state)
             m.seen_idx = iv;
             expect = c == 14 ? "seen_idx[2] = 5 is not an item index" : "seen_idx[2] = -1";
             break;
-        case 16: m.seen_idx = NULL; expect = "seen_idx is required"; break;
-        case 17: m.params_json = "{not json"; expect = "params is not a JSON object"; break;
-        case 18: m.params_json = "[1, 2]"; expect = "params is not a JSON object"; break;
-        case 19: m.metrics_json = NULL; expect = "metrics is not a JSON object"; break;
-        case 20: m.user_vecs = NULL; expect = "required"; break;
-        }
-        if (!expect)
+        case 16:
+            m.seen_idx = NULL;
+            expect = "seen_idx is required";
             break;
+        case 17:
+            m.params_json = "{not json";
+            expect = "params is not a JSON object";
+            break;
+        case 18:
+            m.params_json = "[1, 2]";
+            expect = "params is not a JSON object";
+            break;
+        case 19:
+            m.metrics_json = NULL;
+            expect = "metrics is not a JSON object";
+            break;
+        case 20:
+            m.user_vecs = NULL;
+            expect = "required";
+            break;
+        }
+        if (!expect) break;
         eng_error_t err = {0};
         int64_t v = -1;
         int rc = sto_publish(db, &m, &v, &err);
@@ -721,10 +762,10 @@ static void test_create_migrates_from_empty(void **state)
  *      with ENG_ECORRUPT and a message containing `expect` ---- */
 
 typedef struct {
-    const char *name;       /* the test's name */
-    size_t chunk;           /* chunk size to publish with; 0: the default */
-    const char *sql;        /* damage done with SQL, or NULL */
-    const char *patch_key;  /* or: bytes patched into chunk 0 of this blob */
+    const char *name;      /* the test's name */
+    size_t chunk;          /* chunk size to publish with; 0: the default */
+    const char *sql;       /* damage done with SQL, or NULL */
+    const char *patch_key; /* or: bytes patched into chunk 0 of this blob */
     size_t patch_off;
     const void *patch;
     size_t patch_len;
@@ -973,8 +1014,10 @@ static void test_multi_chunk(void **state)
     tmodel_t t2;
     tmodel_init(&t2, "m", 300, 200, 8, 8, 0);
     assert_int_equal(publish(db, &t2), 2);
-    raw_int_in(f->path, "SELECT count(*) FROM blobs b JOIN models m ON m.id = b.model_id"
-                        " WHERE m.version = 2", 6);
+    raw_int_in(f->path,
+               "SELECT count(*) FROM blobs b JOIN models m ON m.id = b.model_id"
+               " WHERE m.version = 2",
+               6);
     sto_model_t *m = NULL;
     assert_int_equal(sto_load(db, "m", 1, &m, NULL), ENG_OK);
     assert_model_equal(m, &t);
@@ -999,8 +1042,7 @@ static void read_markers(int fd, int *started, int *done)
     ssize_t n;
     *started = *done = 0;
     while ((n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
+        if (n < 0 && errno == EINTR) continue;
         assert_true(n > 0);
         for (ssize_t i = 0; i < n; i++) {
             *started += buf[i] == 'S';
@@ -1012,15 +1054,11 @@ static void read_markers(int fd, int *started, int *done)
 static void child_publish_loop(const char *path, const tmodel_t *t, int fd)
 {
     sto_db_t *db = NULL;
-    if (sto_open(path, STO_READWRITE, &db, NULL) != ENG_OK)
-        _exit(2);
+    if (sto_open(path, STO_READWRITE, &db, NULL) != ENG_OK) _exit(2);
     for (int k = 0; k < CRASH_MAX_PUBLISHES; k++) {
-        if (write(fd, "S", 1) != 1)
-            _exit(3);
-        if (sto_publish(db, &t->in, NULL, NULL) != ENG_OK)
-            _exit(4);
-        if (write(fd, "D", 1) != 1)
-            _exit(3);
+        if (write(fd, "S", 1) != 1) _exit(3);
+        if (sto_publish(db, &t->in, NULL, NULL) != ENG_OK) _exit(4);
+        if (write(fd, "D", 1) != 1) _exit(3);
     }
     _exit(0); /* no cleanup: the parent only looks at the store */
 }
@@ -1116,15 +1154,16 @@ static void test_crash_during_publish(void **state)
     }
     /* The test means something only if kills landed inside publishes, uncommitted. With
      * publishes back to back from a few ms after fork, nearly every round does. */
-    if (mid_publish < 1)
-        fail_msg("no kill landed mid-publish (%d versions completed)", completed);
+    if (mid_publish < 1) fail_msg("no kill landed mid-publish (%d versions completed)", completed);
     tmodel_free(&t);
 }
 
 int main(void)
 {
-#define CORRUPT(i)                                                                                \
-    {corrupt_cases[i].name, test_corrupt, setup, teardown, (void *)&corrupt_cases[i]}
+#define CORRUPT(i)                                                                                 \
+    {                                                                                              \
+        corrupt_cases[i].name, test_corrupt, setup, teardown, (void *)&corrupt_cases[i]            \
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_seen_lists, setup, teardown),
@@ -1135,9 +1174,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_a_store_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_migrates_from_empty, setup, teardown),
-        CORRUPT(0), CORRUPT(1), CORRUPT(2), CORRUPT(3), CORRUPT(4), CORRUPT(5), CORRUPT(6),
-        CORRUPT(7), CORRUPT(8), CORRUPT(9), CORRUPT(10), CORRUPT(11), CORRUPT(12), CORRUPT(13),
-        CORRUPT(14), CORRUPT(15), CORRUPT(16), CORRUPT(17), CORRUPT(18),
+        CORRUPT(0),
+        CORRUPT(1),
+        CORRUPT(2),
+        CORRUPT(3),
+        CORRUPT(4),
+        CORRUPT(5),
+        CORRUPT(6),
+        CORRUPT(7),
+        CORRUPT(8),
+        CORRUPT(9),
+        CORRUPT(10),
+        CORRUPT(11),
+        CORRUPT(12),
+        CORRUPT(13),
+        CORRUPT(14),
+        CORRUPT(15),
+        CORRUPT(16),
+        CORRUPT(17),
+        CORRUPT(18),
         cmocka_unit_test_setup_teardown(test_reader_isolation_and_data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_during_publish, setup, teardown),

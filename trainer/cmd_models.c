@@ -41,11 +41,21 @@ int trn_cmd_models(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': path = optarg; break;
-        case 'n': name = optarg; break;
-        case 'j': as_json = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 'd':
+            path = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'j':
+            as_json = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (!path || optind < argc) {
@@ -57,8 +67,7 @@ int trn_cmd_models(int argc, char **argv)
     sto_version_info_t *v = NULL;
     size_t n = 0;
     int rc = sto_open(path, STO_READONLY, &db, &err);
-    if (rc == 0)
-        rc = sto_list(db, name, &v, &n, &err);
+    if (rc == 0) rc = sto_list(db, name, &v, &n, &err);
     if (rc < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         sto_close(db);
@@ -69,8 +78,8 @@ int trn_cmd_models(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             json_t *o = json_pack("{ss,sI,ss,ss,si,si,si,sI}", "name", v[i].name, "version",
                                   (json_int_t)v[i].version, "kind", v[i].kind, "created",
-                                  v[i].created, "users", v[i].n_users, "items", v[i].n_items,
-                                  "dim", v[i].dim, "bytes", (json_int_t)v[i].bytes);
+                                  v[i].created, "users", v[i].n_users, "items", v[i].n_items, "dim",
+                                  v[i].dim, "bytes", (json_int_t)v[i].bytes);
             json_t *p = json_loads(v[i].params_json ? v[i].params_json : "{}", 0, NULL);
             json_t *m = json_loads(v[i].metrics_json ? v[i].metrics_json : "{}", 0, NULL);
             json_object_set_new(o, "params", p ? p : json_object());
@@ -78,13 +87,12 @@ int trn_cmd_models(int argc, char **argv)
             json_array_append_new(arr, o);
         }
         char *s = json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        if (s)
-            puts(s);
+        if (s) puts(s);
         free(s);
         json_decref(arr);
     } else {
-        printf("%-20s %7s %-10s %-20s %8s %8s %5s %10s  %s\n", "NAME", "VERSION", "KIND",
-               "CREATED", "USERS", "ITEMS", "DIM", "BYTES", "METRICS");
+        printf("%-20s %7s %-10s %-20s %8s %8s %5s %10s  %s\n", "NAME", "VERSION", "KIND", "CREATED",
+               "USERS", "ITEMS", "DIM", "BYTES", "METRICS");
         for (size_t i = 0; i < n; i++) {
             char metrics[256];
             short_metrics(v[i].metrics_json, metrics, sizeof metrics);

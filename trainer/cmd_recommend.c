@@ -42,27 +42,36 @@ static int only_model(sto_db_t *db, char *buf, size_t n)
 int trn_cmd_recommend(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"db", 1, 0, 'd'},        {"name", 1, 0, 'n'}, {"version", 1, 0, 'v'}, {"k", 1, 0, 'k'},
-        {"keep-seen", 0, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"db", 1, 0, 'd'}, {"name", 1, 0, 'n'},      {"version", 1, 0, 'v'},
+        {"k", 1, 0, 'k'},  {"keep-seen", 0, 0, 's'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
     const char *path = NULL, *name = NULL;
     long version = 0, k = 10;
     int keep_seen = 0, c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': path = optarg; break;
-        case 'n': name = optarg; break;
+        case 'd':
+            path = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
         case 'v':
-            if (cli_parse_int("version", optarg, 1, __LONG_MAX__, &version) < 0)
-                return 2;
+            if (cli_parse_int("version", optarg, 1, __LONG_MAX__, &version) < 0) return 2;
             break;
         case 'k':
-            if (cli_parse_int("k", optarg, 1, 1000, &k) < 0)
-                return 2;
+            if (cli_parse_int("k", optarg, 1, 1000, &k) < 0) return 2;
             break;
-        case 's': keep_seen = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case 's':
+            keep_seen = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs(usage, stderr);
+            return 2;
         }
     }
     if (!path || optind >= argc) {
@@ -82,8 +91,7 @@ int trn_cmd_recommend(int argc, char **argv)
         goto done;
     }
     if (!name) {
-        if (only_model(db, only, sizeof only) < 0)
-            goto done;
+        if (only_model(db, only, sizeof only) < 0) goto done;
         name = only;
     }
     if ((rc = sto_load(db, name, version, &m, &err)) < 0) {

@@ -64,8 +64,7 @@ static int parse_ks(const char *s, int *ks, int *nk)
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         long k;
-        if (*nk == TRN_EVAL_MAX_K || cli_parse_int("topk", tok, 1, 10000, &k) < 0)
-            return -1;
+        if (*nk == TRN_EVAL_MAX_K || cli_parse_int("topk", tok, 1, 10000, &k) < 0) return -1;
         ks[(*nk)++] = (int)k;
     }
     return *nk ? 0 : -1;
@@ -75,8 +74,7 @@ static int parse_split(const char *s, trn_data_opts_t *d)
 {
     const char *colon = strchr(s, ':');
     double frac = 0.2;
-    if (colon && cli_parse_double("split", colon + 1, 1e-6, 0.999999, &frac) < 0)
-        return -1;
+    if (colon && cli_parse_double("split", colon + 1, 1e-6, 0.999999, &frac) < 0) return -1;
     size_t n = colon ? (size_t)(colon - s) : strlen(s);
     if (n == 6 && strncmp(s, "random", 6) == 0)
         d->split = TRN_SPLIT_RANDOM;
@@ -93,19 +91,59 @@ static int parse_split(const char *s, trn_data_opts_t *d)
 /* Returns 0, or an exit code (2 usage, or 0 for --help) with *done set. */
 static int parse_args(int argc, char **argv, train_args_t *a, int *done)
 {
-    enum { O_TRAIN = 256, O_TEST, O_FORMAT, O_SPLIT, O_MINW, O_SYNTH, O_MODEL, O_DIM, O_LAYERS,
-           O_LOSS, O_MARGIN, O_LR, O_DECAY, O_BATCH, O_EPOCHS, O_SEED, O_THREADS, O_EVAL, O_TOPK,
-           O_REPORT, O_DB, O_NAME, O_MAXB, O_QUIET, O_HELP };
-    static const struct option opts[] = {
-        {"train", 1, 0, O_TRAIN},   {"test", 1, 0, O_TEST},         {"format", 1, 0, O_FORMAT},
-        {"split", 1, 0, O_SPLIT},   {"min-weight", 1, 0, O_MINW},   {"synthetic", 0, 0, O_SYNTH},
-        {"model", 1, 0, O_MODEL},   {"dim", 1, 0, O_DIM},           {"layers", 1, 0, O_LAYERS},
-        {"loss", 1, 0, O_LOSS},     {"margin", 1, 0, O_MARGIN},     {"lr", 1, 0, O_LR},
-        {"decay", 1, 0, O_DECAY},   {"batch", 1, 0, O_BATCH},       {"epochs", 1, 0, O_EPOCHS},
-        {"seed", 1, 0, O_SEED},     {"threads", 1, 0, O_THREADS},   {"eval-every", 1, 0, O_EVAL},
-        {"topk", 1, 0, O_TOPK},     {"report", 1, 0, O_REPORT},     {"db", 1, 0, O_DB},
-        {"name", 1, 0, O_NAME},     {"max-batches", 1, 0, O_MAXB},  {"quiet", 0, 0, O_QUIET},
-        {"help", 0, 0, O_HELP},     {0, 0, 0, 0}};
+    enum {
+        O_TRAIN = 256,
+        O_TEST,
+        O_FORMAT,
+        O_SPLIT,
+        O_MINW,
+        O_SYNTH,
+        O_MODEL,
+        O_DIM,
+        O_LAYERS,
+        O_LOSS,
+        O_MARGIN,
+        O_LR,
+        O_DECAY,
+        O_BATCH,
+        O_EPOCHS,
+        O_SEED,
+        O_THREADS,
+        O_EVAL,
+        O_TOPK,
+        O_REPORT,
+        O_DB,
+        O_NAME,
+        O_MAXB,
+        O_QUIET,
+        O_HELP
+    };
+    static const struct option opts[] = {{"train", 1, 0, O_TRAIN},
+                                         {"test", 1, 0, O_TEST},
+                                         {"format", 1, 0, O_FORMAT},
+                                         {"split", 1, 0, O_SPLIT},
+                                         {"min-weight", 1, 0, O_MINW},
+                                         {"synthetic", 0, 0, O_SYNTH},
+                                         {"model", 1, 0, O_MODEL},
+                                         {"dim", 1, 0, O_DIM},
+                                         {"layers", 1, 0, O_LAYERS},
+                                         {"loss", 1, 0, O_LOSS},
+                                         {"margin", 1, 0, O_MARGIN},
+                                         {"lr", 1, 0, O_LR},
+                                         {"decay", 1, 0, O_DECAY},
+                                         {"batch", 1, 0, O_BATCH},
+                                         {"epochs", 1, 0, O_EPOCHS},
+                                         {"seed", 1, 0, O_SEED},
+                                         {"threads", 1, 0, O_THREADS},
+                                         {"eval-every", 1, 0, O_EVAL},
+                                         {"topk", 1, 0, O_TOPK},
+                                         {"report", 1, 0, O_REPORT},
+                                         {"db", 1, 0, O_DB},
+                                         {"name", 1, 0, O_NAME},
+                                         {"max-batches", 1, 0, O_MAXB},
+                                         {"quiet", 0, 0, O_QUIET},
+                                         {"help", 0, 0, O_HELP},
+                                         {0, 0, 0, 0}};
     long v;
     double x;
     *done = 1;
@@ -113,8 +151,12 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case O_TRAIN: a->data.train_path = optarg; break;
-        case O_TEST: a->data.test_path = optarg; break;
+        case O_TRAIN:
+            a->data.train_path = optarg;
+            break;
+        case O_TEST:
+            a->data.test_path = optarg;
+            break;
         case O_FORMAT:
             if (strcmp(optarg, "csv") == 0)
                 a->data.format = TRN_FMT_CSV;
@@ -126,16 +168,16 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             }
             break;
         case O_SPLIT:
-            if (parse_split(optarg, &a->data) < 0)
-                return 2;
+            if (parse_split(optarg, &a->data) < 0) return 2;
             break;
         case O_MINW:
-            if (cli_parse_double("min-weight", optarg, -1e300, 1e300, &x) < 0)
-                return 2;
+            if (cli_parse_double("min-weight", optarg, -1e300, 1e300, &x) < 0) return 2;
             a->data.use_min_weight = 1;
             a->data.min_weight = x;
             break;
-        case O_SYNTH: a->synthetic = 1; break;
+        case O_SYNTH:
+            a->synthetic = 1;
+            break;
         case O_MODEL:
             if (!trn_model_find(optarg)) {
                 fprintf(stderr, "gnnrec: --model: unknown model '%s' (known: %s)\n", optarg,
@@ -145,13 +187,11 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             a->hp.model = optarg;
             break;
         case O_DIM:
-            if (cli_parse_int("dim", optarg, 1, 4096, &v) < 0)
-                return 2;
+            if (cli_parse_int("dim", optarg, 1, 4096, &v) < 0) return 2;
             a->hp.dim = (int)v;
             break;
         case O_LAYERS:
-            if (cli_parse_int("layers", optarg, 0, 16, &v) < 0)
-                return 2;
+            if (cli_parse_int("layers", optarg, 0, 16, &v) < 0) return 2;
             a->hp.layers = (int)v;
             break;
         case O_LOSS: {
@@ -164,44 +204,36 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             break;
         }
         case O_MARGIN:
-            if (cli_parse_double("margin", optarg, 0, 1e6, &x) < 0)
-                return 2;
+            if (cli_parse_double("margin", optarg, 0, 1e6, &x) < 0) return 2;
             a->hp.margin = (float)x;
             break;
         case O_LR:
-            if (cli_parse_double("lr", optarg, 1e-12, 10, &x) < 0)
-                return 2;
+            if (cli_parse_double("lr", optarg, 1e-12, 10, &x) < 0) return 2;
             a->hp.lr = (float)x;
             break;
         case O_DECAY:
-            if (cli_parse_double("decay", optarg, 0, 1e6, &x) < 0)
-                return 2;
+            if (cli_parse_double("decay", optarg, 0, 1e6, &x) < 0) return 2;
             a->hp.decay = (float)x;
             break;
         case O_BATCH:
-            if (cli_parse_int("batch", optarg, 1, 1 << 24, &v) < 0)
-                return 2;
+            if (cli_parse_int("batch", optarg, 1, 1 << 24, &v) < 0) return 2;
             a->hp.batch = (int)v;
             break;
         case O_EPOCHS:
-            if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0)
-                return 2;
+            if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0) return 2;
             a->train.epochs = (int)v;
             break;
         case O_SEED:
-            if (cli_parse_int("seed", optarg, 0, __LONG_MAX__, &v) < 0)
-                return 2;
+            if (cli_parse_int("seed", optarg, 0, __LONG_MAX__, &v) < 0) return 2;
             a->hp.seed = (uint64_t)v;
             a->data.seed = (uint64_t)v;
             break;
         case O_THREADS:
-            if (cli_parse_int("threads", optarg, 1, 1024, &v) < 0)
-                return 2;
+            if (cli_parse_int("threads", optarg, 1, 1024, &v) < 0) return 2;
             a->hp.threads = (int)v;
             break;
         case O_EVAL:
-            if (cli_parse_int("eval-every", optarg, 0, 1000000, &v) < 0)
-                return 2;
+            if (cli_parse_int("eval-every", optarg, 0, 1000000, &v) < 0) return 2;
             a->train.eval_every = (int)v;
             break;
         case O_TOPK:
@@ -211,18 +243,29 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
                 return 2;
             }
             break;
-        case O_REPORT: a->report = optarg; break;
-        case O_DB: a->db = optarg; break;
-        case O_NAME: a->name = optarg; break;
+        case O_REPORT:
+            a->report = optarg;
+            break;
+        case O_DB:
+            a->db = optarg;
+            break;
+        case O_NAME:
+            a->name = optarg;
+            break;
         case O_MAXB:
-            if (cli_parse_int("max-batches", optarg, 0, 1 << 30, &v) < 0)
-                return 2;
+            if (cli_parse_int("max-batches", optarg, 0, 1 << 30, &v) < 0) return 2;
             a->train.max_batches = (int)v;
             break;
-        case O_QUIET: a->quiet = 1; break;
+        case O_QUIET:
+            a->quiet = 1;
+            break;
         case O_HELP:
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs("gnnrec train --help lists the options\n", stderr); return 2;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs("gnnrec train --help lists the options\n", stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -346,8 +389,7 @@ static int publish(const train_args_t *a, trn_model_t *m, const trn_data_t *d, j
         eng_error_set(err, rc, "computing the final vectors: %s", eng_strerror(rc));
         goto done;
     }
-    if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) < 0)
-        goto done;
+    if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) < 0) goto done;
     sto_model_in_t in = {.name = a->name ? a->name : a->hp.model,
                          .kind = a->hp.model,
                          .n_users = d->n_users,
@@ -384,12 +426,10 @@ int trn_cmd_train(int argc, char **argv)
 {
     train_args_t a = {.hp = trn_hparams_defaults(), .train = {.epochs = 20, .nk = 1, .ks = {20}}};
     a.hp.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (a.hp.threads < 1)
-        a.hp.threads = 1;
+    if (a.hp.threads < 1) a.hp.threads = 1;
     a.data.seed = a.hp.seed;
     int done, code = parse_args(argc, argv, &a, &done);
-    if (done)
-        return code;
+    if (done) return code;
 
     eng_error_t err = {0};
     trn_data_t *d = NULL;
@@ -436,13 +476,13 @@ int trn_cmd_train(int argc, char **argv)
 
     rs.epochs = a.train.epochs;
     long n_batches = (long)((d->train->nnz + a.hp.batch - 1) / a.hp.batch);
-    if (a.train.max_batches > 0 && a.train.max_batches < n_batches)
-        n_batches = a.train.max_batches;
+    if (a.train.max_batches > 0 && a.train.max_batches < n_batches) n_batches = a.train.max_batches;
     rs.progress.total = n_batches * a.train.epochs;
     a.train.on_batch = on_batch;
     a.train.on_epoch = on_epoch;
     a.train.ud = &rs;
-    trn_progress_line(&rs.progress, "training %s: dim %d, %d layers, %s loss, %d epochs of %ld "
+    trn_progress_line(&rs.progress,
+                      "training %s: dim %d, %d layers, %s loss, %d epochs of %ld "
                       "batches, %d threads",
                       a.hp.model, a.hp.dim, a.hp.layers, trn_loss_name(a.hp.loss), a.train.epochs,
                       n_batches, a.hp.threads);
@@ -470,8 +510,7 @@ int trn_cmd_train(int argc, char **argv)
         json_decref(metrics);
         metrics = metrics_json(&final);
         json_object_set_new(metrics, "popularity", metrics_json(&pop));
-        if (!a.quiet)
-            print_comparison(&final, &pop, a.hp.model);
+        if (!a.quiet) print_comparison(&final, &pop, a.hp.model);
     }
     json_object_set_new(report, "final", metrics);
 
@@ -482,13 +521,12 @@ int trn_cmd_train(int argc, char **argv)
             goto done;
         }
         const char *name = a.name ? a.name : a.hp.model;
-        json_object_set_new(report, "published",
-                            json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version",
-                                      (json_int_t)version));
+        json_object_set_new(
+            report, "published",
+            json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version", (json_int_t)version));
         printf("published %s version %lld to %s\n", name, (long long)version, a.db);
     }
-    if (a.report && write_report(a.report, report) < 0)
-        goto done;
+    if (a.report && write_report(a.report, report) < 0) goto done;
     code = 0;
 done:
     json_decref(report);

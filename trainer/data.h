@@ -41,10 +41,10 @@ int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err);
 
 typedef struct {
     int32_t n_users, n_items;
-    int32_t communities;  /* users and items each belong to one of these */
-    int32_t per_user;     /* mean interactions per user */
-    double in_community;  /* probability an interaction stays in the user's community */
-    double test_frac;     /* per-user random holdout */
+    int32_t communities; /* users and items each belong to one of these */
+    int32_t per_user;    /* mean interactions per user */
+    double in_community; /* probability an interaction stays in the user's community */
+    double test_frac;    /* per-user random holdout */
     uint64_t seed;
 } trn_synth_opts_t;
 

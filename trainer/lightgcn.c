@@ -40,16 +40,16 @@ void trn_lgn_propagate_backward(float *de0, float *scratch, const float *dout, c
 }
 
 typedef struct {
-    eng_csr_t *adj; /* [N x N], N = users + items */
-    float *final;   /* [N x dim] propagated embeddings */
-    float *dfinal;  /* [N x dim] their gradient */
-    float *layers;  /* [layers x N x dim] */
-    float *scratch; /* [2 x N x dim] */
-    int cap;        /* batch capacity of the arrays below */
+    eng_csr_t *adj;        /* [N x N], N = users + items */
+    float *final;          /* [N x dim] propagated embeddings */
+    float *dfinal;         /* [N x dim] their gradient */
+    float *layers;         /* [layers x N x dim] */
+    float *scratch;        /* [2 x N x dim] */
+    int cap;               /* batch capacity of the arrays below */
     int32_t *ru, *rp, *rn; /* the batch's rows in the node numbering */
     int32_t *rows;         /* [3 * cap] the distinct rows among them */
     int32_t n_rows;
-    uint32_t *mark;        /* [N] mark[r] == stamp: row r already in rows */
+    uint32_t *mark; /* [N] mark[r] == stamp: row r already in rows */
     uint32_t stamp;
     float *pos, *neg, *dpos, *dneg;
 } lightgcn_t;
@@ -57,8 +57,7 @@ typedef struct {
 static void lightgcn_free(void *impl)
 {
     lightgcn_t *g = impl;
-    if (!g)
-        return;
+    if (!g) return;
     eng_csr_free(g->adj);
     free(g->final);
     free(g->dfinal);
@@ -86,12 +85,10 @@ static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
     const size_t nd = m->n_params;
     const int cap = m->hp.batch, L = m->hp.layers;
     lightgcn_t *g = calloc(1, sizeof *g);
-    if (!g)
-        return ENG_ENOMEM;
+    if (!g) return ENG_ENOMEM;
     m->impl = g;
     g->adj = trn_graph_norm_adj(train);
-    if (!g->adj)
-        return ENG_ENOMEM;
+    if (!g->adj) return ENG_ENOMEM;
     g->final = malloc(nd * sizeof(float));
     g->dfinal = malloc(nd * sizeof(float));
     g->layers = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
@@ -160,8 +157,7 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
         eng_csr_spmm(x, g->adj, prev, dim, th);
         prev = x;
     }
-    if (L > 0)
-        eng_csr_spmm_rows(g->final, g->adj, prev, dim, g->rows, g->n_rows, th);
+    if (L > 0) eng_csr_spmm_rows(g->final, g->adj, prev, dim, g->rows, g->n_rows, th);
     for (int32_t q = 0; q < g->n_rows; q++) {
         size_t off = (size_t)g->rows[q] * dim;
         float *f = g->final + off;

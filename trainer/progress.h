@@ -7,12 +7,12 @@
 
 typedef struct {
     FILE *out;
-    int tty;         /* out is a terminal: draw the bar */
-    int quiet;       /* print nothing */
-    double t_start;  /* of the run */
-    double t_drawn;  /* last redraw, to draw at most ~10 times a second */
-    long done;       /* batches completed in the run */
-    long total;      /* batches in the run */
+    int tty;        /* out is a terminal: draw the bar */
+    int quiet;      /* print nothing */
+    double t_start; /* of the run */
+    double t_drawn; /* last redraw, to draw at most ~10 times a second */
+    long done;      /* batches completed in the run */
+    long total;     /* batches in the run */
 } trn_progress_t;
 
 /* Starts progress for a run of total_batches batches written to out (borrowed). */
