@@ -64,7 +64,8 @@ int main(int argc, char **argv)
     eng_scored_t *got = malloc((size_t)N_QUERIES * k * sizeof *got);
     eng_query_t *qs = malloc(N_QUERIES * sizeof *qs);
     size_t *ref_n = malloc(N_QUERIES * sizeof *ref_n);
-    if (!items || !qv || !seen || !scratch || !ref || !got || !qs || !ref_n) return 1;
+    if (!items || !qv || !seen || !scratch || !ref || !got || !qs || !ref_n)
+        return 1;
     for (size_t i = 0; i < (size_t)n_items * dim; i++)
         items[i] = (float)(0.1 * eng_rng_normal(&r));
     for (size_t i = 0; i < (size_t)N_QUERIES * dim; i++)
@@ -111,10 +112,12 @@ int main(int argc, char **argv)
     static const int batches[] = {1, 8, 32, 64};
     const char *prev = "";
     for (size_t kd = 0; kd < sizeof kinds / sizeof *kinds; kd++) {
-        if (*kinds[kd]) setenv("GNNREC_INDEX_ISA", kinds[kd], 1);
+        if (*kinds[kd])
+            setenv("GNNREC_INDEX_ISA", kinds[kd], 1);
         eng_index_t *ix = eng_index_new(items, n_items, dim, 0);
         void *ixs = malloc(eng_index_scratch_bytes(ix, 64));
-        if (!ix || !ixs) return 1;
+        if (!ix || !ixs)
+            return 1;
         if (strcmp(eng_index_kernel(ix), prev) == 0) { /* the CPU lacks the asked-for kind */
             eng_index_free(ix);
             free(ixs);

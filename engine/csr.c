@@ -8,13 +8,15 @@
 eng_csr_t *eng_csr_new(int32_t rows, int32_t cols, int64_t nnz, int with_values)
 {
     eng_csr_t *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
+    if (!m)
+        return NULL;
     m->rows = rows;
     m->cols = cols;
     m->nnz = nnz;
     m->ptr = calloc((size_t)rows + 1, sizeof *m->ptr);
     m->idx = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->idx);
-    if (with_values) m->val = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->val);
+    if (with_values)
+        m->val = malloc((size_t)(nnz ? nnz : 1) * sizeof *m->val);
     if (!m->ptr || !m->idx || (with_values && !m->val)) {
         eng_csr_free(m);
         return NULL;
@@ -24,7 +26,8 @@ eng_csr_t *eng_csr_new(int32_t rows, int32_t cols, int64_t nnz, int with_values)
 
 void eng_csr_free(eng_csr_t *m)
 {
-    if (!m) return;
+    if (!m)
+        return;
     free(m->ptr);
     free(m->idx);
     free(m->val);
@@ -62,7 +65,8 @@ eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, cons
         qsort(m->idx + b, (size_t)(e - b), sizeof *m->idx, cmp_i32);
         m->ptr[i] = w;
         for (int64_t k = b; k < e; k++)
-            if (k == b || m->idx[k] != m->idx[k - 1]) m->idx[w++] = m->idx[k];
+            if (k == b || m->idx[k] != m->idx[k - 1])
+                m->idx[w++] = m->idx[k];
     }
     m->ptr[rows] = w;
     m->nnz = w;
@@ -86,8 +90,10 @@ int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col)
  * (plus one unit per row, so that runs of empty rows are split too). */
 static int32_t split_row(const eng_csr_t *m, int t, int parts)
 {
-    if (t == 0) return 0;
-    if (t == parts) return m->rows;
+    if (t == 0)
+        return 0;
+    if (t == parts)
+        return m->rows;
     int64_t target = (m->nnz + m->rows) * t / parts;
     int32_t lo = 0, hi = m->rows;
     while (lo < hi) {
@@ -190,7 +196,8 @@ static void spmm_rows(float *restrict out, float *restrict acc, float alpha, con
 void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
                       int dim, int threads)
 {
-    if (threads < 1) threads = 1;
+    if (threads < 1)
+        threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -206,7 +213,8 @@ void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int t
 void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
                        int32_t n, int threads)
 {
-    if (threads < 1) threads = 1;
+    if (threads < 1)
+        threads = 1;
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();

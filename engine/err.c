@@ -32,6 +32,7 @@ int eng_error_set(eng_error_t *err, int code, const char *fmt, ...)
 
 const char *eng_error_text(const eng_error_t *err, int code)
 {
-    if (err && err->msg[0]) return err->msg;
+    if (err && err->msg[0])
+        return err->msg;
     return eng_strerror(code);
 }

@@ -27,7 +27,8 @@ static uint64_t fnv1a(const char *s, size_t len)
 eng_idmap_t *eng_idmap_new(void)
 {
     eng_idmap_t *m = calloc(1, sizeof *m);
-    if (!m) return NULL;
+    if (!m)
+        return NULL;
     m->slot_mask = 63;
     m->slots = malloc(64 * sizeof *m->slots);
     if (!m->slots) {
@@ -40,7 +41,8 @@ eng_idmap_t *eng_idmap_new(void)
 
 void eng_idmap_free(eng_idmap_t *m)
 {
-    if (!m) return;
+    if (!m)
+        return;
     free(m->arena);
     free(m->off);
     free(m->slots);
@@ -53,16 +55,19 @@ static size_t probe(const eng_idmap_t *m, const char *s, size_t len)
     size_t h = fnv1a(s, len) & m->slot_mask;
     for (;;) {
         int32_t i = m->slots[h];
-        if (i < 0) return h;
+        if (i < 0)
+            return h;
         const char *t = m->arena + m->off[i];
-        if (strncmp(t, s, len) == 0 && t[len] == '\0') return h;
+        if (strncmp(t, s, len) == 0 && t[len] == '\0')
+            return h;
         h = (h + 1) & m->slot_mask;
     }
 }
 
 int32_t eng_idmap_find(const eng_idmap_t *m, const char *s, size_t len)
 {
-    if (memchr(s, '\0', len)) return -1;
+    if (memchr(s, '\0', len))
+        return -1;
     return m->slots[probe(m, s, len)];
 }
 
@@ -70,7 +75,8 @@ static int grow_slots(eng_idmap_t *m)
 {
     size_t cap = (m->slot_mask + 1) * 2;
     int32_t *slots = malloc(cap * sizeof *slots);
-    if (!slots) return ENG_ENOMEM;
+    if (!slots)
+        return ENG_ENOMEM;
     memset(slots, 0xff, cap * sizeof *slots);
     for (int32_t i = 0; i < m->n; i++) {
         const char *t = m->arena + m->off[i];
@@ -88,27 +94,32 @@ static int grow_slots(eng_idmap_t *m)
 int32_t eng_idmap_intern(eng_idmap_t *m, const char *s, size_t len)
 {
     size_t h = probe(m, s, len);
-    if (m->slots[h] >= 0) return m->slots[h];
-    if (m->n == INT32_MAX) return ENG_ERANGE;
+    if (m->slots[h] >= 0)
+        return m->slots[h];
+    if (m->n == INT32_MAX)
+        return ENG_ERANGE;
     /* Reserve everything first so that a failed allocation leaves the map unchanged. */
     if (m->arena_len + len + 1 > m->arena_cap) {
         size_t cap = m->arena_cap ? m->arena_cap * 2 : 4096;
         while (cap < m->arena_len + len + 1)
             cap *= 2;
         char *a = realloc(m->arena, cap);
-        if (!a) return ENG_ENOMEM;
+        if (!a)
+            return ENG_ENOMEM;
         m->arena = a;
         m->arena_cap = cap;
     }
     if (m->n == m->off_cap) {
         int32_t cap = m->off_cap ? (m->off_cap > INT32_MAX / 2 ? INT32_MAX : m->off_cap * 2) : 256;
         size_t *o = realloc(m->off, (size_t)cap * sizeof *o);
-        if (!o) return ENG_ENOMEM;
+        if (!o)
+            return ENG_ENOMEM;
         m->off = o;
         m->off_cap = cap;
     }
     if ((size_t)(m->n + 1) * 2 > m->slot_mask + 1) {
-        if (grow_slots(m) != ENG_OK) return ENG_ENOMEM;
+        if (grow_slots(m) != ENG_OK)
+            return ENG_ENOMEM;
         h = probe(m, s, len);
     }
     memcpy(m->arena + m->arena_len, s, len);
@@ -137,20 +148,24 @@ const char *eng_idmap_blob(const eng_idmap_t *m, size_t *len)
 
 eng_idmap_t *eng_idmap_from_blob(const char *blob, size_t len, int32_t expect_n)
 {
-    if (len > 0 && blob[len - 1] != '\0') return NULL;
+    if (len > 0 && blob[len - 1] != '\0')
+        return NULL;
     eng_idmap_t *m = eng_idmap_new();
-    if (!m) return NULL;
+    if (!m)
+        return NULL;
     size_t pos = 0;
     while (pos < len) {
         size_t l = strlen(blob + pos);
-        if (l == 0) goto fail;
+        if (l == 0)
+            goto fail;
         int32_t before = m->n;
         int32_t idx = eng_idmap_intern(m, blob + pos, l);
         if (idx < 0 || idx != before) /* failure, or a duplicate id */
             goto fail;
         pos += l + 1;
     }
-    if (expect_n >= 0 && m->n != expect_n) goto fail;
+    if (expect_n >= 0 && m->n != expect_n)
+        goto fail;
     return m;
 fail:
     eng_idmap_free(m);

@@ -84,8 +84,10 @@ static int pick_isa(void)
               : __builtin_cpu_supports("x86-64-v3") ? ISA_AVX2
                                                     : ISA_BASE;
     const char *cap = getenv("GNNREC_INDEX_ISA");
-    if (cap && strcmp(cap, "baseline") == 0) isa = ISA_BASE;
-    if (cap && strcmp(cap, "avx2") == 0 && isa > ISA_AVX2) isa = ISA_AVX2;
+    if (cap && strcmp(cap, "baseline") == 0)
+        isa = ISA_BASE;
+    if (cap && strcmp(cap, "avx2") == 0 && isa > ISA_AVX2)
+        isa = ISA_AVX2;
     return isa;
 #else
     return ISA_BASE;
@@ -94,22 +96,26 @@ static int pick_isa(void)
 
 eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int normalize)
 {
-    if (n_items < 0 || dim < 1 || (n_items > 0 && !item_vecs)) return NULL;
+    if (n_items < 0 || dim < 1 || (n_items > 0 && !item_vecs))
+        return NULL;
     int32_t n_groups = (int32_t)(((int64_t)n_items + GROUP_ITEMS - 1) / GROUP_ITEMS);
     size_t panel_floats = (size_t)dim * PANEL;
     size_t n_panels = (size_t)n_groups * GROUP;
-    if (n_panels && panel_floats > SIZE_MAX / sizeof(float) / n_panels) return NULL;
+    if (n_panels && panel_floats > SIZE_MAX / sizeof(float) / n_panels)
+        return NULL;
     size_t bytes = n_panels * panel_floats * sizeof(float); /* a multiple of 64 */
 
     eng_index_t *ix = calloc(1, sizeof *ix);
-    if (!ix) goto fail;
+    if (!ix)
+        goto fail;
     ix->n_items = n_items;
     ix->dim = dim;
     ix->n_groups = n_groups;
     ix->panel_floats = panel_floats;
     ix->isa = pick_isa();
     ix->panels = aligned_alloc(64, bytes ? bytes : 64);
-    if (!ix->panels) goto fail;
+    if (!ix->panels)
+        goto fail;
     memset(ix->panels, 0, bytes);
 
     for (int32_t i = 0; i < n_items; i++) {
@@ -134,7 +140,8 @@ fail:
 
 void eng_index_free(eng_index_t *ix)
 {
-    if (!ix) return;
+    if (!ix)
+        return;
     free(ix->panels);
     free(ix);
 }
@@ -156,7 +163,8 @@ const char *eng_index_kernel(const eng_index_t *ix)
 
 int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
 {
-    if (i < 0 || i >= ix->n_items) return ENG_EINVAL;
+    if (i < 0 || i >= ix->n_items)
+        return ENG_EINVAL;
     const float *p = ix->panels + (size_t)(i / PANEL) * ix->panel_floats + i % PANEL;
     for (int d = 0; d < ix->dim; d++)
         out[d] = p[(size_t)d * PANEL];
@@ -290,7 +298,8 @@ static ALWAYS_INLINE unsigned score_group(const int width, int nqb, int dim, con
 static int any_above(const float *s, int n, float thr)
 {
     for (int i = 0; i < n; i++)
-        if (s[i] > thr) return 1;
+        if (s[i] > thr)
+            return 1;
     return 0;
 }
 
@@ -307,7 +316,8 @@ static void offer(eng_query_t *q, qstate_t *st, float *sc, int n, int32_t base)
     st->cur = c;
     st->len = eng_topk_push(sc, n, base, q->k, q->out, st->len);
     /* eng_topk_push keeps a min-heap in out: out[0] is the k-th best once the heap is full. */
-    if (st->len == q->k) st->thr = q->out[0].score;
+    if (st->len == q->k)
+        st->thr = q->out[0].score;
 }
 
 /* Scores every item for the active queries and feeds their heaps. width: see score_group. */
@@ -331,7 +341,8 @@ static ALWAYS_INLINE void topk_batch(const int width, const eng_index_t *ix, eng
             /* The rare case: a query has a candidate somewhere in the group. Only its panels
              * holding one are offered (the padding of the last group never is). */
             for (int j = 0; hits; j++, hits >>= 1) {
-                if (!(hits & 1)) continue;
+                if (!(hits & 1))
+                    continue;
                 for (int p = 0; p * PANEL < n; p++) {
                     float *ps = buf + (size_t)j * GROUP_ITEMS + p * PANEL;
                     const int m = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
@@ -377,7 +388,8 @@ size_t eng_index_scratch_bytes(const eng_index_t *ix, int nq)
 
 void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratch)
 {
-    if (nq <= 0) return;
+    if (nq <= 0)
+        return;
     uintptr_t a = ((uintptr_t)scratch + 63) & ~(uintptr_t)63;
     float *buf = (float *)a;
     qstate_t *st = (qstate_t *)(a + BUF_BYTES);
@@ -387,11 +399,13 @@ void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratc
     int na = 0;
     for (int j = 0; j < nq; j++) {
         qs[j].n_out = 0;
-        if (qs[j].k > 0 && ix->n_items > 0) active[na++] = j;
+        if (qs[j].k > 0 && ix->n_items > 0)
+            active[na++] = j;
     }
     for (int j = 0; j < na; j++)
         st[j] = (qstate_t){0, 0, -INFINITY};
-    if (na == 0) return;
+    if (na == 0)
+        return;
 #if X86_KERNELS
     if (ix->isa == ISA_AVX512)
         topk_avx512(ix, qs, active, na, st, buf);
@@ -451,7 +465,8 @@ int eng_index_scores(const eng_index_t *ix, const float *q, const int32_t *items
                      float *out)
 {
     for (size_t j = 0; j < n; j++)
-        if (items[j] < 0 || items[j] >= ix->n_items) return ENG_EINVAL;
+        if (items[j] < 0 || items[j] >= ix->n_items)
+            return ENG_EINVAL;
 #if X86_KERNELS
     if (ix->isa != ISA_BASE)
         scores_avx2(ix, q, items, n, out);

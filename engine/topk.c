@@ -25,9 +25,12 @@ static void sift_down(eng_scored_t *h, size_t n, size_t i)
     eng_scored_t x = h[i];
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && worse(h[c + 1], h[c])) c++;
-        if (!worse(h[c], x)) break;
+        if (c >= n)
+            break;
+        if (c + 1 < n && worse(h[c + 1], h[c]))
+            c++;
+        if (!worse(h[c], x))
+            break;
         h[i] = h[c];
         i = c;
     }
@@ -39,7 +42,8 @@ static void sift_up(eng_scored_t *h, size_t i)
     eng_scored_t x = h[i];
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!worse(x, h[p])) break;
+        if (!worse(x, h[p]))
+            break;
         h[i] = h[p];
         i = p;
     }
@@ -59,13 +63,15 @@ static inline int chunk_has_greater(const float *s, float thr)
 size_t eng_topk_push(const float *scores, int32_t n, int32_t base, size_t k, eng_scored_t *heap,
                      size_t len)
 {
-    if (k == 0 || n <= 0) return len;
+    if (k == 0 || n <= 0)
+        return len;
     int32_t i = 0;
 
     /* Fill: until the heap holds k entries. `!(s > -INFINITY)` is true for -INFINITY and NaN. */
     for (; i < n && len < k; i++) {
         float s = scores[i];
-        if (!(s > -INFINITY)) continue;
+        if (!(s > -INFINITY))
+            continue;
         heap[len] = (eng_scored_t){base + i, s};
         sift_up(heap, len++);
     }
@@ -81,7 +87,8 @@ size_t eng_topk_push(const float *scores, int32_t n, int32_t base, size_t k, eng
             int32_t end = i + CHUNK <= n ? i + CHUNK : n;
             for (; i < end; i++) {
                 float s = scores[i];
-                if (!(s > thr)) continue;
+                if (!(s > thr))
+                    continue;
                 heap[0] = (eng_scored_t){base + i, s};
                 sift_down(heap, k, 0);
                 thr = heap[0].score;

@@ -19,7 +19,8 @@ static const char *path_param(const char *url, const char *prefix, const char *s
         return NULL;
     const char *id = url + pl;
     *len = ul - pl - sl;
-    if (memchr(id, '/', *len)) return NULL;
+    if (memchr(id, '/', *len))
+        return NULL;
     return id;
 }
 
@@ -28,15 +29,23 @@ srv_endpoint_t srv_api_route(const char *url, const char **allow)
     size_t len;
     static const char get[] = "GET, HEAD", post[] = "POST";
     *allow = get;
-    if (path_param(url, "/v1/users/", "/recommendations", &len)) return SRV_EP_RECOMMEND;
-    if (path_param(url, "/v1/items/", "/similar", &len)) return SRV_EP_SIMILAR;
-    if (strcmp(url, "/v1/models") == 0) return SRV_EP_MODELS;
-    if (strcmp(url, "/healthz") == 0) return SRV_EP_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0) return SRV_EP_READYZ;
-    if (strcmp(url, "/metrics") == 0) return SRV_EP_METRICS;
+    if (path_param(url, "/v1/users/", "/recommendations", &len))
+        return SRV_EP_RECOMMEND;
+    if (path_param(url, "/v1/items/", "/similar", &len))
+        return SRV_EP_SIMILAR;
+    if (strcmp(url, "/v1/models") == 0)
+        return SRV_EP_MODELS;
+    if (strcmp(url, "/healthz") == 0)
+        return SRV_EP_HEALTHZ;
+    if (strcmp(url, "/readyz") == 0)
+        return SRV_EP_READYZ;
+    if (strcmp(url, "/metrics") == 0)
+        return SRV_EP_METRICS;
     *allow = post;
-    if (strcmp(url, "/v1/score") == 0) return SRV_EP_SCORE;
-    if (strcmp(url, "/admin/reload") == 0) return SRV_EP_RELOAD;
+    if (strcmp(url, "/v1/score") == 0)
+        return SRV_EP_SCORE;
+    if (strcmp(url, "/admin/reload") == 0)
+        return SRV_EP_RELOAD;
     *allow = NULL;
     return SRV_EP_OTHER;
 }
@@ -51,7 +60,8 @@ static const char *arg(req_t *r, const char *key)
 static srv_version_t *acquire(req_t *r)
 {
     const char *name = arg(r, "model");
-    if (!name) name = r->srv->cfg.model;
+    if (!name)
+        name = r->srv->cfg.model;
     int why;
     srv_version_t *v = srv_registry_acquire(r->srv->reg, name, &why);
     if (!v) {
@@ -71,7 +81,8 @@ static srv_version_t *acquire(req_t *r)
 static long parse_k(req_t *r)
 {
     const char *s = arg(r, "k");
-    if (!s) return DEFAULT_K;
+    if (!s)
+        return DEFAULT_K;
     char *end;
     errno = 0;
     long k = strtol(s, &end, 10);
@@ -86,9 +97,12 @@ static long parse_k(req_t *r)
 static int parse_bool(req_t *r, const char *name, int def)
 {
     const char *s = arg(r, name);
-    if (!s) return def;
-    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0) return 1;
-    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0) return 0;
+    if (!s)
+        return def;
+    if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        return 1;
+    if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        return 0;
     srv_req_error(r, 400, "%s must be true or false, got '%s'", name, s);
     return -1;
 }
@@ -105,7 +119,8 @@ static size_t sort_unique(int32_t *a, size_t n)
     qsort(a, n, sizeof *a, cmp_i32);
     size_t w = 0;
     for (size_t i = 0; i < n; i++)
-        if (w == 0 || a[i] != a[w - 1]) a[w++] = a[i];
+        if (w == 0 || a[i] != a[w - 1])
+            a[w++] = a[i];
     return w;
 }
 
@@ -136,7 +151,8 @@ static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int s
                 return -1;
             }
         }
-        if (!e) break;
+        if (!e)
+            break;
         p = e + 1;
     }
     *out = a;
@@ -147,11 +163,13 @@ static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int s
 static int32_t *merge_sorted(const int32_t *a, size_t na, const int32_t *b, size_t nb, size_t *n)
 {
     int32_t *m = malloc((na + nb + 1) * sizeof *m);
-    if (!m) return NULL;
+    if (!m)
+        return NULL;
     size_t i = 0, j = 0, w = 0;
     while (i < na || j < nb) {
         int32_t x = j >= nb || (i < na && a[i] <= b[j]) ? a[i++] : b[j++];
-        if (w == 0 || m[w - 1] != x) m[w++] = x;
+        if (w == 0 || m[w - 1] != x)
+            m[w++] = x;
     }
     *n = w;
     return m;
@@ -218,9 +236,11 @@ static void recommend(req_t *r, const char *url)
     const char *uid = path_param(url, "/v1/users/", "/recommendations", &ulen);
     long k = parse_k(r);
     int exclude_seen = k < 0 ? -1 : parse_bool(r, "exclude_seen", 1);
-    if (k < 0 || exclude_seen < 0) return;
+    if (k < 0 || exclude_seen < 0)
+        return;
     srv_version_t *v = acquire(r);
-    if (!v) return;
+    if (!v)
+        return;
     const sto_model_t *m = v->model;
     int32_t u = eng_idmap_find(m->users, uid, ulen);
     if (u < 0) {
@@ -235,7 +255,8 @@ static void recommend(req_t *r, const char *url)
     int32_t *extra = NULL;
     long n_extra = 0;
     const char *ex = arg(r, "exclude");
-    if (ex && (n_extra = item_list(r, m->items, ex, 1, &extra)) < 0) return;
+    if (ex && (n_extra = item_list(r, m->items, ex, 1, &extra)) < 0)
+        return;
     size_t n_excl = 0;
     r->exclude = merge_sorted(seen, n_seen, extra, (size_t)n_extra, &n_excl);
     free(extra);
@@ -255,7 +276,8 @@ static void recommend(req_t *r, const char *url)
     /* Ranking a given candidate list is small work: done here, not batched. */
     int32_t *c = NULL;
     long nc = item_list(r, m->items, cand, 0, &c);
-    if (nc < 0) return;
+    if (nc < 0)
+        return;
     float *scores = malloc(((size_t)nc + 1) * sizeof *scores);
     if (!scores) {
         free(c);
@@ -267,7 +289,8 @@ static void recommend(req_t *r, const char *url)
     for (long i = 0; i < nc; i++) { /* both lists sorted: one merge pass masks the excluded */
         while (e < n_excl && r->exclude[e] < c[i])
             e++;
-        if (e < n_excl && r->exclude[e] == c[i]) scores[i] = -INFINITY;
+        if (e < n_excl && r->exclude[e] == c[i])
+            scores[i] = -INFINITY;
     }
     size_t n = eng_topk(scores, (int32_t)nc, (size_t)k, r->top);
     for (size_t i = 0; i < n; i++)
@@ -282,9 +305,11 @@ static void similar(req_t *r, const char *url)
     size_t ilen;
     const char *iid = path_param(url, "/v1/items/", "/similar", &ilen);
     long k = parse_k(r);
-    if (k < 0) return;
+    if (k < 0)
+        return;
     srv_version_t *v = acquire(r);
-    if (!v) return;
+    if (!v)
+        return;
     const sto_model_t *m = v->model;
     int32_t i = eng_idmap_find(m->items, iid, ilen);
     if (i < 0) {
@@ -316,7 +341,8 @@ static int32_t json_id(req_t *r, const json_t *s, const eng_idmap_t *map, const 
         return -1;
     }
     int32_t i = eng_idmap_find(map, json_string_value(s), json_string_length(s));
-    if (i < 0) srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
+    if (i < 0)
+        srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
     return i;
 }
 
@@ -350,7 +376,8 @@ static void score(req_t *r)
         goto done;
     }
     srv_version_t *v = acquire(r);
-    if (!v) goto done;
+    if (!v)
+        goto done;
     const sto_model_t *m = v->model;
     size_t n = json_array_size(list);
     out = malloc(n * sizeof *out);
@@ -359,7 +386,8 @@ static void score(req_t *r)
         goto done;
     }
     int32_t u = -1;
-    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0) goto done;
+    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0)
+        goto done;
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(list, k), *it = e;
         int32_t pu = u;
@@ -368,11 +396,13 @@ static void score(req_t *r)
                 srv_req_error(r, 400, "pairs[%zu] must be a [user, item] pair of strings", k);
                 goto done;
             }
-            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0) goto done;
+            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0)
+                goto done;
             it = json_array_get(e, 1);
         }
         int32_t i = json_id(r, it, m->items, "item");
-        if (i < 0) goto done;
+        if (i < 0)
+            goto done;
         eng_index_scores(v->dot, m->user_vecs + (size_t)pu * m->info.dim, &i, 1, &out[k]);
     }
     srv_buf_init(&b, 64 + 16 * n);
@@ -386,7 +416,8 @@ static void score(req_t *r)
     }
     srv_buf_puts(&b, "\"scores\":[");
     for (size_t k = 0; k < n; k++) {
-        if (k) srv_buf_puts(&b, ",");
+        if (k)
+            srv_buf_puts(&b, ",");
         srv_buf_json_num(&b, out[k]);
     }
     srv_buf_puts(&b, "]}");

@@ -74,7 +74,8 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->lock);
         /* Group by index (jobs of one model version share it), in arrival order. */
         for (int i = 0; i < n; i++) {
-            if (!w->taken[i]) continue;
+            if (!w->taken[i])
+                continue;
             const eng_index_t *ix = w->taken[i]->ix;
             int g = 0;
             for (int j = i; j < n; j++)
@@ -92,12 +93,14 @@ static void *worker_main(void *arg)
 srv_batcher_t *srv_batcher_new(int workers, int max_batch)
 {
     srv_batcher_t *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
+    if (!b)
+        return NULL;
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->ready, NULL);
     b->max_batch = max_batch > 0 ? max_batch : 1;
     b->workers = calloc((size_t)(workers > 0 ? workers : 1), sizeof *b->workers);
-    if (!b->workers) goto fail;
+    if (!b->workers)
+        goto fail;
     b->n_workers = workers > 0 ? workers : 1;
     for (int i = 0; i < b->n_workers; i++) {
         worker_t *w = &b->workers[i];
@@ -105,7 +108,8 @@ srv_batcher_t *srv_batcher_new(int workers, int max_batch)
         w->taken = malloc((size_t)b->max_batch * sizeof *w->taken);
         w->group = malloc((size_t)b->max_batch * sizeof *w->group);
         w->qs = malloc((size_t)b->max_batch * sizeof *w->qs);
-        if (!w->taken || !w->group || !w->qs) goto fail;
+        if (!w->taken || !w->group || !w->qs)
+            goto fail;
     }
     for (int i = 0; i < b->n_workers; i++) {
         if (pthread_create(&b->workers[i].thread, NULL, worker_main, &b->workers[i]) != 0)
@@ -139,14 +143,16 @@ int srv_batcher_submit(srv_batcher_t *b, srv_job_t *job)
 
 void srv_batcher_free(srv_batcher_t *b)
 {
-    if (!b) return;
+    if (!b)
+        return;
     pthread_mutex_lock(&b->lock);
     b->stopping = 1;
     pthread_cond_broadcast(&b->ready);
     pthread_mutex_unlock(&b->lock);
     for (int i = 0; b->workers && i < b->n_workers; i++) {
         worker_t *w = &b->workers[i];
-        if (w->started) pthread_join(w->thread, NULL);
+        if (w->started)
+            pthread_join(w->thread, NULL);
         free(w->taken);
         free(w->group);
         free(w->qs);

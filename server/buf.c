@@ -32,7 +32,8 @@ char *srv_buf_take(srv_buf_t *b, size_t *len)
         return NULL;
     }
     char *d = b->data;
-    if (len) *len = b->len;
+    if (len)
+        *len = b->len;
     *b = (srv_buf_t){0};
     return d;
 }
@@ -44,8 +45,10 @@ int srv_buf_failed(const srv_buf_t *b)
 
 static int reserve(srv_buf_t *b, size_t extra)
 {
-    if (b->failed) return -1;
-    if (b->len + extra + 1 <= b->cap) return 0;
+    if (b->failed)
+        return -1;
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -61,7 +64,8 @@ static int reserve(srv_buf_t *b, size_t extra)
 
 void srv_buf_put(srv_buf_t *b, const char *s, size_t n)
 {
-    if (reserve(b, n) < 0) return;
+    if (reserve(b, n) < 0)
+        return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
@@ -87,7 +91,8 @@ void srv_buf_printf(srv_buf_t *b, const char *fmt, ...)
         srv_buf_put(b, small, (size_t)n);
         return;
     }
-    if (reserve(b, (size_t)n) < 0) return;
+    if (reserve(b, (size_t)n) < 0)
+        return;
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -97,13 +102,15 @@ void srv_buf_printf(srv_buf_t *b, const char *fmt, ...)
 /* Length of the valid UTF-8 sequence starting at s (1..4), or 0 when it is not valid. */
 static int utf8_len(const unsigned char *s)
 {
-    if (s[0] < 0x80) return 1;
+    if (s[0] < 0x80)
+        return 1;
     int n = s[0] >= 0xf0 && s[0] <= 0xf4  ? 4
             : s[0] >= 0xe0                ? 3
             : s[0] >= 0xc2 && s[0] < 0xe0 ? 2
                                           : 0;
     for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
     return n;
 }
 
@@ -115,8 +122,10 @@ void srv_buf_json_str(srv_buf_t *b, const char *s)
         const unsigned char *run = p;
         while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
             p++;
-        if (p > run) srv_buf_put(b, (const char *)run, (size_t)(p - run));
-        if (!*p) break;
+        if (p > run)
+            srv_buf_put(b, (const char *)run, (size_t)(p - run));
+        if (!*p)
+            break;
         if (*p == '"' || *p == '\\') {
             char esc[2] = {'\\', (char)*p++};
             srv_buf_put(b, esc, 2);
@@ -133,6 +142,7 @@ void srv_buf_json_str(srv_buf_t *b, const char *s)
 
 void srv_buf_json_num(srv_buf_t *b, double v)
 {
-    if (!isfinite(v)) v = 0;
+    if (!isfinite(v))
+        v = 0;
     srv_buf_printf(b, "%.9g", v);
 }

@@ -61,10 +61,12 @@ static void on_drain(uv_timer_t *t)
     run_t *run = t->data;
     srv_t *s = run->s;
     if (!atomic_load(&s->closing)) {
-        if (atomic_load(&s->in_flight) > 0 && uv_now(t->loop) - run->drain_started < 30000) return;
+        if (atomic_load(&s->in_flight) > 0 && uv_now(t->loop) - run->drain_started < 30000)
+            return;
         atomic_store(&s->closing, 1);
     }
-    if (atomic_load(&s->suspended) > 0) return;
+    if (atomic_load(&s->suspended) > 0)
+        return;
     uv_timer_stop(t);
     srv_log("stopped");
     close_all(run);
@@ -73,13 +75,15 @@ static void on_drain(uv_timer_t *t)
 static void on_stop_signal(uv_signal_t *h, int sig)
 {
     run_t *run = h->data;
-    if (run->stopping) return;
+    if (run->stopping)
+        return;
     run->stopping = 1;
     srv_log("%s: finishing %d request(s) in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             atomic_load(&run->s->in_flight));
     /* Stop accepting; connections already open finish their requests. */
     MHD_socket fd = MHD_quiesce_daemon(run->s->mhd);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     run->drain_started = (double)uv_now(h->loop);
     uv_timer_start(&run->drain, on_drain, 0, 10);
 }
@@ -133,31 +137,38 @@ static int parse_args(int argc, char **argv, srv_config_t *c, int *done)
             c->model = optarg;
             break;
         case 't':
-            if (cli_parse_int("threads", optarg, 1, 256, &v) < 0) return 2;
+            if (cli_parse_int("threads", optarg, 1, 256, &v) < 0)
+                return 2;
             c->http_threads = (int)v;
             break;
         case 'w':
-            if (cli_parse_int("workers", optarg, 1, 256, &v) < 0) return 2;
+            if (cli_parse_int("workers", optarg, 1, 256, &v) < 0)
+                return 2;
             c->workers = (int)v;
             break;
         case 'b':
-            if (cli_parse_int("max-batch", optarg, 1, 1024, &v) < 0) return 2;
+            if (cli_parse_int("max-batch", optarg, 1, 1024, &v) < 0)
+                return 2;
             c->max_batch = (int)v;
             break;
         case 'B':
-            if (cli_parse_int("max-body", optarg, 16, 1L << 30, &v) < 0) return 2;
+            if (cli_parse_int("max-body", optarg, 16, 1L << 30, &v) < 0)
+                return 2;
             c->max_body = (size_t)v;
             break;
         case 'T':
-            if (cli_parse_int("conn-timeout", optarg, 1, 86400, &v) < 0) return 2;
+            if (cli_parse_int("conn-timeout", optarg, 1, 86400, &v) < 0)
+                return 2;
             c->conn_timeout = (unsigned)v;
             break;
         case 'c':
-            if (cli_parse_int("max-conns", optarg, 1, 1000000, &v) < 0) return 2;
+            if (cli_parse_int("max-conns", optarg, 1, 1000000, &v) < 0)
+                return 2;
             c->max_conns = (unsigned)v;
             break;
         case 'p':
-            if (cli_parse_int("poll-ms", optarg, 10, 3600000, &v) < 0) return 2;
+            if (cli_parse_int("poll-ms", optarg, 10, 3600000, &v) < 0)
+                return 2;
             c->poll_ms = (unsigned)v;
             break;
         case 'a':
@@ -192,7 +203,8 @@ int srv_cmd_serve(int argc, char **argv)
                        .max_conns = 1024,
                        .poll_ms = 500}};
     int done, code = parse_args(argc, argv, &s.cfg, &done);
-    if (done) return code;
+    if (done)
+        return code;
     code = 1;
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.log_lock, NULL);
@@ -237,7 +249,8 @@ done:
     srv_http_stop(&s);
     srv_batcher_free(s.batcher);
     srv_registry_free(s.reg);
-    if (s.access_log && s.access_log != stdout) fclose(s.access_log);
+    if (s.access_log && s.access_log != stdout)
+        fclose(s.access_log);
     pthread_mutex_destroy(&s.log_lock);
     return code;
 }

@@ -97,16 +97,19 @@ static enum MHD_Result send_answer(req_t *r)
     struct MHD_Response *resp;
     if (r->resp) {
         resp = MHD_create_response_from_buffer(r->resp_len, r->resp, MHD_RESPMEM_MUST_FREE);
-        if (resp) r->resp = NULL; /* the response owns it now */
+        if (resp)
+            r->resp = NULL; /* the response owns it now */
     } else {
         r->status = 500;
         r->content_type = "application/json";
         resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
     }
-    if (!resp) return MHD_NO;
+    if (!resp)
+        return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             r->content_type ? r->content_type : "application/json");
-    if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    if (r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -114,7 +117,8 @@ static enum MHD_Result send_answer(req_t *r)
 
 static int is_json(const char *ctype)
 {
-    if (!ctype) return 0;
+    if (!ctype)
+        return 0;
     size_t n = strlen("application/json");
     return strncasecmp(ctype, "application/json", n) == 0 &&
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
@@ -129,7 +133,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req_t *r = *con_cls;
     if (!r) {
         r = calloc(1, sizeof *r);
-        if (!r) return MHD_NO;
+        if (!r)
+            return MHD_NO;
         r->srv = s;
         r->conn = conn;
         r->t0 = eng_now();
@@ -166,7 +171,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->ep != SRV_EP_SCORE) return MHD_YES; /* a body nobody reads: discard it */
+        if (r->ep != SRV_EP_SCORE)
+            return MHD_YES; /* a body nobody reads: discard it */
         if (r->body.len + n <= s->cfg.max_body) {
             srv_buf_put(&r->body, upload_data, n);
             return MHD_YES;
@@ -207,12 +213,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     srv_t *s = cls;
     req_t *r = *con_cls;
-    if (!r) return;
+    if (!r)
+        return;
     if (r->suspended) /* ended (client gone) without being answered after its resume */
         atomic_fetch_sub(&s->suspended, 1);
     double secs = eng_now() - r->t0;
-    if (r->status) srv_metrics_request(r->ep, r->status, secs);
-    if (s->access_log && r->status) access_log_line(s, r, secs);
+    if (r->status)
+        srv_metrics_request(r->ep, r->status, secs);
+    if (s->access_log && r->status)
+        access_log_line(s, r, secs);
     srv_version_unref(r->ver);
     srv_buf_free(&r->body);
     free(r->resp);
@@ -246,13 +255,15 @@ int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
     }
     if (s->cfg.port == 0) { /* report the port the kernel chose */
         const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-        if (di) s->cfg.port = di->port;
+        if (di)
+            s->cfg.port = di->port;
     }
     return 0;
 }
 
 void srv_http_stop(srv_t *s)
 {
-    if (s->mhd) MHD_stop_daemon(s->mhd);
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
 }

@@ -18,14 +18,16 @@ static void start(srv_t *s);
 static char *bad_key(const char *name, int64_t version)
 {
     char *k = NULL;
-    if (asprintf(&k, "%s\t%lld", name, (long long)version) < 0) return NULL;
+    if (asprintf(&k, "%s\t%lld", name, (long long)version) < 0)
+        return NULL;
     return k;
 }
 
 static int is_bad(const srv_loader_t *l, const char *key)
 {
     for (int i = 0; i < l->n_bad; i++)
-        if (strcmp(l->bad[i], key) == 0) return 1;
+        if (strcmp(l->bad[i], key) == 0)
+            return 1;
     return 0;
 }
 
@@ -49,7 +51,8 @@ static void remember_bad(srv_loader_t *l, const char *name, int64_t version)
 static void add_refused(srv_loader_t *l, const char *name, int64_t version, const char *why)
 {
     char *line = NULL;
-    if (asprintf(&line, "%s\t%lld\t%s", name, (long long)version, why) < 0) return;
+    if (asprintf(&line, "%s\t%lld\t%s", name, (long long)version, why) < 0)
+        return;
     char **a = realloc(l->refused, (size_t)(l->n_refused + 1) * sizeof *a);
     if (!a) {
         free(line);
@@ -77,11 +80,13 @@ static void work(uv_work_t *w)
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n && strcmp(v[i].name, v[i + 1].name) == 0)
             continue; /* the list is sorted by name then version: take each name's last */
-        if (srv_registry_version(s->reg, v[i].name) == v[i].version) continue;
+        if (srv_registry_version(s->reg, v[i].name) == v[i].version)
+            continue;
         char *key = bad_key(v[i].name, v[i].version);
         int skip = key && !l->force && is_bad(l, key);
         free(key);
-        if (skip) continue;
+        if (skip)
+            continue;
         sto_model_t *m = NULL;
         err = (eng_error_t){0};
         int rc = sto_load(db, v[i].name, v[i].version, &m, &err);
@@ -150,7 +155,8 @@ static void after(uv_work_t *w, int status)
     free(text);
     l->run_waiters = NULL;
     l->busy = 0;
-    if (l->pending) start(s);
+    if (l->pending)
+        start(s);
 }
 
 /* Starts a reload run unless one is running or a replaced version is still draining; either
@@ -205,7 +211,8 @@ static void on_poll(uv_timer_t *t)
         l->pending_force = 1;
         changed = 1;
     }
-    if (changed) start(s);
+    if (changed)
+        start(s);
 }
 
 static void on_wake(uv_async_t *a)

@@ -31,7 +31,8 @@ void srv_metrics_request(srv_endpoint_t e, unsigned status, double seconds)
 {
     size_t s = N_STATUS - 1;
     for (size_t i = 0; i + 1 < N_STATUS; i++)
-        if (statuses[i] == status) s = i;
+        if (statuses[i] == status)
+            s = i;
     atomic_fetch_add_explicit(&requests[e][s], 1, memory_order_relaxed);
     size_t b = 0;
     while (b < N_BUCKET && seconds > buckets[b])
@@ -63,7 +64,8 @@ void srv_metrics_render(srv_buf_t *b)
     for (int e = 0; e < SRV_EP_COUNT; e++)
         for (size_t s = 0; s < N_STATUS; s++) {
             uint64_t n = LOAD(requests[e][s]);
-            if (!n) continue;
+            if (!n)
+                continue;
             if (s + 1 < N_STATUS)
                 srv_buf_printf(b,
                                "gnnrec_http_requests_total{endpoint=\"%s\",status=\"%u\"} %llu\n",

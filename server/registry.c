@@ -14,12 +14,14 @@ static atomic_int alive;
 srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err)
 {
     srv_version_t *v = calloc(1, sizeof *v);
-    if (!v) goto nomem;
+    if (!v)
+        goto nomem;
     v->model = m;
     const sto_version_info_t *in = &m->info;
     v->dot = eng_index_new(m->item_vecs, in->n_items, in->dim, 0);
     v->cos = eng_index_new(m->item_vecs, in->n_items, in->dim, 1);
-    if (!v->dot || !v->cos) goto nomem;
+    if (!v->dot || !v->cos)
+        goto nomem;
     atomic_init(&v->refs, 1);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -49,7 +51,8 @@ srv_version_t *srv_version_ref(srv_version_t *v)
 
 void srv_version_unref(srv_version_t *v)
 {
-    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1) return;
+    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+        return;
     eng_index_free(v->dot);
     eng_index_free(v->cos);
     sto_model_free(v->model);
@@ -76,13 +79,15 @@ struct srv_registry {
 srv_registry_t *srv_registry_new(void)
 {
     srv_registry_t *r = calloc(1, sizeof *r);
-    if (r) pthread_mutex_init(&r->lock, NULL);
+    if (r)
+        pthread_mutex_init(&r->lock, NULL);
     return r;
 }
 
 void srv_registry_free(srv_registry_t *r)
 {
-    if (!r) return;
+    if (!r)
+        return;
     for (int i = 0; i < r->n; i++)
         srv_version_unref(r->cur[i]);
     free(r->cur);
@@ -96,7 +101,8 @@ static int find(const srv_registry_t *r, const char *name)
     int lo = 0, hi = r->n;
     while (lo < hi) {
         int mid = (lo + hi) / 2, c = strcmp(r->cur[mid]->model->info.name, name);
-        if (c == 0) return mid;
+        if (c == 0)
+            return mid;
         if (c < 0)
             lo = mid + 1;
         else
@@ -117,7 +123,8 @@ srv_version_t *srv_registry_acquire(srv_registry_t *r, const char *name, int *wh
         int i = find(r, name);
         *why = i >= 0 ? (v = r->cur[i], SRV_ACQ_OK) : SRV_ACQ_UNKNOWN;
     }
-    if (v) srv_version_ref(v);
+    if (v)
+        srv_version_ref(v);
     pthread_mutex_unlock(&r->lock);
     return v;
 }

@@ -90,7 +90,8 @@ static int db_error(sto_db_t *s, eng_error_t *err, const char *what)
 
 static int exec(sto_db_t *s, const char *sql, const char *what, eng_error_t *err)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_error(s, err, what);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(s, err, what);
     return ENG_OK;
 }
 
@@ -105,7 +106,8 @@ static int prepare(sto_db_t *s, const char *sql, sqlite3_stmt **st, eng_error_t 
  * after err is filled, because ROLLBACK replaces the connection's error message. */
 static void rollback(sto_db_t *s)
 {
-    if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* ---- model checks shared by publish (ENG_EINVAL) and load (ENG_ECORRUPT) ---- */
@@ -113,7 +115,8 @@ static void rollback(sto_db_t *s)
 /* rows * cols * elem in bytes, or -1 when that does not fit an int64_t. */
 static int64_t bytes_of(int64_t rows, int64_t cols, int64_t elem)
 {
-    if (rows < 0 || cols < 0 || (cols && rows > INT64_MAX / elem / cols)) return -1;
+    if (rows < 0 || cols < 0 || (cols && rows > INT64_MAX / elem / cols))
+        return -1;
     return rows * cols * elem;
 }
 
@@ -166,7 +169,8 @@ static int schema_version(sto_db_t *s, int64_t *v, eng_error_t *err)
                      "SELECT count(*), count(*) FILTER (WHERE type = 'table' AND name = 'meta')"
                      " FROM sqlite_schema",
                      &st, err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     if (sqlite3_step(st) != SQLITE_ROW) {
         rc = db_error(s, err, "reading the schema");
         goto fail;
@@ -175,7 +179,8 @@ static int schema_version(sto_db_t *s, int64_t *v, eng_error_t *err)
     sqlite3_finalize(st);
     st = NULL;
     *v = 0;
-    if (objects == 0) return ENG_OK;
+    if (objects == 0)
+        return ENG_OK;
     if (!has_meta) {
         rc = eng_error_set(err, ENG_EDB, "%s: not a gnnrec store (no meta table)", s->path);
         goto fail;
@@ -208,7 +213,8 @@ static int migrate(sto_db_t *s, int64_t from, eng_error_t *err)
 {
     for (int64_t v = from; v < STO_SCHEMA_VERSION; v++) {
         int rc = exec(s, migrations[v], "upgrading the schema", err);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
     char sql[128];
     snprintf(sql, sizeof sql,
@@ -222,9 +228,11 @@ static int migrate(sto_db_t *s, int64_t from, eng_error_t *err)
 static int configure(sto_db_t *s, int writable, eng_error_t *err)
 {
     int rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", "configuring", err);
-    if (rc < 0 || !writable) return rc;
+    if (rc < 0 || !writable)
+        return rc;
     sqlite3_stmt *st = NULL;
-    if ((rc = prepare(s, "PRAGMA journal_mode = WAL", &st, err)) < 0) return rc;
+    if ((rc = prepare(s, "PRAGMA journal_mode = WAL", &st, err)) < 0)
+        return rc;
     if (sqlite3_step(st) != SQLITE_ROW)
         rc = db_error(s, err, "switching to WAL");
     else if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
@@ -241,11 +249,13 @@ int sto_open(const char *path, int flags, sto_db_t **out, eng_error_t *err)
         return eng_error_set(err, ENG_EINVAL, "sto_open: bad path or flags");
     int writable = (flags & (STO_READWRITE | STO_CREATE)) != 0;
     int oflags = writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
-    if (flags & STO_CREATE) oflags |= SQLITE_OPEN_CREATE;
+    if (flags & STO_CREATE)
+        oflags |= SQLITE_OPEN_CREATE;
     int rc = ENG_ENOMEM;
     int64_t v = 0;
     sto_db_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->path = strdup(path))) goto fail;
+    if (!s || !(s->path = strdup(path)))
+        goto fail;
     if (sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         rc = s->db ? eng_error_set(err, ENG_EDB, "%s: cannot open: %s", path, sqlite3_errmsg(s->db))
                    : ENG_ENOMEM;
@@ -253,7 +263,8 @@ int sto_open(const char *path, int flags, sto_db_t **out, eng_error_t *err)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    if ((rc = configure(s, writable, err)) < 0 || (rc = schema_version(s, &v, err)) < 0) goto fail;
+    if ((rc = configure(s, writable, err)) < 0 || (rc = schema_version(s, &v, err)) < 0)
+        goto fail;
     if (v == 0 && !(flags & STO_CREATE)) {
         rc = eng_error_set(err, ENG_EDB, "%s: not a gnnrec store (empty database)", path);
         goto fail;
@@ -283,15 +294,18 @@ int sto_open(const char *path, int flags, sto_db_t **out, eng_error_t *err)
     *out = s;
     return ENG_OK;
 fail:
-    if (rc == ENG_ENOMEM) eng_error_set(err, rc, "%s: out of memory opening the store", path);
-    if (s && s->db) rollback(s);
+    if (rc == ENG_ENOMEM)
+        eng_error_set(err, rc, "%s: out of memory opening the store", path);
+    if (s && s->db)
+        rollback(s);
     sto_close(s);
     return rc;
 }
 
 void sto_close(sto_db_t *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -311,7 +325,8 @@ enum { N_PARTS = 6 };
 static int name_ok(const char *name)
 {
     size_t n = name ? strlen(name) : 0;
-    if (n < 1 || n > NAME_MAX_LEN) return 0;
+    if (n < 1 || n > NAME_MAX_LEN)
+        return 0;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -326,7 +341,8 @@ static int json_object_ok(sto_db_t *s, const char *text, int *ok, eng_error_t *e
 {
     sqlite3_stmt *st = NULL;
     int rc = prepare(s, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) END", &st, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
         rc = db_error(s, err, "checking JSON");
@@ -355,7 +371,8 @@ static int check_model_in(sto_db_t *s, const sto_model_in_t *m, part_t parts[N_P
                              label, (int)m->n_users, (int)m->n_items, (int)m->dim);
     int64_t uv = bytes_of(m->n_users, m->dim, sizeof(float));
     int64_t iv = bytes_of(m->n_items, m->dim, sizeof(float));
-    if (uv < 0 || iv < 0) return eng_error_set(err, ENG_EINVAL, "%s: vectors too large", label);
+    if (uv < 0 || iv < 0)
+        return eng_error_set(err, ENG_EINVAL, "%s: vectors too large", label);
     if (!m->users || !m->items || eng_idmap_size(m->users) != m->n_users ||
         eng_idmap_size(m->items) != m->n_items)
         return eng_error_set(err, ENG_EINVAL, "%s: id maps must hold n_users %d and n_items %d ids",
@@ -377,7 +394,8 @@ static int check_model_in(sto_db_t *s, const sto_model_in_t *m, part_t parts[N_P
     const char *json[2] = {m->params_json, m->metrics_json};
     for (int j = 0; j < 2; j++) {
         int ok = 0;
-        if (json[j] && (rc = json_object_ok(s, json[j], &ok, err)) < 0) return rc;
+        if (json[j] && (rc = json_object_ok(s, json[j], &ok, err)) < 0)
+            return rc;
         if (!ok)
             return eng_error_set(err, ENG_EINVAL, "%s: %s is not a JSON object", label,
                                  j ? "metrics" : "params");
@@ -410,7 +428,8 @@ static int put_parts(sto_db_t *s, int64_t id, const part_t parts[N_PARTS], eng_e
                 sqlite3_bind_blob64(st, 4, (const char *)parts[p].data + off, n, SQLITE_STATIC);
             else
                 sqlite3_bind_zeroblob(st, 4, 0);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = db_error(s, err, "writing blobs");
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = db_error(s, err, "writing blobs");
             sqlite3_reset(st);
             off += n;
         }
@@ -423,7 +442,8 @@ int sto_publish(sto_db_t *s, const sto_model_in_t *m, int64_t *version, eng_erro
 {
     part_t parts[N_PARTS];
     int rc = check_model_in(s, m, parts, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     int64_t bytes = 0;
     for (int p = 0; p < N_PARTS; p++)
         bytes += (int64_t)parts[p].len;
@@ -461,13 +481,15 @@ int sto_publish(sto_db_t *s, const sto_model_in_t *m, int64_t *version, eng_erro
     }
     sqlite3_finalize(st);
     st = NULL;
-    if ((rc = put_parts(s, id, parts, err)) < 0) goto fail;
+    if ((rc = put_parts(s, id, parts, err)) < 0)
+        goto fail;
     char sql[96];
     snprintf(sql, sizeof sql, "UPDATE models SET status = 'ready' WHERE id = %lld", (long long)id);
     if ((rc = exec(s, sql, "marking the version ready", err)) < 0 ||
         (rc = exec(s, "COMMIT", "committing publish", err)) < 0)
         goto fail;
-    if (version) *version = v;
+    if (version)
+        *version = v;
     return ENG_OK;
 fail:
     sqlite3_finalize(st);
@@ -522,7 +544,8 @@ int sto_list(sto_db_t *s, const char *name, sto_version_info_t **out, size_t *n,
                      "SELECT " INFO_COLS " FROM models WHERE status = 'ready'"
                      " AND (?1 IS NULL OR name = ?1) ORDER BY name, version",
                      &st, err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -583,7 +606,8 @@ static int read_part(sto_db_t *s, const char *label, int64_t id, const char *key
                      "SELECT chunk, typeof(data), length(data) FROM blobs"
                      " WHERE model_id = ?1 AND key = ?2 ORDER BY chunk",
                      &st, err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
     int step;
@@ -632,7 +656,8 @@ static int read_part(sto_db_t *s, const char *label, int64_t id, const char *key
         size_t n = (size_t)sqlite3_column_bytes(st, 0);
         if (n > (size_t)total - off) /* the same snapshot as pass 1, so only a bug gets here */
             break;
-        if (n) memcpy(buf + off, data, n);
+        if (n)
+            memcpy(buf + off, data, n);
         off += n;
     }
     if (step != SQLITE_DONE && step != SQLITE_ROW) {
@@ -660,7 +685,8 @@ static int read_idmap(sto_db_t *s, const char *label, int64_t id, const char *ke
     void *buf;
     size_t len;
     int rc = read_part(s, label, id, key, -1, &buf, &len, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     *out = eng_idmap_from_blob(buf, len, n);
     free(buf);
     if (!*out)
@@ -756,7 +782,8 @@ fail:
 
 void sto_model_free(sto_model_t *m)
 {
-    if (!m) return;
+    if (!m)
+        return;
     info_clear(&m->info);
     eng_idmap_free(m->users);
     eng_idmap_free(m->items);
@@ -773,7 +800,8 @@ int sto_data_version(sto_db_t *s, int64_t *out, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = prepare(s, "PRAGMA data_version", &st, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     if (sqlite3_step(st) == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
     else

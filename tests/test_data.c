@@ -96,7 +96,8 @@ static char *render(const trn_data_t *d)
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    if (!f)
+        return NULL;
     buf_t b = {0};
     char chunk[4096];
     size_t n;
@@ -182,11 +183,13 @@ static void run_case(void **state)
     trn_data_opts_t o = {.train_path = train, .test_path = exists(test) ? test : NULL, .seed = 1};
     snprintf(path, sizeof path, "%s/args", dir);
     char *args = read_text(path);
-    if (args) parse_args(args, &o);
+    if (args)
+        parse_args(args, &o);
     free(args);
     snprintf(path, sizeof path, "%s/expected", dir);
     char *raw = read_text(path);
-    if (!raw) fail_msg("%s: no expected file", dir);
+    if (!raw)
+        fail_msg("%s: no expected file", dir);
     char *t1 = replace(raw, "$TRAIN", train);
     char *want = replace(t1, "$TEST", test);
     free(raw);
@@ -246,9 +249,11 @@ static int find_cases(char ***dirs, char ***names)
     for (struct dirent *e; (e = readdir(dd));) {
         char p[8192];
         struct stat st;
-        if (e->d_name[0] == '.') continue;
+        if (e->d_name[0] == '.')
+            continue;
         snprintf(p, sizeof p, "%s/%s", root, e->d_name);
-        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 64;
             *names = realloc(*names, (size_t)cap * sizeof **names);
@@ -296,7 +301,8 @@ static trn_data_t *load_split(trn_split_t how, double frac, uint64_t seed)
     trn_data_t *d = NULL;
     eng_error_t err = {0};
     int rc = trn_data_load(&o, &d, &err);
-    if (rc < 0) fail_msg("load: %s", err.msg);
+    if (rc < 0)
+        fail_msg("load: %s", err.msg);
     return d;
 }
 
@@ -318,7 +324,8 @@ static void check_split_counts(const trn_data_t *d, double frac)
         int want_n = atoi(eng_idmap_name(d->users, u) + 1) % 12 + 1;
         assert_int_equal(n, want_n);
         int64_t hold = n < 2 ? 0 : (int64_t)floor(frac * (double)n + 0.5);
-        if (n >= 2 && hold > n - 1) hold = n - 1;
+        if (n >= 2 && hold > n - 1)
+            hold = n - 1;
         assert_int_equal(nte, hold);
         for (int64_t k = d->test->ptr[u]; k < d->test->ptr[u + 1]; k++)
             assert_false(eng_csr_has(d->train, u, d->test->idx[k]));
@@ -483,7 +490,8 @@ static void test_synth_structure(void **state)
                 n_u++;
             }
         total += n_u;
-        if (n_u < fewest) fewest = n_u;
+        if (n_u < fewest)
+            fewest = n_u;
     }
     /* Own-community share: the in_community draws plus the global draws that land there. */
     double share = (double)own / (double)total;
@@ -558,7 +566,8 @@ static trn_data_t *load_real(const trn_data_opts_t *o)
     trn_data_t *d = NULL;
     eng_error_t err = {0};
     double t0 = now();
-    if (trn_data_load(o, &d, &err) < 0) fail_msg("%s", err.msg);
+    if (trn_data_load(o, &d, &err) < 0)
+        fail_msg("%s", err.msg);
     print_message("%s: %d users, %d items, %lld train, %lld test in %.3f s\n", o->train_path,
                   d->n_users, d->n_items, (long long)d->train->nnz,
                   d->test ? (long long)d->test->nnz : -1LL, now() - t0);
@@ -600,7 +609,8 @@ static void test_real_movielens(void **state)
 {
     (void)state;
     char tr[4096];
-    if (!data_file(tr, sizeof tr, "movielens-100k/u.data")) skip();
+    if (!data_file(tr, sizeof tr, "movielens-100k/u.data"))
+        skip();
     trn_data_t *d = load_real(&(trn_data_opts_t){.train_path = tr});
     assert_int_equal(d->n_users, 943);
     assert_int_equal(d->n_items, 1682);
@@ -634,7 +644,8 @@ static void test_real_kgcn(void **state)
 {
     (void)state;
     char tr[4096];
-    if (!data_file(tr, sizeof tr, "kgcn-music/interactions.txt")) skip();
+    if (!data_file(tr, sizeof tr, "kgcn-music/interactions.txt"))
+        skip();
     trn_data_t *d = load_real(&(trn_data_opts_t){.train_path = tr});
     assert_int_equal(d->n_users, 1872);
     assert_int_equal(d->n_items, 3846);
@@ -646,7 +657,8 @@ static void test_real_kgcn_raw(void **state)
 {
     (void)state;
     char tr[4096];
-    if (!data_file(tr, sizeof tr, "kgcn-music/user_artists.dat")) skip();
+    if (!data_file(tr, sizeof tr, "kgcn-music/user_artists.dat"))
+        skip();
     /* hetrec's `userID artistID weight` header: columns by name, every row kept. */
     trn_data_t *d = load_real(&(trn_data_opts_t){.train_path = tr});
     assert_int_equal(d->n_users, 1892);
@@ -689,7 +701,8 @@ int main(void)
     char **dirs = NULL, **names = NULL;
     int ncases = find_cases(&dirs, &names);
     struct CMUnitTest *tests = calloc(nfixed + (size_t)ncases, sizeof *tests);
-    if (!tests) return 1;
+    if (!tests)
+        return 1;
     for (int k = 0; k < ncases; k++)
         tests[k] =
             (struct CMUnitTest){.name = names[k], .test_func = run_case, .initial_state = dirs[k]};
@@ -703,6 +716,7 @@ int main(void)
     free(dirs);
     free(names);
     free(tests);
-    if (ncases == 0) return 1; /* the cases are the core of this suite: missing them is a failure */
+    if (ncases == 0)
+        return 1; /* the cases are the core of this suite: missing them is a failure */
     return failed;
 }

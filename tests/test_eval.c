@@ -168,14 +168,16 @@ typedef struct {
 static int ref_cmp(const void *a, const void *b)
 {
     const ref_item_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static int row_has(const eng_csr_t *m, int32_t u, int32_t i)
 {
     for (int64_t q = m->ptr[u]; q < m->ptr[u + 1]; q++)
-        if (m->idx[q] == i) return 1;
+        if (m->idx[q] == i)
+            return 1;
     return 0;
 }
 
@@ -198,11 +200,13 @@ static void ref_eval(const float *user_vecs, const float *item_vecs, int dim,
         out->ks[j] = ks[j];
     for (int32_t u = 0; u < nu; u++) {
         int64_t nt = test->ptr[u + 1] - test->ptr[u];
-        if (nt == 0) continue;
+        if (nt == 0)
+            continue;
         out->n_users++;
         int32_t len = 0;
         for (int32_t i = 0; i < ni; i++) {
-            if (row_has(train, u, i)) continue;
+            if (row_has(train, u, i))
+                continue;
             double s = 0;
             if (user_vecs)
                 for (int d = 0; d < dim; d++)

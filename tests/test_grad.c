@@ -62,7 +62,8 @@ static void check_loss(trn_loss_t kind)
     const float margin = 0.5f;
     if (kind == TRN_LOSS_MARGIN) /* keep every triple away from the hinge's kink */
         for (int k = 0; k < B; k++)
-            if (fabsf(margin - pos[k] + neg[k]) < 0.1f) neg[k] += 0.3f;
+            if (fabsf(margin - pos[k] + neg[k]) < 0.1f)
+                neg[k] += 0.3f;
     trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, margin);
     const float eps = 1e-3f;
     for (int k = 0; k < B; k++) {

@@ -41,14 +41,16 @@ typedef struct {
 static int cmp_ref(const void *a, const void *b)
 {
     const ref_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static int cmp_best(const void *a, const void *b)
 {
     const eng_scored_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
@@ -63,7 +65,8 @@ static void *xmalloc(size_t n)
 static int excluded(const int32_t *ex, size_t n_ex, int32_t i)
 {
     for (size_t e = 0; e < n_ex; e++)
-        if (ex[e] == i) return 1;
+        if (ex[e] == i)
+            return 1;
     return 0;
 }
 
@@ -93,7 +96,8 @@ static void check_against_double(const eng_index_t *ix, const eng_query_t *q, co
         }
         exact[i] = s;
         scale[i] = a;
-        if (!excluded(q->exclude, q->n_exclude, i)) ref[m++] = (ref_t){i, s, a};
+        if (!excluded(q->exclude, q->n_exclude, i))
+            ref[m++] = (ref_t){i, s, a};
     }
     qsort(ref, m, sizeof *ref, cmp_ref);
     size_t want = m < q->k ? m : q->k;
@@ -127,11 +131,13 @@ static void check_against_row(const eng_index_t *ix, const eng_query_t *q)
         all[i] = i;
     assert_int_equal(eng_index_scores(ix, q->q, all, (size_t)n, row), 0);
     for (size_t e = 0; e < q->n_exclude; e++)
-        if (q->exclude[e] >= 0 && q->exclude[e] < n) row[q->exclude[e]] = -INFINITY;
+        if (q->exclude[e] >= 0 && q->exclude[e] < n)
+            row[q->exclude[e]] = -INFINITY;
     size_t room = (size_t)n < q->k ? (size_t)n : q->k;
     eng_scored_t *want = xmalloc(room * sizeof *want);
     size_t wc = eng_topk(row, n, q->k, want);
-    if (q->n_out != wc) fail_msg("n=%d k=%zu: n_out %zu, eng_topk %zu", n, q->k, q->n_out, wc);
+    if (q->n_out != wc)
+        fail_msg("n=%d k=%zu: n_out %zu, eng_topk %zu", n, q->k, q->n_out, wc);
     for (size_t j = 0; j < wc; j++)
         if (q->out[j].idx != want[j].idx ||
             memcmp(&q->out[j].score, &want[j].score, sizeof(float)) != 0)
@@ -149,7 +155,8 @@ static size_t random_excludes(eng_rng_t *r, int32_t n, double frac, int32_t *ex)
 {
     size_t m = 0;
     for (int32_t i = 0; i < n; i++)
-        if (eng_rng_uniform(r) < frac) ex[m++] = i;
+        if (eng_rng_uniform(r) < frac)
+            ex[m++] = i;
     return m;
 }
 
@@ -300,7 +307,8 @@ static void test_exact_ties(void **state)
             eng_scored_t *want = xmalloc((size_t)n * sizeof *want);
             size_t m = 0;
             for (int32_t i = 0; i < n; i++) {
-                if (excluded(q->exclude, q->n_exclude, i)) continue;
+                if (excluded(q->exclude, q->n_exclude, i))
+                    continue;
                 double s = 0.0;
                 for (int d = 0; d < dim; d++)
                     s += (double)q->q[d] * items[(size_t)i * dim + d];
@@ -563,7 +571,8 @@ static void test_kernels_agree(void **state)
 {
     (void)state;
     const char *saved = getenv("GNNREC_INDEX_ISA");
-    if (saved && strcmp(saved, "baseline") == 0) return; /* baseline rounds differently */
+    if (saved && strcmp(saved, "baseline") == 0)
+        return; /* baseline rounds differently */
     eng_rng_t r;
     eng_rng_seed(&r, 8, 0);
     int32_t n = 3001;

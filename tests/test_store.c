@@ -201,7 +201,8 @@ static sto_db_t *open_store(const char *path, int flags)
     sto_db_t *db = NULL;
     eng_error_t err = {0};
     int rc = sto_open(path, flags, &db, &err);
-    if (rc != ENG_OK) fail_msg("sto_open %s: %d %s", path, rc, err.msg);
+    if (rc != ENG_OK)
+        fail_msg("sto_open %s: %d %s", path, rc, err.msg);
     return db;
 }
 
@@ -210,7 +211,8 @@ static int64_t publish(sto_db_t *db, const tmodel_t *t)
     eng_error_t err = {0};
     int64_t v = -1;
     int rc = sto_publish(db, &t->in, &v, &err);
-    if (rc != ENG_OK) fail_msg("sto_publish: %d %s", rc, err.msg);
+    if (rc != ENG_OK)
+        fail_msg("sto_publish: %d %s", rc, err.msg);
     return v;
 }
 
@@ -227,7 +229,8 @@ static sqlite3 *raw_open(const char *path)
 static void raw_exec(sqlite3 *db, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
 }
 
 /* The first column of the first row of sql, as an integer. */
@@ -607,7 +610,8 @@ static void test_invalid_inputs_rejected(void **state)
             expect = "required";
             break;
         }
-        if (!expect) break;
+        if (!expect)
+            break;
         eng_error_t err = {0};
         int64_t v = -1;
         int rc = sto_publish(db, &m, &v, &err);
@@ -1042,7 +1046,8 @@ static void read_markers(int fd, int *started, int *done)
     ssize_t n;
     *started = *done = 0;
     while ((n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EINTR)
+            continue;
         assert_true(n > 0);
         for (ssize_t i = 0; i < n; i++) {
             *started += buf[i] == 'S';
@@ -1054,11 +1059,15 @@ static void read_markers(int fd, int *started, int *done)
 static void child_publish_loop(const char *path, const tmodel_t *t, int fd)
 {
     sto_db_t *db = NULL;
-    if (sto_open(path, STO_READWRITE, &db, NULL) != ENG_OK) _exit(2);
+    if (sto_open(path, STO_READWRITE, &db, NULL) != ENG_OK)
+        _exit(2);
     for (int k = 0; k < CRASH_MAX_PUBLISHES; k++) {
-        if (write(fd, "S", 1) != 1) _exit(3);
-        if (sto_publish(db, &t->in, NULL, NULL) != ENG_OK) _exit(4);
-        if (write(fd, "D", 1) != 1) _exit(3);
+        if (write(fd, "S", 1) != 1)
+            _exit(3);
+        if (sto_publish(db, &t->in, NULL, NULL) != ENG_OK)
+            _exit(4);
+        if (write(fd, "D", 1) != 1)
+            _exit(3);
     }
     _exit(0); /* no cleanup: the parent only looks at the store */
 }
@@ -1154,7 +1163,8 @@ static void test_crash_during_publish(void **state)
     }
     /* The test means something only if kills landed inside publishes, uncommitted. With
      * publishes back to back from a few ms after fork, nearly every round does. */
-    if (mid_publish < 1) fail_msg("no kill landed mid-publish (%d versions completed)", completed);
+    if (mid_publish < 1)
+        fail_msg("no kill landed mid-publish (%d versions completed)", completed);
     tmodel_free(&t);
 }
 

@@ -18,7 +18,8 @@
 static int cmp_best(const void *a, const void *b)
 {
     const eng_scored_t *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
@@ -28,7 +29,8 @@ static size_t brute_topk(const float *s, int32_t n, size_t k, eng_scored_t *want
 {
     size_t m = 0;
     for (int32_t i = 0; i < n; i++)
-        if (!isnan(s[i]) && s[i] != -INFINITY) want[m++] = (eng_scored_t){i, s[i]};
+        if (!isnan(s[i]) && s[i] != -INFINITY)
+            want[m++] = (eng_scored_t){i, s[i]};
     qsort(want, m, sizeof *want, cmp_best);
     return m < k ? m : k;
 }
@@ -43,7 +45,8 @@ static void check_row(const float *s, int32_t n, size_t k)
     assert_non_null(want);
     size_t c = eng_topk(s, n, k, got);
     size_t wc = brute_topk(s, n, k, want);
-    if (c != wc) fail_msg("n=%d k=%zu: count %zu, want %zu", n, k, c, wc);
+    if (c != wc)
+        fail_msg("n=%d k=%zu: count %zu, want %zu", n, k, c, wc);
     for (size_t j = 0; j < c; j++)
         if (got[j].idx != want[j].idx || got[j].score != want[j].score)
             fail_msg("n=%d k=%zu pos %zu: got (%d, %g), want (%d, %g)", n, k, j, got[j].idx,
@@ -96,7 +99,8 @@ static void test_random_rows(void **state)
         size_t ks[] = {1, 2, 3, 7, 20, (size_t)n - 1, (size_t)n, (size_t)n + 1, (size_t)n + 40};
         for (int kind = 0; kind < N_ROWS; kind++)
             for (size_t b = 0; b < sizeof ks / sizeof *ks; b++) {
-                if (ks[b] == 0) continue;
+                if (ks[b] == 0)
+                    continue;
                 for (int rep = 0; rep < 3; rep++) {
                     fill_row(s, n, kind, &r);
                     check_row(s, n, ks[b]);
@@ -146,7 +150,8 @@ static void test_push_in_pieces(void **state)
         size_t want = eng_topk(s, n, k, whole), len = 0;
         for (int32_t b = 0; b < n;) {
             int32_t w = (int32_t)eng_rng_below(&r, 300);
-            if (w > n - b) w = n - b;
+            if (w > n - b)
+                w = n - b;
             len = eng_topk_push(s + b, w, b, k, heap, len);
             b += w;
         }

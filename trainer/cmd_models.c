@@ -67,7 +67,8 @@ int trn_cmd_models(int argc, char **argv)
     sto_version_info_t *v = NULL;
     size_t n = 0;
     int rc = sto_open(path, STO_READONLY, &db, &err);
-    if (rc == 0) rc = sto_list(db, name, &v, &n, &err);
+    if (rc == 0)
+        rc = sto_list(db, name, &v, &n, &err);
     if (rc < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         sto_close(db);
@@ -87,7 +88,8 @@ int trn_cmd_models(int argc, char **argv)
             json_array_append_new(arr, o);
         }
         char *s = json_dumps(arr, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
-        if (s) puts(s);
+        if (s)
+            puts(s);
         free(s);
         json_decref(arr);
     } else {

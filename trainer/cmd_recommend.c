@@ -58,10 +58,12 @@ int trn_cmd_recommend(int argc, char **argv)
             name = optarg;
             break;
         case 'v':
-            if (cli_parse_int("version", optarg, 1, __LONG_MAX__, &version) < 0) return 2;
+            if (cli_parse_int("version", optarg, 1, __LONG_MAX__, &version) < 0)
+                return 2;
             break;
         case 'k':
-            if (cli_parse_int("k", optarg, 1, 1000, &k) < 0) return 2;
+            if (cli_parse_int("k", optarg, 1, 1000, &k) < 0)
+                return 2;
             break;
         case 's':
             keep_seen = 1;
@@ -91,7 +93,8 @@ int trn_cmd_recommend(int argc, char **argv)
         goto done;
     }
     if (!name) {
-        if (only_model(db, only, sizeof only) < 0) goto done;
+        if (only_model(db, only, sizeof only) < 0)
+            goto done;
         name = only;
     }
     if ((rc = sto_load(db, name, version, &m, &err)) < 0) {

@@ -64,7 +64,8 @@ static int parse_ks(const char *s, int *ks, int *nk)
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         long k;
-        if (*nk == TRN_EVAL_MAX_K || cli_parse_int("topk", tok, 1, 10000, &k) < 0) return -1;
+        if (*nk == TRN_EVAL_MAX_K || cli_parse_int("topk", tok, 1, 10000, &k) < 0)
+            return -1;
         ks[(*nk)++] = (int)k;
     }
     return *nk ? 0 : -1;
@@ -74,7 +75,8 @@ static int parse_split(const char *s, trn_data_opts_t *d)
 {
     const char *colon = strchr(s, ':');
     double frac = 0.2;
-    if (colon && cli_parse_double("split", colon + 1, 1e-6, 0.999999, &frac) < 0) return -1;
+    if (colon && cli_parse_double("split", colon + 1, 1e-6, 0.999999, &frac) < 0)
+        return -1;
     size_t n = colon ? (size_t)(colon - s) : strlen(s);
     if (n == 6 && strncmp(s, "random", 6) == 0)
         d->split = TRN_SPLIT_RANDOM;
@@ -168,10 +170,12 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             }
             break;
         case O_SPLIT:
-            if (parse_split(optarg, &a->data) < 0) return 2;
+            if (parse_split(optarg, &a->data) < 0)
+                return 2;
             break;
         case O_MINW:
-            if (cli_parse_double("min-weight", optarg, -1e300, 1e300, &x) < 0) return 2;
+            if (cli_parse_double("min-weight", optarg, -1e300, 1e300, &x) < 0)
+                return 2;
             a->data.use_min_weight = 1;
             a->data.min_weight = x;
             break;
@@ -187,11 +191,13 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             a->hp.model = optarg;
             break;
         case O_DIM:
-            if (cli_parse_int("dim", optarg, 1, 4096, &v) < 0) return 2;
+            if (cli_parse_int("dim", optarg, 1, 4096, &v) < 0)
+                return 2;
             a->hp.dim = (int)v;
             break;
         case O_LAYERS:
-            if (cli_parse_int("layers", optarg, 0, 16, &v) < 0) return 2;
+            if (cli_parse_int("layers", optarg, 0, 16, &v) < 0)
+                return 2;
             a->hp.layers = (int)v;
             break;
         case O_LOSS: {
@@ -204,36 +210,44 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             break;
         }
         case O_MARGIN:
-            if (cli_parse_double("margin", optarg, 0, 1e6, &x) < 0) return 2;
+            if (cli_parse_double("margin", optarg, 0, 1e6, &x) < 0)
+                return 2;
             a->hp.margin = (float)x;
             break;
         case O_LR:
-            if (cli_parse_double("lr", optarg, 1e-12, 10, &x) < 0) return 2;
+            if (cli_parse_double("lr", optarg, 1e-12, 10, &x) < 0)
+                return 2;
             a->hp.lr = (float)x;
             break;
         case O_DECAY:
-            if (cli_parse_double("decay", optarg, 0, 1e6, &x) < 0) return 2;
+            if (cli_parse_double("decay", optarg, 0, 1e6, &x) < 0)
+                return 2;
             a->hp.decay = (float)x;
             break;
         case O_BATCH:
-            if (cli_parse_int("batch", optarg, 1, 1 << 24, &v) < 0) return 2;
+            if (cli_parse_int("batch", optarg, 1, 1 << 24, &v) < 0)
+                return 2;
             a->hp.batch = (int)v;
             break;
         case O_EPOCHS:
-            if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0) return 2;
+            if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0)
+                return 2;
             a->train.epochs = (int)v;
             break;
         case O_SEED:
-            if (cli_parse_int("seed", optarg, 0, __LONG_MAX__, &v) < 0) return 2;
+            if (cli_parse_int("seed", optarg, 0, __LONG_MAX__, &v) < 0)
+                return 2;
             a->hp.seed = (uint64_t)v;
             a->data.seed = (uint64_t)v;
             break;
         case O_THREADS:
-            if (cli_parse_int("threads", optarg, 1, 1024, &v) < 0) return 2;
+            if (cli_parse_int("threads", optarg, 1, 1024, &v) < 0)
+                return 2;
             a->hp.threads = (int)v;
             break;
         case O_EVAL:
-            if (cli_parse_int("eval-every", optarg, 0, 1000000, &v) < 0) return 2;
+            if (cli_parse_int("eval-every", optarg, 0, 1000000, &v) < 0)
+                return 2;
             a->train.eval_every = (int)v;
             break;
         case O_TOPK:
@@ -253,7 +267,8 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             a->name = optarg;
             break;
         case O_MAXB:
-            if (cli_parse_int("max-batches", optarg, 0, 1 << 30, &v) < 0) return 2;
+            if (cli_parse_int("max-batches", optarg, 0, 1 << 30, &v) < 0)
+                return 2;
             a->train.max_batches = (int)v;
             break;
         case O_QUIET:
@@ -389,7 +404,8 @@ static int publish(const train_args_t *a, trn_model_t *m, const trn_data_t *d, j
         eng_error_set(err, rc, "computing the final vectors: %s", eng_strerror(rc));
         goto done;
     }
-    if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) < 0) goto done;
+    if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) < 0)
+        goto done;
     sto_model_in_t in = {.name = a->name ? a->name : a->hp.model,
                          .kind = a->hp.model,
                          .n_users = d->n_users,
@@ -426,10 +442,12 @@ int trn_cmd_train(int argc, char **argv)
 {
     train_args_t a = {.hp = trn_hparams_defaults(), .train = {.epochs = 20, .nk = 1, .ks = {20}}};
     a.hp.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (a.hp.threads < 1) a.hp.threads = 1;
+    if (a.hp.threads < 1)
+        a.hp.threads = 1;
     a.data.seed = a.hp.seed;
     int done, code = parse_args(argc, argv, &a, &done);
-    if (done) return code;
+    if (done)
+        return code;
 
     eng_error_t err = {0};
     trn_data_t *d = NULL;
@@ -476,7 +494,8 @@ int trn_cmd_train(int argc, char **argv)
 
     rs.epochs = a.train.epochs;
     long n_batches = (long)((d->train->nnz + a.hp.batch - 1) / a.hp.batch);
-    if (a.train.max_batches > 0 && a.train.max_batches < n_batches) n_batches = a.train.max_batches;
+    if (a.train.max_batches > 0 && a.train.max_batches < n_batches)
+        n_batches = a.train.max_batches;
     rs.progress.total = n_batches * a.train.epochs;
     a.train.on_batch = on_batch;
     a.train.on_epoch = on_epoch;
@@ -510,7 +529,8 @@ int trn_cmd_train(int argc, char **argv)
         json_decref(metrics);
         metrics = metrics_json(&final);
         json_object_set_new(metrics, "popularity", metrics_json(&pop));
-        if (!a.quiet) print_comparison(&final, &pop, a.hp.model);
+        if (!a.quiet)
+            print_comparison(&final, &pop, a.hp.model);
     }
     json_object_set_new(report, "final", metrics);
 
@@ -526,7 +546,8 @@ int trn_cmd_train(int argc, char **argv)
             json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version", (json_int_t)version));
         printf("published %s version %lld to %s\n", name, (long long)version, a.db);
     }
-    if (a.report && write_report(a.report, report) < 0) goto done;
+    if (a.report && write_report(a.report, report) < 0)
+        goto done;
     code = 0;
 done:
     json_decref(report);

@@ -21,13 +21,16 @@ int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key)
     if (p->n == p->cap) {
         int64_t cap = p->cap ? p->cap * 2 : 4096;
         int32_t *u = realloc(p->user, (size_t)cap * sizeof *u);
-        if (!u) return ENG_ENOMEM;
+        if (!u)
+            return ENG_ENOMEM;
         p->user = u;
         int32_t *i = realloc(p->item, (size_t)cap * sizeof *i);
-        if (!i) return ENG_ENOMEM;
+        if (!i)
+            return ENG_ENOMEM;
         p->item = i;
         double *k = realloc(p->key, (size_t)cap * sizeof *k);
-        if (!k) return ENG_ENOMEM;
+        if (!k)
+            return ENG_ENOMEM;
         p->key = k;
         p->cap = cap;
     }
@@ -51,7 +54,8 @@ int trn__idmap_numbered(eng_idmap_t *m, const char *prefix, int32_t n)
     char s[48];
     for (int32_t i = 0; i < n; i++) {
         int len = snprintf(s, sizeof s, "%s%d", prefix, i);
-        if (eng_idmap_intern(m, s, (size_t)len) != i) return ENG_ENOMEM;
+        if (eng_idmap_intern(m, s, (size_t)len) != i)
+            return ENG_ENOMEM;
     }
     return ENG_OK;
 }
@@ -67,15 +71,18 @@ typedef struct {
 static int cmp_item_key(const void *a, const void *b)
 {
     const entry_t *x = a, *y = b;
-    if (x->item != y->item) return (x->item > y->item) - (x->item < y->item);
-    if (x->key != y->key) return (x->key > y->key) - (x->key < y->key);
+    if (x->item != y->item)
+        return (x->item > y->item) - (x->item < y->item);
+    if (x->key != y->key)
+        return (x->key > y->key) - (x->key < y->key);
     return (x->row > y->row) - (x->row < y->row);
 }
 
 static int cmp_key(const void *a, const void *b)
 {
     const entry_t *x = a, *y = b;
-    if (x->key != y->key) return (x->key > y->key) - (x->key < y->key);
+    if (x->key != y->key)
+        return (x->key > y->key) - (x->key < y->key);
     return (x->row > y->row) - (x->row < y->row);
 }
 
@@ -92,14 +99,16 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
     int32_t *te_i = malloc((size_t)(n ? n : 1) * sizeof *te_i);
     entry_t *e = NULL;
     *train = *test = NULL;
-    if (!start || !order || !tr_u || !tr_i || !te_u || !te_i) goto fail;
+    if (!start || !order || !tr_u || !tr_i || !te_u || !te_i)
+        goto fail;
 
     /* Group row numbers by user, keeping file order within a user (counting sort). */
     for (int64_t k = 0; k < n; k++)
         start[p->user[k] + 1]++;
     int64_t most = 0;
     for (int32_t u = 0; u < n_users; u++) {
-        if (start[u + 1] > most) most = start[u + 1];
+        if (start[u + 1] > most)
+            most = start[u + 1];
         start[u + 1] += start[u];
     }
     for (int64_t k = 0; k < n; k++)
@@ -108,7 +117,8 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
         start[u] = start[u - 1];
     start[0] = 0;
     e = malloc((size_t)(most ? most : 1) * sizeof *e);
-    if (!e) goto fail;
+    if (!e)
+        goto fail;
 
     eng_rng_t rng;
     eng_rng_seed(&rng, seed, SPLIT_STREAM);
@@ -123,11 +133,13 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
         qsort(e, (size_t)m, sizeof *e, cmp_item_key);
         int64_t d = 0;
         for (int64_t j = 0; j < m; j++)
-            if (j + 1 == m || e[j + 1].item != e[j].item) e[d++] = e[j];
+            if (j + 1 == m || e[j + 1].item != e[j].item)
+                e[d++] = e[j];
         int64_t hold = 0;
         if (d >= 2) {
             hold = (int64_t)floor(frac * (double)d + 0.5);
-            if (hold > d - 1) hold = d - 1;
+            if (hold > d - 1)
+                hold = d - 1;
         }
         int64_t tb = 0, te = hold; /* e[tb, te) goes to test */
         if (how == TRN_SPLIT_TIME) {
@@ -176,7 +188,8 @@ fail:
 
 static int check_opts(const trn_data_opts_t *o, eng_error_t *err)
 {
-    if (!o || !o->train_path) return eng_error_set(err, ENG_EINVAL, "no training data file given");
+    if (!o || !o->train_path)
+        return eng_error_set(err, ENG_EINVAL, "no training data file given");
     if (o->format != TRN_FMT_AUTO && o->format != TRN_FMT_CSV && o->format != TRN_FMT_LGN)
         return eng_error_set(err, ENG_EINVAL, "unknown data format %d", (int)o->format);
     if (o->split != TRN_SPLIT_NONE && o->split != TRN_SPLIT_RANDOM && o->split != TRN_SPLIT_TIME)
@@ -192,10 +205,12 @@ static int check_opts(const trn_data_opts_t *o, eng_error_t *err)
 static int pick_format(trn__reader_t *r, trn_format_t want, trn_format_t *fmt, eng_error_t *err)
 {
     *fmt = want;
-    if (want != TRN_FMT_AUTO) return ENG_OK;
+    if (want != TRN_FMT_AUTO)
+        return ENG_OK;
     trn__span_t lines[SAMPLE_LINES];
     int n = trn__reader_sample(r, lines, SAMPLE_LINES, err);
-    if (n < 0) return n;
+    if (n < 0)
+        return n;
     *fmt = trn__lgn_detect(lines, n) ? TRN_FMT_LGN : TRN_FMT_CSV;
     return ENG_OK;
 }
@@ -208,9 +223,11 @@ static int read_file(const char *path, const trn_data_opts_t *o, trn_format_t fm
 {
     trn__reader_t r;
     int rc = trn__reader_open(&r, path, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     rc = pick_format(&r, fmt, detected, err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     if (*detected == TRN_FMT_LGN) {
         r.max_line = TRN_LGN_MAX_LINE;
         rc = trn__lgn_read(&r, p, max_user, max_item, err);
@@ -218,8 +235,10 @@ static int read_file(const char *path, const trn_data_opts_t *o, trn_format_t fm
         r.max_line = TRN_CSV_MAX_LINE;
         rc = trn__csv_read(&r, o, d->users, d->items, p, err);
     }
-    if (rc < 0) goto fail;
-    if (p->n == 0) rc = eng_error_set(err, ENG_EEMPTY, "%s: no interactions", path);
+    if (rc < 0)
+        goto fail;
+    if (p->n == 0)
+        rc = eng_error_set(err, ENG_EEMPTY, "%s: no interactions", path);
 fail:
     trn__reader_close(&r);
     return rc;
@@ -234,8 +253,10 @@ static int build_matrices(const trn_data_opts_t *o, trn_data_t *d, const trn__pa
         return trn__split(tr, d->n_users, d->n_items, o->split, o->split_frac, o->seed, &d->train,
                           &d->test);
     d->train = eng_csr_from_pairs(d->n_users, d->n_items, tr->user, tr->item, tr->n);
-    if (!d->train) return ENG_ENOMEM;
-    if (!o->test_path) return ENG_OK;
+    if (!d->train)
+        return ENG_ENOMEM;
+    if (!o->test_path)
+        return ENG_OK;
     /* A pair in both files is a training positive; also counting it as a test positive would
      * reward memorising the training set. */
     int64_t w = 0;
@@ -254,20 +275,24 @@ int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)
     trn_data_t *d = NULL;
     *out = NULL;
     int rc = check_opts(o, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     rc = ENG_ENOMEM;
     d = calloc(1, sizeof *d);
-    if (!d || !(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new())) goto fail;
+    if (!d || !(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new()))
+        goto fail;
 
     trn_format_t fmt;
     int32_t max_user = -1, max_item = -1;
     rc = read_file(o->train_path, o, o->format, d, &tr, &max_user, &max_item, &fmt, err);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     /* The test file is read in the train file's format: a short LightGCN test file could be
      * detected as CSV on its own. */
     if (o->test_path) {
         rc = read_file(o->test_path, o, fmt, d, &te, &max_user, &max_item, &fmt, err);
-        if (rc < 0) goto fail;
+        if (rc < 0)
+            goto fail;
     }
 
     rc = ENG_ENOMEM;
@@ -282,7 +307,8 @@ int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)
         d->n_items = eng_idmap_size(d->items);
     }
     rc = build_matrices(o, d, &tr, &te);
-    if (rc < 0) goto fail;
+    if (rc < 0)
+        goto fail;
     *out = d;
     d = NULL;
 fail:
@@ -296,7 +322,8 @@ fail:
 
 void trn_data_free(trn_data_t *d)
 {
-    if (!d) return;
+    if (!d)
+        return;
     eng_idmap_free(d->users);
     eng_idmap_free(d->items);
     eng_csr_free(d->train);

@@ -48,7 +48,8 @@ static int split_fields(char *s, size_t len, int delim, field_t *f, int maxf, in
             char *w = ++p;
             b = w;
             for (;;) {
-                if (p == end) return SPLIT_UNTERMINATED;
+                if (p == end)
+                    return SPLIT_UNTERMINATED;
                 if (*p == '"') {
                     if (p + 1 < end && p[1] == '"') {
                         *w++ = '"';
@@ -64,7 +65,8 @@ static int split_fields(char *s, size_t len, int delim, field_t *f, int maxf, in
             char *q = p;
             while (p < end && is_blank(*p, delim))
                 p++;
-            if (p < end && (delim == DELIM_BLANKS ? p == q : *p != delim)) return SPLIT_AFTER_QUOTE;
+            if (p < end && (delim == DELIM_BLANKS ? p == q : *p != delim))
+                return SPLIT_AFTER_QUOTE;
         } else {
             b = p;
             while (p < end && (delim == DELIM_BLANKS ? !is_blank(*p, delim) : *p != delim))
@@ -73,14 +75,17 @@ static int split_fields(char *s, size_t len, int delim, field_t *f, int maxf, in
             while (e > b && is_blank(e[-1], delim))
                 e--;
         }
-        if (n < maxf) f[n] = (field_t){b, (size_t)(e - b)};
+        if (n < maxf)
+            f[n] = (field_t){b, (size_t)(e - b)};
         n++;
         if (delim == DELIM_BLANKS) {
             while (p < end && is_blank(*p, delim))
                 p++;
-            if (p == end) break;
+            if (p == end)
+                break;
         } else {
-            if (p == end) break;
+            if (p == end)
+                break;
             p++;
         }
     }
@@ -97,11 +102,14 @@ static int count_fields(const char *s, size_t len, int delim)
     int n = 0, quoted = 0, in_field = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '"') quoted = !quoted;
-        if (quoted) continue;
+        if (c == '"')
+            quoted = !quoted;
+        if (quoted)
+            continue;
         if (delim == DELIM_BLANKS) {
             int blank = c == ' ' || c == '\t';
-            if (!blank && !in_field) n++;
+            if (!blank && !in_field)
+                n++;
             in_field = !blank;
         } else if (c == delim) {
             n++;
@@ -131,11 +139,14 @@ static int detect_delim(const trn__span_t *lines, int n)
 /* Non-zero when the whole field is a finite number (strtod syntax). */
 static int numeric(const field_t *f, double *v)
 {
-    if (f->len == 0) return 0;
+    if (f->len == 0)
+        return 0;
     char *end;
     double x = strtod(f->p, &end);
-    if (end != f->p + f->len || !isfinite(x)) return 0;
-    if (v) *v = x;
+    if (end != f->p + f->len || !isfinite(x))
+        return 0;
+    if (v)
+        *v = x;
     return 1;
 }
 
@@ -159,19 +170,24 @@ static int column_role(const field_t *f)
     static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         size_t sl = strlen(names[k].stem);
-        if (f->len < sl || strncasecmp(f->p, names[k].stem, sl) != 0) continue;
+        if (f->len < sl || strncasecmp(f->p, names[k].stem, sl) != 0)
+            continue;
         const char *t = f->p + sl;
         size_t tl = f->len - sl;
-        if (tl == 0) return names[k].role;
-        if (names[k].exact) continue;
+        if (tl == 0)
+            return names[k].role;
+        if (names[k].exact)
+            continue;
         int digit = 0;
         for (size_t i = 0; i < tl; i++)
             digit |= isdigit((unsigned char)t[i]) != 0;
-        if (digit) continue;
+        if (digit)
+            continue;
         if (!islower((unsigned char)t[0]))
             return names[k].role; /* separator or camelCase: "user_id", "userId" */
         for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
-            if (strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0) return names[k].role;
+            if (strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0)
+                return names[k].role;
     }
     return ROLE_NONE;
 }
@@ -189,7 +205,8 @@ static int named_columns(const field_t *f, int n, layout_t *l)
     int col[5] = {-1, -1, -1, -1, -1};
     for (int j = n - 1; j >= 0; j--) /* backwards, so the first of a role wins */
         col[column_role(&f[j])] = j;
-    if (col[ROLE_USER] < 0 || col[ROLE_ITEM] < 0) return 0;
+    if (col[ROLE_USER] < 0 || col[ROLE_ITEM] < 0)
+        return 0;
     if (l) {
         l->ucol = col[ROLE_USER];
         l->icol = col[ROLE_ITEM];
@@ -204,9 +221,11 @@ static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
 {
     trn__span_t lines[SAMPLE_LINES];
     int n = trn__reader_sample(r, lines, SAMPLE_LINES, err);
-    if (n < 0) return n;
+    if (n < 0)
+        return n;
     *l = (layout_t){detect_delim(lines, n), 0, 0, 1, 2, 3, 2};
-    if (n == 0) return ENG_OK;
+    if (n == 0)
+        return ENG_OK;
 
     /* Split copies of the first two lines: the reader's buffer must stay as it is. */
     char *copy[2] = {NULL, NULL};
@@ -224,7 +243,8 @@ static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
         copy[k][lines[k].len] = '\0';
         if (split_fields(copy[k], lines[k].len, l->delim, f[k], MAX_FIELDS, &nf[k]) != SPLIT_OK)
             nf[k] = 0; /* reading the line reports the error */
-        if (nf[k] > MAX_FIELDS) nf[k] = MAX_FIELDS;
+        if (nf[k] > MAX_FIELDS)
+            nf[k] = MAX_FIELDS;
     }
     /* A header names the user and item columns (unless the next line does too: then the "names"
      * are data), or is all text above a line with a number in the same column. */
@@ -265,7 +285,8 @@ static int check_id(const trn__reader_t *r, const field_t *f, const char *what, 
 static int optional_number(const trn__reader_t *r, const field_t *f, int nf, int col,
                            const char *what, double *v, eng_error_t *err)
 {
-    if (col < 0 || col >= nf || col >= MAX_FIELDS || f[col].len == 0) return ENG_OK;
+    if (col < 0 || col >= nf || col >= MAX_FIELDS || f[col].len == 0)
+        return ENG_OK;
     if (!numeric(&f[col], v))
         return eng_error_set(err, ENG_EPARSE, "%s:%ld: invalid %s '%.*s'", r->path, r->line, what,
                              (int)(f[col].len < SHOW ? f[col].len : SHOW), f[col].p);
@@ -277,7 +298,8 @@ static int intern(const trn__reader_t *r, eng_idmap_t *m, const field_t *f, eng_
     int32_t id = eng_idmap_intern(m, f->p, f->len);
     if (id == ENG_ERANGE)
         return eng_error_set(err, ENG_ERANGE, "%s:%ld: too many distinct ids", r->path, r->line);
-    if (id < 0) return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+    if (id < 0)
+        return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
     return id;
 }
 
@@ -286,7 +308,8 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
 {
     layout_t l;
     int rc = detect_layout(r, &l, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     int skip_header = l.header;
     char *s;
     size_t len;
@@ -296,7 +319,8 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
         size_t b = 0;
         while (b < len && (s[b] == ' ' || s[b] == '\t'))
             b++;
-        if (b == len) continue; /* blank line */
+        if (b == len)
+            continue; /* blank line */
         if (skip_header) {
             skip_header = 0;
             continue;
@@ -321,9 +345,11 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
         if (o->use_min_weight && w < o->min_weight)
             continue; /* dropped before its ids are seen: it never existed */
         int32_t u = intern(r, users, &f[l.ucol], err);
-        if (u < 0) return u;
+        if (u < 0)
+            return u;
         int32_t i = intern(r, items, &f[l.icol], err);
-        if (i < 0) return i;
+        if (i < 0)
+            return i;
         if (trn__pairs_push(p, u, i, key) < 0)
             return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
     }

@@ -19,11 +19,14 @@ static int parse_id(const char *s, int32_t *v, size_t *tl)
     while (s[n] && s[n] != ' ' && s[n] != '\t')
         n++;
     *tl = n;
-    if (n == 0) return 0;
+    if (n == 0)
+        return 0;
     int64_t x = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        if (x < INT32_MAX) x = x * 10 + (s[i] - '0');
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        if (x < INT32_MAX)
+            x = x * 10 + (s[i] - '0');
     }
     if (x >= INT32_MAX) /* the count, max + 1, must fit in int32 */
         return -2;
@@ -33,7 +36,8 @@ static int parse_id(const char *s, int32_t *v, size_t *tl)
 
 int trn__lgn_detect(const trn__span_t *lines, int n)
 {
-    if (n == 0) return 0;
+    if (n == 0)
+        return 0;
     int varied = 0, items = 0;
     int64_t prev = -1;
     size_t first_count = 0;
@@ -46,24 +50,32 @@ int trn__lgn_detect(const trn__span_t *lines, int n)
             size_t b = i;
             int64_t x = 0;
             while (i < len && s[i] >= '0' && s[i] <= '9') {
-                if (x < INT32_MAX) x = x * 10 + (s[i] - '0');
+                if (x < INT32_MAX)
+                    x = x * 10 + (s[i] - '0');
                 i++;
             }
-            if (i == b) return 0;
-            if (count++ == 0) head = x;
+            if (i == b)
+                return 0;
+            if (count++ == 0)
+                head = x;
             if (i < len) {
-                if (s[i] != ' ' || i + 1 == len) return 0;
+                if (s[i] != ' ' || i + 1 == len)
+                    return 0;
                 i++;
             }
         }
-        if (head <= prev) return 0;
-        if (count >= 2) items = 1;
+        if (head <= prev)
+            return 0;
+        if (count >= 2)
+            items = 1;
         prev = head;
-        if (k == 0) first_count = count;
+        if (k == 0)
+            first_count = count;
         /* Lines that all have the same 2-4 columns read just as well as `user item weight ts`;
          * only varying lengths (or long lines) show item lists. A user without items (a line of
          * one id) is allowed, as the LightGCN loaders allow it. */
-        if (count != first_count || count > 4) varied = 1;
+        if (count != first_count || count > 4)
+            varied = 1;
     }
     return varied && items;
 }
@@ -72,7 +84,8 @@ int trn__lgn_detect(const trn__span_t *lines, int n)
 static int check_dense(const trn__reader_t *r, const char *what, int32_t max, long line,
                        int64_t tokens, eng_error_t *err)
 {
-    if ((int64_t)max < DENSE_SLACK + DENSE_FACTOR * tokens) return ENG_OK;
+    if ((int64_t)max < DENSE_SLACK + DENSE_FACTOR * tokens)
+        return ENG_OK;
     return eng_error_set(err, ENG_ERANGE,
                          "%s:%ld: %s id %d is too large for a file of %lld ids (LightGCN ids are "
                          "dense; read sparse ids as CSV)",
@@ -96,7 +109,8 @@ int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t 
             while (*q == ' ' || *q == '\t')
                 q++;
             int t = parse_id(q, &v, &tl);
-            if (t == 0) break;
+            if (t == 0)
+                break;
             const char *what = user < 0 ? "user" : "item";
             if (t == -1)
                 return eng_error_set(err, ENG_EPARSE, "%s:%ld: invalid %s id '%.*s'", r->path,
@@ -126,11 +140,14 @@ int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t 
                 return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
         }
     }
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     if ((rc = check_dense(r, "user", fmax_user, user_line, tokens, err)) < 0 ||
         (rc = check_dense(r, "item", fmax_item, item_line, tokens, err)) < 0)
         return rc;
-    if (fmax_user > *max_user) *max_user = fmax_user;
-    if (fmax_item > *max_item) *max_item = fmax_item;
+    if (fmax_user > *max_user)
+        *max_user = fmax_user;
+    if (fmax_item > *max_item)
+        *max_item = fmax_item;
     return ENG_OK;
 }

@@ -18,7 +18,8 @@ int trn__reader_open(trn__reader_t *r, const char *path, eng_error_t *err)
     r->path = path;
     r->max_line = TRN_CSV_MAX_LINE;
     r->f = fopen(path, "rb");
-    if (!r->f) return eng_error_set(err, ENG_EIO, "%s: %s", path, strerror(errno));
+    if (!r->f)
+        return eng_error_set(err, ENG_EIO, "%s: %s", path, strerror(errno));
     r->cap = READ_BLOCK + 1;
     r->buf = malloc(r->cap);
     if (!r->buf) {
@@ -30,7 +31,8 @@ int trn__reader_open(trn__reader_t *r, const char *path, eng_error_t *err)
 
 void trn__reader_close(trn__reader_t *r)
 {
-    if (r->f) fclose(r->f);
+    if (r->f)
+        fclose(r->f);
     free(r->buf);
     r->f = NULL;
     r->buf = NULL;
@@ -48,12 +50,14 @@ static int fill(trn__reader_t *r, eng_error_t *err)
     }
     if (r->end + 1 >= r->cap) {
         size_t cap = r->cap * 2;
-        if (cap > r->max_line + 2) cap = r->max_line + 2;
+        if (cap > r->max_line + 2)
+            cap = r->max_line + 2;
         if (cap <= r->cap) /* cannot happen: callers stop at max_line first */
             return eng_error_set(err, ENG_EPARSE, "%s:%ld: line longer than %zu bytes", r->path,
                                  r->line + 1, r->max_line);
         char *b = realloc(r->buf, cap);
-        if (!b) return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+        if (!b)
+            return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
         r->buf = b;
         r->cap = cap;
     }
@@ -70,7 +74,8 @@ static int fill(trn__reader_t *r, eng_error_t *err)
         got += n;
     } while (r->end + 1 < r->cap && got < READ_BLOCK / 2);
     /* Spreadsheet exports often start with a UTF-8 byte-order mark; it is not part of the id. */
-    if (first && r->end >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0) r->pos = 3;
+    if (first && r->end >= 3 && memcmp(r->buf, "\xEF\xBB\xBF", 3) == 0)
+        r->pos = 3;
     return ENG_OK;
 }
 
@@ -78,7 +83,8 @@ int trn__reader_peek(trn__reader_t *r, const char **buf, size_t *len, int *at_eo
 {
     while (!r->eof && r->end + 1 < r->cap) {
         int rc = fill(r, err);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
     *buf = r->buf + r->pos;
     *len = r->end - r->pos;
@@ -102,13 +108,15 @@ int trn__reader_next(trn__reader_t *r, char **line, size_t *len, eng_error_t *er
             return eng_error_set(err, ENG_EPARSE, "%s:%ld: line longer than %zu bytes", r->path,
                                  r->line + 1, r->max_line);
         if (r->eof) {
-            if (r->pos == r->end) return 0;
+            if (r->pos == r->end)
+                return 0;
             n = r->end - r->pos; /* last line without a newline */
             r->pos = r->end;
             break;
         }
         int rc = fill(r, err);
-        if (rc < 0) return rc;
+        if (rc < 0)
+            return rc;
     }
     r->line++;
     if (n > r->max_line)
@@ -116,7 +124,8 @@ int trn__reader_next(trn__reader_t *r, char **line, size_t *len, eng_error_t *er
                              r->line, r->max_line);
     if (memchr(s, '\0', n))
         return eng_error_set(err, ENG_EPARSE, "%s:%ld: NUL byte (binary file?)", r->path, r->line);
-    if (n > 0 && s[n - 1] == '\r') n--;
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
     s[n] = '\0';
     *line = s;
     *len = n;
@@ -126,7 +135,8 @@ int trn__reader_next(trn__reader_t *r, char **line, size_t *len, eng_error_t *er
 static int blank_line(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
+            return 0;
     return 1;
 }
 
@@ -145,15 +155,18 @@ static int sample_lines(const char *buf, size_t len, int at_eof, trn__span_t *ou
             l = len - pos;
             pos = len;
         } else {
-            if (n > 0) break;
+            if (n > 0)
+                break;
             /* A first line longer than the window: judge its complete tokens. */
             l = len - pos;
             while (l > 0 && s[l - 1] != ' ' && s[l - 1] != '\t')
                 l--;
             pos = len;
         }
-        if (l > 0 && s[l - 1] == '\r') l--;
-        if (!blank_line(s, l)) out[n++] = (trn__span_t){s, l};
+        if (l > 0 && s[l - 1] == '\r')
+            l--;
+        if (!blank_line(s, l))
+            out[n++] = (trn__span_t){s, l};
     }
     return n;
 }

@@ -54,7 +54,8 @@ static void blas_single_enter(void)
 static void blas_single_leave(void)
 {
     pthread_mutex_lock(&blas_lock);
-    if (--blas_users == 0) openblas_set_num_threads(blas_saved_threads);
+    if (--blas_users == 0)
+        openblas_set_num_threads(blas_saved_threads);
     pthread_mutex_unlock(&blas_lock);
 }
 
@@ -86,12 +87,16 @@ static int plan_init(plan_t *p, const eng_csr_t *train, const eng_csr_t *test, c
                      int nk, const trn_metrics_t *out)
 {
     memset(p, 0, sizeof *p);
-    if (!train || !test || !out || !ks || nk < 1 || nk > TRN_EVAL_MAX_K) return ENG_EINVAL;
-    if (train->rows != test->rows || train->cols != test->cols) return ENG_EINVAL;
+    if (!train || !test || !out || !ks || nk < 1 || nk > TRN_EVAL_MAX_K)
+        return ENG_EINVAL;
+    if (train->rows != test->rows || train->cols != test->cols)
+        return ENG_EINVAL;
     int kmax = 0;
     for (int j = 0; j < nk; j++) {
-        if (ks[j] < 1) return ENG_EINVAL;
-        if (ks[j] > kmax) kmax = ks[j];
+        if (ks[j] < 1)
+            return ENG_EINVAL;
+        if (ks[j] > kmax)
+            kmax = ks[j];
     }
     p->ks = ks;
     p->nk = nk;
@@ -116,7 +121,8 @@ static int plan_init(plan_t *p, const eng_csr_t *train, const eng_csr_t *test, c
     }
     int64_t e = 0;
     for (int32_t u = 0; u < test->rows; u++)
-        if (test->ptr[u + 1] > test->ptr[u]) p->users[e++] = u;
+        if (test->ptr[u + 1] > test->ptr[u])
+            p->users[e++] = u;
     return 0;
 }
 
@@ -239,19 +245,24 @@ int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
                      const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
                      int threads, trn_metrics_t *out)
 {
-    if (!user_vecs || !item_vecs || dim < 1) return ENG_EINVAL;
+    if (!user_vecs || !item_vecs || dim < 1)
+        return ENG_EINVAL;
     plan_t p;
     int rc = plan_init(&p, train, test, ks, nk, out);
-    if (rc) return rc;
+    if (rc)
+        return rc;
 
     int64_t n_blocks = (p.n_users + BLOCK_USERS - 1) / BLOCK_USERS;
-    if (threads < 1) threads = 1;
-    if (threads > n_blocks) threads = n_blocks > 0 ? (int)n_blocks : 1;
+    if (threads < 1)
+        threads = 1;
+    if (threads > n_blocks)
+        threads = n_blocks > 0 ? (int)n_blocks : 1;
 
     /* Per-thread workspaces, all allocated up front so that the parallel loop cannot fail. */
     work_t *w = calloc((size_t)threads, sizeof *w);
     rc = ENG_ENOMEM;
-    if (!w) goto done;
+    if (!w)
+        goto done;
     for (int t = 0; t < threads; t++)
         if (work_init(&w[t], dim, p.depth, train->cols < TILE_ITEMS ? train->cols : TILE_ITEMS))
             goto done;
@@ -283,7 +294,8 @@ typedef struct {
 static int cmp_pop(const void *a, const void *b)
 {
     const pop_item_t *x = a, *y = b;
-    if (x->pop != y->pop) return x->pop > y->pop ? -1 : 1;
+    if (x->pop != y->pop)
+        return x->pop > y->pop ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
@@ -292,12 +304,14 @@ int trn_eval_popularity(const eng_csr_t *train, const eng_csr_t *test, const int
 {
     plan_t p;
     int rc = plan_init(&p, train, test, ks, nk, out);
-    if (rc) return rc;
+    if (rc)
+        return rc;
     int32_t n_items = train->cols;
     pop_item_t *rank = calloc((size_t)(n_items ? n_items : 1), sizeof *rank);
     eng_scored_t *top = malloc((p.depth ? p.depth : 1) * sizeof *top);
     rc = ENG_ENOMEM;
-    if (!rank || !top) goto done;
+    if (!rank || !top)
+        goto done;
 
     /* Rows hold no duplicates, so an item's count of entries is its number of training users. */
     for (int32_t i = 0; i < n_items; i++)

@@ -8,7 +8,8 @@ eng_csr_t *trn_graph_transpose(const eng_csr_t *m)
 {
     eng_csr_t *t = eng_csr_new(m->cols, m->rows, m->nnz, 0);
     int64_t *fill = malloc(((size_t)m->cols + 1) * sizeof *fill);
-    if (!t || !fill) goto fail;
+    if (!t || !fill)
+        goto fail;
     for (int64_t k = 0; k < m->nnz; k++)
         t->ptr[m->idx[k] + 1]++;
     for (int32_t c = 0; c < m->cols; c++)
@@ -32,7 +33,8 @@ eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train)
     const int32_t nu = train->rows, ni = train->cols;
     eng_csr_t *items = trn_graph_transpose(train);
     eng_csr_t *a = eng_csr_new(nu + ni, nu + ni, 2 * train->nnz, 1);
-    if (!items || !a) goto fail;
+    if (!items || !a)
+        goto fail;
     int64_t w = 0;
     for (int32_t u = 0; u < nu; u++) {
         a->ptr[u] = w;

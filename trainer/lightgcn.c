@@ -57,7 +57,8 @@ typedef struct {
 static void lightgcn_free(void *impl)
 {
     lightgcn_t *g = impl;
-    if (!g) return;
+    if (!g)
+        return;
     eng_csr_free(g->adj);
     free(g->final);
     free(g->dfinal);
@@ -85,10 +86,12 @@ static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
     const size_t nd = m->n_params;
     const int cap = m->hp.batch, L = m->hp.layers;
     lightgcn_t *g = calloc(1, sizeof *g);
-    if (!g) return ENG_ENOMEM;
+    if (!g)
+        return ENG_ENOMEM;
     m->impl = g;
     g->adj = trn_graph_norm_adj(train);
-    if (!g->adj) return ENG_ENOMEM;
+    if (!g->adj)
+        return ENG_ENOMEM;
     g->final = malloc(nd * sizeof(float));
     g->dfinal = malloc(nd * sizeof(float));
     g->layers = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
@@ -157,7 +160,8 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
         eng_csr_spmm(x, g->adj, prev, dim, th);
         prev = x;
     }
-    if (L > 0) eng_csr_spmm_rows(g->final, g->adj, prev, dim, g->rows, g->n_rows, th);
+    if (L > 0)
+        eng_csr_spmm_rows(g->final, g->adj, prev, dim, g->rows, g->n_rows, th);
     for (int32_t q = 0; q < g->n_rows; q++) {
         size_t off = (size_t)g->rows[q] * dim;
         float *f = g->final + off;

@@ -6,9 +6,12 @@
 
 int trn_loss_parse(const char *s)
 {
-    if (strcmp(s, "bpr") == 0) return TRN_LOSS_BPR;
-    if (strcmp(s, "bce") == 0) return TRN_LOSS_BCE;
-    if (strcmp(s, "margin") == 0) return TRN_LOSS_MARGIN;
+    if (strcmp(s, "bpr") == 0)
+        return TRN_LOSS_BPR;
+    if (strcmp(s, "bce") == 0)
+        return TRN_LOSS_BCE;
+    if (strcmp(s, "margin") == 0)
+        return TRN_LOSS_MARGIN;
     return -1;
 }
 
@@ -51,7 +54,8 @@ double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b,
 void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, const float *pos,
                        const float *neg, int b, float margin)
 {
-    if (b <= 0) return;
+    if (b <= 0)
+        return;
     const double scale = (double)dloss / b;
     for (int k = 0; k < b; k++) {
         double p = pos[k], n = neg[k], gp = 0, gn = 0;

@@ -27,7 +27,8 @@ trn_hparams_t trn_hparams_defaults(void)
 const trn_model_ops_t *trn_model_find(const char *kind)
 {
     for (size_t i = 0; i < N_MODELS; i++)
-        if (strcmp(models[i]->kind, kind) == 0) return models[i];
+        if (strcmp(models[i]->kind, kind) == 0)
+            return models[i];
     return NULL;
 }
 
@@ -36,7 +37,8 @@ const char *trn_model_kinds(void)
     static char buf[256];
     if (!buf[0])
         for (size_t i = 0; i < N_MODELS; i++) {
-            if (i) strcat(buf, " ");
+            if (i)
+                strcat(buf, " ");
             strcat(buf, models[i]->kind);
         }
     return buf;
@@ -58,20 +60,23 @@ trn_model_t *trn_model_new(const eng_csr_t *train, const trn_hparams_t *hp, eng_
         return NULL;
     }
     trn_model_t *m = calloc(1, sizeof *m);
-    if (!m) goto nomem;
+    if (!m)
+        goto nomem;
     m->ops = ops;
     m->hp = *hp;
     m->n_users = train->rows;
     m->n_items = train->cols;
     m->n_params = ops->n_params(train->rows, train->cols, hp);
     m->params = calloc(4 * m->n_params, sizeof *m->params);
-    if (!m->params) goto nomem;
+    if (!m->params)
+        goto nomem;
     m->grads = m->params + m->n_params;
     m->adam_m = m->grads + m->n_params;
     m->adam_v = m->adam_m + m->n_params;
     m->adam = eng_adam_defaults(hp->lr);
     int rc = ops->init(m, train);
-    if (rc == ENG_ENOMEM) goto nomem;
+    if (rc == ENG_ENOMEM)
+        goto nomem;
     if (rc < 0) {
         eng_error_set(err, rc, "%s: initialisation failed: %s", ops->kind, eng_strerror(rc));
         trn_model_free(m);
@@ -86,8 +91,10 @@ nomem:
 
 void trn_model_free(trn_model_t *m)
 {
-    if (!m) return;
-    if (m->impl) m->ops->free_impl(m->impl);
+    if (!m)
+        return;
+    if (m->impl)
+        m->ops->free_impl(m->impl);
     free(m->params);
     free(m);
 }

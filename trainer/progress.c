@@ -24,9 +24,11 @@ static void format_duration(char *buf, size_t n, double s)
 void trn_progress_batch(trn_progress_t *p, int epoch, int epochs, double loss)
 {
     p->done++;
-    if (!p->tty) return;
+    if (!p->tty)
+        return;
     double now = eng_now();
-    if (now - p->t_drawn < 0.1 && p->done < p->total) return;
+    if (now - p->t_drawn < 0.1 && p->done < p->total)
+        return;
     p->t_drawn = now;
     double elapsed = now - p->t_start, rate = elapsed > 0 ? p->done / elapsed : 0;
     double frac = p->total ? (double)p->done / p->total : 1;
@@ -45,8 +47,10 @@ void trn_progress_batch(trn_progress_t *p, int epoch, int epochs, double loss)
 
 void trn_progress_line(trn_progress_t *p, const char *fmt, ...)
 {
-    if (p->quiet) return;
-    if (p->tty) fputs("\r\033[K", p->out);
+    if (p->quiet)
+        return;
+    if (p->tty)
+        fputs("\r\033[K", p->out);
     va_list ap;
     va_start(ap, fmt);
     vfprintf(p->out, fmt, ap);

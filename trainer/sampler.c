@@ -14,7 +14,8 @@ struct trn_sampler {
 trn_sampler_t *trn_sampler_new(const eng_csr_t *train, uint64_t seed)
 {
     trn_sampler_t *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s)
+        return NULL;
     s->users = malloc(((size_t)train->rows + 1) * sizeof *s->users);
     if (!s->users) {
         free(s);
@@ -22,7 +23,8 @@ trn_sampler_t *trn_sampler_new(const eng_csr_t *train, uint64_t seed)
     }
     for (int32_t u = 0; u < train->rows; u++) {
         int64_t deg = train->ptr[u + 1] - train->ptr[u];
-        if (deg > 0 && deg < train->cols) s->users[s->n_users++] = u;
+        if (deg > 0 && deg < train->cols)
+            s->users[s->n_users++] = u;
     }
     s->train = train;
     eng_rng_seed(&s->rng, seed, 1);
@@ -31,7 +33,8 @@ trn_sampler_t *trn_sampler_new(const eng_csr_t *train, uint64_t seed)
 
 void trn_sampler_free(trn_sampler_t *s)
 {
-    if (!s) return;
+    if (!s)
+        return;
     free(s->users);
     free(s);
 }

@@ -73,7 +73,8 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
 {
     *out = NULL;
     int rc = check_opts(o, err);
-    if (rc < 0) return rc;
+    if (rc < 0)
+        return rc;
     const int32_t C = o->communities, n_items = o->n_items;
     const int32_t ranks = (n_items + C - 1) / C; /* size of the largest community */
     rc = ENG_ENOMEM;                             /* the only failure from here on */
@@ -82,7 +83,8 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
     double *cum_rank = malloc((size_t)ranks * sizeof *cum_rank);
     double *cum_item = malloc((size_t)n_items * sizeof *cum_item);
     int32_t *seen = malloc((size_t)n_items * sizeof *seen); /* user who last drew each item */
-    if (!d || !cum_rank || !cum_item || !seen) goto fail;
+    if (!d || !cum_rank || !cum_item || !seen)
+        goto fail;
     d->n_users = o->n_users;
     d->n_items = n_items;
     if (!(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new()) ||
@@ -109,7 +111,8 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
             double g = floor(log(1.0 - eng_rng_uniform(&rng)) / log(extra / (extra + 1.0)));
             n_u += g < cap ? (int64_t)g : cap;
         }
-        if (n_u > cap) n_u = cap;
+        if (n_u > cap)
+            n_u = cap;
         for (int64_t t = 0; t < n_u; t++) {
             int own = eng_rng_uniform(&rng) < o->in_community;
             int32_t item = -1;
@@ -124,9 +127,11 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
                         break;
                     }
                 }
-            if (item < 0) continue;
+            if (item < 0)
+                continue;
             seen[item] = u;
-            if (trn__pairs_push(&p, u, item, (double)p.n) < 0) goto fail;
+            if (trn__pairs_push(&p, u, item, (double)p.n) < 0)
+                goto fail;
         }
     }
 
@@ -141,7 +146,8 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
     d = NULL;
     rc = ENG_OK;
 fail:
-    if (rc < 0) eng_error_set(err, rc, "synthetic data: out of memory");
+    if (rc < 0)
+        eng_error_set(err, rc, "synthetic data: out of memory");
     free(cum_rank);
     free(cum_item);
     free(seen);

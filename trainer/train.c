@@ -34,7 +34,8 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
     }
     const int64_t n_train = d->train->nnz;
     int n_batches = (int)((n_train + m->hp.batch - 1) / m->hp.batch);
-    if (o->max_batches > 0 && o->max_batches < n_batches) n_batches = o->max_batches;
+    if (o->max_batches > 0 && o->max_batches < n_batches)
+        n_batches = o->max_batches;
     for (int ep = 1; ep <= o->epochs; ep++) {
         trn_epoch_t *e = &epochs[ep - 1];
         *e = (trn_epoch_t){.epoch = ep};
@@ -45,7 +46,8 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
             trn_sampler_next(s, &b, n);
             double loss = trn_model_step(m, &b);
             total += loss;
-            if (o->on_batch) o->on_batch(o->ud, ep, k + 1, n_batches, loss);
+            if (o->on_batch)
+                o->on_batch(o->ud, ep, k + 1, n_batches, loss);
         }
         e->batches = n_batches;
         e->loss = total / n_batches;
@@ -61,7 +63,8 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
             e->evaluated = 1;
             e->eval_s = eng_now() - t1;
         }
-        if (o->on_epoch) o->on_epoch(o->ud, e);
+        if (o->on_epoch)
+            o->on_epoch(o->ud, e);
     }
     rc = ENG_OK;
 done:
