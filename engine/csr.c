@@ -40,6 +40,16 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+size_t eng_sort_unique_i32(int32_t *a, size_t n)
+{
+    qsort(a, n, sizeof *a, cmp_i32);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || a[i] != a[w - 1])
+            a[w++] = a[i];
+    return w;
+}
+
 eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, const int32_t *c,
                               int64_t n)
 {
@@ -58,15 +68,14 @@ eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, cons
     for (int64_t k = 0; k < n; k++)
         m->idx[fill[r[k]]++] = c[k];
     free(fill);
-    /* Sort each row and squeeze out duplicates, compacting in place. */
+    /* Sort each row and squeeze out duplicates, compacting the rows leftwards in place. */
     int64_t w = 0;
     for (int32_t i = 0; i < rows; i++) {
         int64_t b = m->ptr[i], e = m->ptr[i + 1];
-        qsort(m->idx + b, (size_t)(e - b), sizeof *m->idx, cmp_i32);
+        size_t len = eng_sort_unique_i32(m->idx + b, (size_t)(e - b));
+        memmove(m->idx + w, m->idx + b, len * sizeof *m->idx);
         m->ptr[i] = w;
-        for (int64_t k = b; k < e; k++)
-            if (k == b || m->idx[k] != m->idx[k - 1])
-                m->idx[w++] = m->idx[k];
+        w += (int64_t)len;
     }
     m->ptr[rows] = w;
     m->nnz = w;

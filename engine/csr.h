@@ -5,6 +5,7 @@
 #ifndef GNNREC_ENGINE_CSR_H
 #define GNNREC_ENGINE_CSR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -24,6 +25,10 @@ void eng_csr_free(eng_csr_t *m);
  * Every r[k] must be in [0, rows) and c[k] in [0, cols). NULL when out of memory. */
 eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, const int32_t *c,
                               int64_t n);
+
+/* Sorts a[0..n) ascending and removes repeats in place; returns the new length. The form of a
+ * CSR row and of every exclusion list. */
+size_t eng_sort_unique_i32(int32_t *a, size_t n);
 
 /* Non-zero when (row, col) is stored; rows must be sorted (binary search). */
 int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col);

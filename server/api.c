@@ -1,4 +1,5 @@
 /* The endpoints of proto/openapi.yaml: routing, parameters, and the answers. */
+#include "engine/csr.h"
 #include "server/internal.h"
 
 #include <errno.h>
@@ -107,23 +108,6 @@ static int parse_bool(req_t *r, const char *name, int def)
     return -1;
 }
 
-static int cmp_i32(const void *a, const void *b)
-{
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts and deduplicates a[0..n); returns the new length. */
-static size_t sort_unique(int32_t *a, size_t n)
-{
-    qsort(a, n, sizeof *a, cmp_i32);
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (w == 0 || a[i] != a[w - 1])
-            a[w++] = a[i];
-    return w;
-}
-
 /* Resolves a comma-separated item list into *out (malloc'd, sorted, unique). Unknown ids are
  * skipped when skip_unknown, else answered 404. Returns the count or -1 after answering. */
 static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int skip_unknown,
@@ -156,7 +140,7 @@ static long item_list(req_t *r, const eng_idmap_t *items, const char *csv, int s
         p = e + 1;
     }
     *out = a;
-    return (long)sort_unique(a, n);
+    return (long)eng_sort_unique_i32(a, n);
 }
 
 /* Merges sorted unique a and b into a new sorted unique array. */
