@@ -502,7 +502,7 @@ int trn_cmd_train(int argc, char **argv)
     a.train.ud = &rs;
     trn_progress_line(&rs.progress,
                       "training %s: dim %d, %d layers, %s loss, %d epochs of %ld "
-                      "batches, %d threads",
+                      "batches, threads: %d",
                       a.hp.model, a.hp.dim, a.hp.layers, trn_loss_name(a.hp.loss), a.train.epochs,
                       n_batches, a.hp.threads);
     if ((rc = trn_train_run(m, d, &a.train, epochs, &err)) < 0) {
