@@ -2,14 +2,13 @@
  * graphs, thread-count independence, skipped users and argument checks.
  *
  * The random comparison uses vectors with small integer entries, so every inner product is exact
- * in float whatever order sgemm sums in: the reference and the library must then produce the very
+ * in float whatever order the kernel sums in: the reference and the library must then produce the very
  * same rankings (ties included, and there are many), and the metrics agree to rounding. */
 #include "engine/csr.h"
 #include "engine/err.h"
 #include "engine/rng.h"
 #include "trainer/eval.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -284,8 +283,8 @@ static float *random_int_vecs(eng_rng_t *r, int32_t rows, int dim)
     return v;
 }
 
-/* Random graphs, sizes and cut-offs; the last few are wider than one item tile (2048 in eval.c)
- * and taller than one user block (256), so heaps carry over between tiles. */
+/* Random graphs, sizes and cut-offs; the last few span several item groups of the index and are
+ * taller than one user block (64 in eval.c). */
 static void test_random_against_reference(void **state)
 {
     (void)state;
@@ -322,9 +321,8 @@ static void test_random_against_reference(void **state)
     }
 }
 
-/* Real-valued vectors over several user blocks and item tiles (256 users x 2048 items in eval.c,
- * the last of each partial): 1, 2 and 3 threads must give the same bits, and the BLAS thread
- * count must be what it was before. */
+/* Real-valued vectors over several user blocks (64 users in eval.c, the last partial): 1, 2 and
+ * 3 threads must give the same bits. */
 static void test_thread_count_independent(void **state)
 {
     (void)state;
@@ -341,12 +339,11 @@ static void test_thread_count_independent(void **state)
     for (size_t k = 0; k < (size_t)ni * dim; k++)
         iv[k] = (float)eng_rng_normal(&r);
     const int ks[] = {20, 1, 5, 50};
-    int blas_before = openblas_get_num_threads();
 
     trn_metrics_t m[3];
     for (int t = 0; t < 3; t++)
         assert_int_equal(trn_eval_ranking(uv, iv, dim, train, test, ks, 4, t + 1, &m[t]), 0);
-    assert_true(m[0].n_users > 256 * 3);
+    assert_true(m[0].n_users > 64 * 3); /* several blocks per thread */
     assert_true(m[0].recall[3] > 0);
     for (int t = 1; t < 3; t++) {
         assert_int_equal(m[t].n_users, m[0].n_users);
@@ -355,7 +352,6 @@ static void test_thread_count_independent(void **state)
         assert_memory_equal(m[t].hit, m[0].hit, sizeof m[0].hit);
         assert_memory_equal(m[t].ndcg, m[0].ndcg, sizeof m[0].ndcg);
     }
-    assert_int_equal(openblas_get_num_threads(), blas_before);
     free(uv);
     free(iv);
     eng_csr_free(train);

@@ -8,56 +8,21 @@
 #include "trainer/eval.h"
 
 #include "engine/err.h"
+#include "engine/index.h"
 #include "engine/topk.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The scoring tile: BLOCK_USERS users x TILE_ITEMS items per sgemm call, fed into per-user heaps
- * (eng_topk_push) while the tile is still in cache. Both are fixed, not derived from the thread
- * count, so every score comes from the same call shape whatever the thread count. 256 users
- * amortise OpenBLAS's packing of the item tile; a 256 x 2048 float tile (2 MB) is read back by
- * the selection from L2 rather than from memory. Measured against 64 x whole rows and other
- * shapes in docs/evaluation.md. */
-#define BLOCK_USERS 256
-#define TILE_ITEMS 2048
+/* Users scored together: one eng_index_topk call streams the item matrix through the cache once
+ * for the whole block (the serving kernel; docs/serving-kernel.md). Fixed, not derived from the
+ * thread count; and the kernel's scores do not depend on the batch anyway. */
+#define BLOCK_USERS 64
 
 /* The metrics kept per user and cut-off, in trn_metrics_t field order. */
 enum { M_RECALL, M_PRECISION, M_HIT, M_NDCG, N_METRICS };
-
-/* ---- BLAS threading guard ------------------------------------------------------------------
- * We thread over user blocks ourselves; if OpenBLAS also threaded each sgemm, its pool would run
- * on top of our threads (oversubscription), and a multi-threaded sgemm is not promised to give
- * the same bits as a single-threaded one. So BLAS runs on 1 thread while an evaluation is
- * in progress. The thread count is process-global in OpenBLAS, so entering saves it and the last
- * evaluation to leave restores it; the count of active evaluations makes concurrent evaluations
- * safe with each other. Other code calling sgemm while an evaluation runs sees 1 BLAS thread (a
- * slowdown, never a wrong result). */
-static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
-static int blas_users;
-static int blas_saved_threads;
-
-static void blas_single_enter(void)
-{
-    pthread_mutex_lock(&blas_lock);
-    if (blas_users++ == 0) {
-        blas_saved_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-    }
-    pthread_mutex_unlock(&blas_lock);
-}
-
-static void blas_single_leave(void)
-{
-    pthread_mutex_lock(&blas_lock);
-    if (--blas_users == 0)
-        openblas_set_num_threads(blas_saved_threads);
-    pthread_mutex_unlock(&blas_lock);
-}
 
 /* ---- shared parts ------------------------------------------------------------------------- */
 
@@ -173,72 +138,32 @@ static void plan_finish(const plan_t *p, trn_metrics_t *out)
 
 /* ---- model ranking ------------------------------------------------------------------------ */
 
-/* One thread's scratch space for a block of users. */
+/* One thread's space for a block of users. */
 typedef struct {
-    float *uv;          /* [BLOCK_USERS x dim]: the block's user vectors, gathered */
-    float *sc;          /* [BLOCK_USERS x tile]: scores of the block against one item tile */
-    eng_scored_t *heap; /* [BLOCK_USERS x depth]: each user's best items so far */
-    size_t *len;        /* [BLOCK_USERS]: entries in each heap */
-    int64_t *next;      /* [BLOCK_USERS]: each user's first training item not yet masked */
+    void *scratch;      /* eng_index_scratch_bytes(ix, BLOCK_USERS) */
+    eng_query_t *qs;    /* [BLOCK_USERS] */
+    eng_scored_t *top;  /* [BLOCK_USERS x depth]: each user's list */
 } work_t;
 
-/* Returns 0 or ENG_ENOMEM; work_free frees a partly built w too. tile: the widest tile used. */
-static int work_init(work_t *w, int dim, size_t depth, int32_t tile)
-{
-    w->uv = malloc((size_t)BLOCK_USERS * (size_t)dim * sizeof *w->uv);
-    w->sc = malloc((size_t)BLOCK_USERS * (size_t)(tile ? tile : 1) * sizeof *w->sc);
-    w->heap = malloc((size_t)BLOCK_USERS * (depth ? depth : 1) * sizeof *w->heap);
-    w->len = malloc(BLOCK_USERS * sizeof *w->len);
-    w->next = malloc(BLOCK_USERS * sizeof *w->next);
-    return w->uv && w->sc && w->heap && w->len && w->next ? 0 : ENG_ENOMEM;
-}
-
-static void work_free(work_t *w)
-{
-    free(w->uv);
-    free(w->sc);
-    free(w->heap);
-    free(w->len);
-    free(w->next);
-}
-
-/* Scores block b of the evaluated users against every item, tile by tile, and records their
- * metrics. Touches only w and the block's slots of p->per_user. */
-static void score_block(const plan_t *p, work_t *w, int64_t b, const float *user_vecs,
-                        const float *item_vecs, int dim, const eng_csr_t *train,
+/* Scores block b of the evaluated users against every item, their training items excluded, and
+ * records their metrics. Touches only w and the block's slots of p->per_user. */
+static void score_block(const plan_t *p, work_t *w, int64_t b, const eng_index_t *ix,
+                        const float *user_vecs, int dim, const eng_csr_t *train,
                         const eng_csr_t *test)
 {
     int64_t e0 = b * BLOCK_USERS;
     int rows = (int)(p->n_users - e0 < BLOCK_USERS ? p->n_users - e0 : BLOCK_USERS);
-    int32_t n_items = train->cols;
     for (int r = 0; r < rows; r++) {
         int32_t u = p->users[e0 + r];
-        memcpy(w->uv + (size_t)r * dim, user_vecs + (size_t)u * dim, (size_t)dim * sizeof *w->uv);
-        w->len[r] = 0;
-        w->next[r] = train->ptr[u];
+        w->qs[r] = (eng_query_t){.q = user_vecs + (size_t)u * dim,
+                                 .k = p->depth,
+                                 .exclude = train->idx + train->ptr[u],
+                                 .n_exclude = (size_t)(train->ptr[u + 1] - train->ptr[u]),
+                                 .out = w->top + (size_t)r * p->depth};
     }
-    for (int32_t j0 = 0; j0 < n_items; j0 += TILE_ITEMS) {
-        int32_t tw = n_items - j0 < TILE_ITEMS ? n_items - j0 : TILE_ITEMS;
-        /* sc[rows x tw] = users[rows x dim] * items[j0 .. j0 + tw)^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, tw, dim, 1.0f, w->uv, dim,
-                    item_vecs + (size_t)j0 * dim, dim, 0.0f, w->sc, tw);
-        for (int r = 0; r < rows; r++) {
-            int32_t u = p->users[e0 + r];
-            float *row = w->sc + (size_t)r * tw;
-            /* Training rows are sorted, so each tile masks the next run of them. */
-            int64_t q = w->next[r], end = train->ptr[u + 1];
-            for (; q < end && train->idx[q] < j0 + tw; q++)
-                row[train->idx[q] - j0] = -INFINITY;
-            w->next[r] = q;
-            w->len[r] =
-                eng_topk_push(row, tw, j0, p->depth, w->heap + (size_t)r * p->depth, w->len[r]);
-        }
-    }
-    for (int r = 0; r < rows; r++) {
-        eng_scored_t *h = w->heap + (size_t)r * p->depth;
-        eng_topk_finish(h, w->len[r]);
-        user_metrics(p, test, e0 + r, h, w->len[r]);
-    }
+    eng_index_topk(ix, w->qs, rows, w->scratch);
+    for (int r = 0; r < rows; r++)
+        user_metrics(p, test, e0 + r, w->qs[r].out, w->qs[r].n_out);
 }
 
 int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
@@ -258,27 +183,34 @@ int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
     if (threads > n_blocks)
         threads = n_blocks > 0 ? (int)n_blocks : 1;
 
-    /* Per-thread workspaces, all allocated up front so that the parallel loop cannot fail. */
+    /* The index and per-thread spaces, all allocated up front so the parallel loop cannot fail. */
+    eng_index_t *ix = eng_index_new(item_vecs, train->cols, dim, 0);
     work_t *w = calloc((size_t)threads, sizeof *w);
     rc = ENG_ENOMEM;
-    if (!w)
+    if (!ix || !w)
         goto done;
-    for (int t = 0; t < threads; t++)
-        if (work_init(&w[t], dim, p.depth, train->cols < TILE_ITEMS ? train->cols : TILE_ITEMS))
+    for (int t = 0; t < threads; t++) {
+        w[t].scratch = malloc(eng_index_scratch_bytes(ix, BLOCK_USERS));
+        w[t].qs = malloc(BLOCK_USERS * sizeof *w[t].qs);
+        w[t].top = malloc(BLOCK_USERS * (p.depth ? p.depth : 1) * sizeof *w[t].top);
+        if (!w[t].scratch || !w[t].qs || !w[t].top)
             goto done;
+    }
 
-    blas_single_enter();
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t b = 0; b < n_blocks; b++)
-        score_block(&p, &w[omp_get_thread_num()], b, user_vecs, item_vecs, dim, train, test);
-    blas_single_leave();
+        score_block(&p, &w[omp_get_thread_num()], b, ix, user_vecs, dim, train, test);
     plan_finish(&p, out);
     rc = 0;
 
 done:
-    for (int t = 0; w && t < threads; t++)
-        work_free(&w[t]);
+    for (int t = 0; w && t < threads; t++) {
+        free(w[t].scratch);
+        free(w[t].qs);
+        free(w[t].top);
+    }
     free(w);
+    eng_index_free(ix);
     plan_free(&p);
     return rc;
 }
