@@ -82,17 +82,23 @@ eng_csr_t *eng_csr_from_pairs(int32_t rows, int32_t cols, const int32_t *r, cons
     return m;
 }
 
-int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col)
+/* First position in idx[lo..hi) (sorted) holding a value >= v, or hi. */
+static int64_t lower_bound(const int32_t *idx, int64_t lo, int64_t hi, int32_t v)
 {
-    int64_t lo = m->ptr[row], hi = m->ptr[row + 1];
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (m->idx[mid] < col)
+        if (idx[mid] < v)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < m->ptr[row + 1] && m->idx[lo] == col;
+    return lo;
+}
+
+int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col)
+{
+    int64_t k = lower_bound(m->idx, m->ptr[row], m->ptr[row + 1], col);
+    return k < m->ptr[row + 1] && m->idx[k] == col;
 }
 
 /* First row of thread t's share when rows are split into `parts` runs of about equal non-zeros
@@ -234,20 +240,34 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, 
 
 ENG_CLONES
 void eng_csr_scatter_rows(float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,
-                          const float *restrict x, int dim, const int32_t *rows, int32_t n)
+                          const float *restrict x, int dim, const int32_t *rows, int32_t n,
+                          int threads)
 {
-    for (int32_t q = 0; q < n; q++) {
-        int32_t r = rows[q];
-        const float *xr = x + (size_t)r * dim;
-        for (int64_t k = m->ptr[r]; k < m->ptr[r + 1]; k++) {
-            float v = m->val[k], va = alpha * v;
-            float *o = out + (size_t)m->idx[k] * dim;
-            for (int j = 0; j < dim; j++)
-                o[j] += v * xr[j];
-            if (acc) {
-                float *a = acc + (size_t)m->idx[k] * dim;
+    if (threads < 1)
+        threads = 1;
+    /* Each thread owns a range of destination rows (columns of m, split as eng_csr_spmm splits
+     * rows) and walks every listed row's entries inside its range, found by binary search in the
+     * sorted row. A destination row thus receives its contributions in list order from one
+     * thread: the same sums as a serial scatter, for any thread count, without locks. */
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int32_t c0 = split_row(m, t, nt), c1 = split_row(m, t + 1, nt);
+        for (int32_t q = 0; q < n; q++) {
+            int32_t r = rows[q];
+            const float *xr = x + (size_t)r * dim;
+            int64_t k = lower_bound(m->idx, m->ptr[r], m->ptr[r + 1], c0);
+            const int64_t e = lower_bound(m->idx, k, m->ptr[r + 1], c1);
+            for (; k < e; k++) {
+                float v = m->val[k], va = alpha * v;
+                float *o = out + (size_t)m->idx[k] * dim;
                 for (int j = 0; j < dim; j++)
-                    a[j] += va * xr[j];
+                    o[j] += v * xr[j];
+                if (acc) {
+                    float *a = acc + (size_t)m->idx[k] * dim;
+                    for (int j = 0; j < dim; j++)
+                        a[j] += va * xr[j];
+                }
             }
         }
     }

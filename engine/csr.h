@@ -51,8 +51,9 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, 
 /* out += m * x for an x that is zero outside the n listed rows, computed by scattering those rows
  * along their columns: out[c] += m[r][c] x[r]. That equals m x only when m is symmetric (it reads
  * row r for column r). acc, when not NULL, receives acc += alpha * (the same contributions).
- * Costs the listed rows' non-zeros instead of all of them; serial, so deterministic. */
+ * Costs the listed rows' non-zeros instead of all of them. Threaded by destination rows, and the
+ * result does not depend on the thread count (each destination sums in list order). */
 void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
-                          int dim, const int32_t *rows, int32_t n);
+                          int dim, const int32_t *rows, int32_t n, int threads);
 
 #endif

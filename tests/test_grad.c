@@ -235,6 +235,26 @@ static void test_spmm_threads(void **state)
             assert_memory_equal(y3 + (size_t)rows[q] * dim, y1 + (size_t)rows[q] * dim,
                                 dim * sizeof *y1);
         assert_true(y3[(size_t)1 * dim] == 0.0f);
+        /* scatter from the listed rows = the product of x restricted to them (a is symmetric);
+         * 1 and 3 threads give the same bits */
+        float *xs = calloc(n, sizeof *xs), *s1 = calloc(n, sizeof *s1), *s3 = calloc(n, sizeof *s3);
+        float *acc1 = calloc(n, sizeof *acc1), *acc3 = calloc(n, sizeof *acc3);
+        for (int q = 0; q < 5; q++)
+            memcpy(xs + (size_t)rows[q] * dim, x + (size_t)rows[q] * dim, dim * sizeof *xs);
+        eng_csr_spmm(y1, a, xs, dim, 1);
+        eng_csr_scatter_rows(s1, acc1, 0.5f, a, xs, dim, rows, 5, 1);
+        eng_csr_scatter_rows(s3, acc3, 0.5f, a, xs, dim, rows, 5, 3);
+        assert_memory_equal(s1, s3, n * sizeof *s1);
+        assert_memory_equal(acc1, acc3, n * sizeof *acc1);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(fabsf(s1[i] - y1[i]) < 1e-5f);
+            assert_true(fabsf(acc1[i] - 0.5f * y1[i]) < 1e-5f);
+        }
+        free(xs);
+        free(s1);
+        free(s3);
+        free(acc1);
+        free(acc3);
         free(x);
         free(y1);
         free(y3);

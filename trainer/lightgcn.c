@@ -192,7 +192,8 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
     if (L > 0) {
         float *g1 = g->scratch;
         memset(g1, 0, nd * sizeof(float));
-        eng_csr_scatter_rows(g1, m->grads, scale, g->adj, g->dfinal, dim, g->rows, g->n_rows);
+        eng_csr_scatter_rows(g1, m->grads, scale, g->adj, g->dfinal, dim, g->rows, g->n_rows,
+                             th);
         const float *gl = g1;
         for (int l = 1; l < L; l++) {
             float *x = g->scratch + (size_t)(l & 1) * nd;
