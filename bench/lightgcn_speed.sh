@@ -4,12 +4,12 @@
 # one run, with peak memory (GNU time). Writes bench/out/lightgcn_speed.md and prints it.
 #
 #   bench/deps.sh && cmake -S . -B build && cmake --build build -j2 && bench/lightgcn_speed.sh
-# Env: DATA (default ../shared/data), PEERS (../shared/peers), BATCHES (20), THREADS ("1 2").
+# Env: DATA (default ../shared/data), PEERS (../shared/peers), BATCHES (40), THREADS ("1 2").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$here/../shared/data}
 PEERS=${PEERS:-$here/../shared/peers}
-BATCHES=${BATCHES:-20}
+BATCHES=${BATCHES:-40}
 THREADS=${THREADS:-1 2}
 bin=$here/build/gnnrec
 out=$here/bench/out
