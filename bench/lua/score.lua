@@ -1,14 +1,7 @@
 -- POST /v1/score for one user and 20 items, users and items spread over the gowalla id space.
+dofile(os.getenv("GNNREC_LUA_DIR") .. "/common.lua")
 local nu = tonumber(os.getenv("GNNREC_USERS") or "29858")
 local ni = tonumber(os.getenv("GNNREC_ITEMS") or "40981")
-local counter = 0
-function setup(thread)
-   thread:set("id", counter)
-   counter = counter + 1
-end
-function init(args)
-   u = id * 7919
-end
 function request()
    u = (u + 104729) % nu
    local items = {}
@@ -18,8 +11,3 @@ function request()
    local body = '{"user":"' .. u .. '","items":[' .. table.concat(items, ",") .. ']}'
    return wrk.format("POST", "/v1/score", {["Content-Type"] = "application/json"}, body)
 end
-local d = tonumber(os.getenv("GNNREC_DELAY_MS") or "0")
-if d > 0 then
-   function delay() return d end
-end
-dofile(os.getenv("GNNREC_LUA_DIR") .. "/report.lua")
