@@ -38,11 +38,6 @@ char *srv_buf_take(srv_buf_t *b, size_t *len)
     return d;
 }
 
-int srv_buf_failed(const srv_buf_t *b)
-{
-    return b->failed;
-}
-
 static int reserve(srv_buf_t *b, size_t extra)
 {
     if (b->failed)

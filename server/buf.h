@@ -1,7 +1,7 @@
 /* A growable byte buffer for building HTTP response bodies, with JSON string escaping.
  *
  * Appends never fail visibly: on allocation failure the buffer is marked failed, later appends
- * are no-ops, and srv_buf_failed tells the caller to answer 500 instead. */
+ * are no-ops, and srv_buf_take returns NULL: the caller answers 500 instead. */
 #ifndef GNNREC_SERVER_BUF_H
 #define GNNREC_SERVER_BUF_H
 
@@ -18,7 +18,6 @@ void srv_buf_free(srv_buf_t *b);
 /* Hands the contents (NUL-terminated) to the caller, who frees them with free(); the buffer is
  * left empty. NULL when an append failed. */
 char *srv_buf_take(srv_buf_t *b, size_t *len);
-int srv_buf_failed(const srv_buf_t *b);
 
 void srv_buf_put(srv_buf_t *b, const char *s, size_t n);
 void srv_buf_puts(srv_buf_t *b, const char *s);

@@ -40,12 +40,6 @@ int trn__reader_open(trn__reader_t *r, const char *path, eng_error_t *err);
 /* Releases r; safe on a reader whose open failed or that was zero-initialised. */
 void trn__reader_close(trn__reader_t *r);
 
-/* The first bytes of the file (up to the initial buffer, 1 MiB) without consuming them, for format
- * detection. *at_eof is set when they are the whole file. Only valid before the first
- * trn__reader_next. Returns 0 or ENG_EIO. */
-int trn__reader_peek(trn__reader_t *r, const char **buf, size_t *len, int *at_eof,
-                     eng_error_t *err);
-
 /* The next line, without its LF or CRLF, NUL-terminated in the reader's buffer (valid until the
  * next call; the caller may modify it in place). Returns 1 with *line and *len set, 0 at the end
  * of the file, or a negative code with err filled: a line longer than r->max_line, a NUL byte in

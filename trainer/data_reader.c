@@ -79,7 +79,10 @@ static int fill(trn__reader_t *r, eng_error_t *err)
     return ENG_OK;
 }
 
-int trn__reader_peek(trn__reader_t *r, const char **buf, size_t *len, int *at_eof, eng_error_t *err)
+/* The first bytes of the file (up to the initial buffer, 1 MiB) without consuming them; *at_eof
+ * is set when they are the whole file. Only valid before the first trn__reader_next. Returns 0 or
+ * ENG_EIO. */
+static int peek(trn__reader_t *r, const char **buf, size_t *len, int *at_eof, eng_error_t *err)
 {
     while (!r->eof && r->end + 1 < r->cap) {
         int rc = fill(r, err);
@@ -176,6 +179,6 @@ int trn__reader_sample(trn__reader_t *r, trn__span_t *out, int max, eng_error_t 
     const char *buf;
     size_t len;
     int at_eof;
-    int rc = trn__reader_peek(r, &buf, &len, &at_eof, err);
+    int rc = peek(r, &buf, &len, &at_eof, err);
     return rc < 0 ? rc : sample_lines(buf, len, at_eof, out, max);
 }
