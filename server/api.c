@@ -507,11 +507,7 @@ void srv_api_dispatch(req_t *r, const char *method, const char *url)
         answer_json(r, 200, json_pack("{ss}", "status", "ok"));
         break;
     case SRV_EP_READYZ: {
-        srv_version_t **vs;
-        int n = srv_registry_snapshot(r->srv->reg, &vs);
-        for (int i = 0; i < n; i++)
-            srv_version_unref(vs[i]);
-        free(vs);
+        int n = srv_registry_count(r->srv->reg);
         if (n > 0)
             answer_json(r, 200, json_pack("{ss,si}", "status", "ready", "models", n));
         else

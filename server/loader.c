@@ -165,12 +165,7 @@ static void after(uv_work_t *w, int status)
 static void start(srv_t *s)
 {
     srv_loader_t *l = &s->loader;
-    srv_version_t **vs;
-    int current = srv_registry_snapshot(s->reg, &vs);
-    for (int i = 0; i < current; i++)
-        srv_version_unref(vs[i]);
-    free(vs);
-    if (l->busy || (current >= 0 && srv_versions_alive() > current)) {
+    if (l->busy || srv_versions_alive() > srv_registry_count(s->reg)) {
         l->pending = 1;
         return;
     }

@@ -161,6 +161,14 @@ out:
     return rc;
 }
 
+int srv_registry_count(srv_registry_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    int n = r->n;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
 int64_t srv_registry_version(srv_registry_t *r, const char *name)
 {
     pthread_mutex_lock(&r->lock);

@@ -49,6 +49,9 @@ srv_version_t *srv_registry_acquire(srv_registry_t *r, const char *name, int *wh
  * registry's reference to the version it replaces. Returns 0 or ENG_ENOMEM (v dropped). */
 int srv_registry_swap(srv_registry_t *r, srv_version_t *v);
 
+/* How many models have a current version. */
+int srv_registry_count(srv_registry_t *r);
+
 /* The version number loaded for model name, or 0. */
 int64_t srv_registry_version(srv_registry_t *r, const char *name);
 
