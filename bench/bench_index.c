@@ -7,10 +7,9 @@
  *            CPU runs (avx512, avx2, baseline; GNNREC_INDEX_ISA picks them)
  * Each user excludes 27 random seen items (gowalla's mean). Every mode runs the same 512 queries,
  * best of 3 passes; the index results are checked against the sgemv path's (same items; scores
- * may differ in the last bits, since the summation order differs). Not built by CMake: from the
- * repository root, after building build-score,
+ * may differ in the last bits, since the summation order differs). Built on request only:
  *
- *   cc -O2 -Wall -Wextra -I. bench/bench_index.c build-score/libgnnrec_engine.a -lopenblas -fopenmp -lm -o build-score/bench_index && build-score/bench_index
+ *   cmake --build build --target bench_index && build/bench_index
  *
  * Optional arguments: n_items dim k (defaults 40981 64 20). The sgemv and sgemm lines depend on
  * the OpenBLAS kernel: compare with OPENBLAS_CORETYPE=Haswell in the environment. */

@@ -1,5 +1,5 @@
 /* Shared state of the server's parts: HTTP plumbing (http.c), endpoints (api.c), store watching
- * and reloads (loader.c), process setup (cmd_serve.c). Internal to server/. */
+ * and reloads (loader.c), process setup and the loop (server.c). Internal to server/. */
 #ifndef GNNREC_SERVER_INTERNAL_H
 #define GNNREC_SERVER_INTERNAL_H
 
@@ -7,27 +7,13 @@
 #include "server/buf.h"
 #include "server/metrics.h"
 #include "server/registry.h"
+#include "server/server.h"
 
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <uv.h>
-
-typedef struct {
-    const char *db_path;
-    const char *model; /* default model name, or NULL */
-    const char *host;  /* listen address */
-    unsigned port;
-    int http_threads; /* libmicrohttpd thread pool */
-    int workers;      /* scoring threads */
-    int max_batch;
-    size_t max_body;       /* bytes */
-    unsigned conn_timeout; /* seconds */
-    unsigned max_conns;
-    unsigned poll_ms;
-    const char *access_log; /* path, "-" for stdout, NULL for none */
-} srv_config_t;
 
 typedef struct srv srv_t;
 

@@ -1,11 +1,13 @@
 /* The gnnrec subcommands. Each takes the arguments after its name (argv[0] is the subcommand),
- * prints for people, and returns the process exit code: 0 ok, 1 failure, 2 usage error. */
-#ifndef GNNREC_TRAINER_CLI_H
-#define GNNREC_TRAINER_CLI_H
+ * prints for people, and returns the process exit code: 0 ok, 1 failure, 2 usage error. The
+ * commands are the one layer that knows every module (docs/architecture.md). */
+#ifndef GNNREC_CLI_CLI_H
+#define GNNREC_CLI_CLI_H
 
-int trn_cmd_train(int argc, char **argv);
-int trn_cmd_models(int argc, char **argv);
-int trn_cmd_recommend(int argc, char **argv);
+int cli_cmd_train(int argc, char **argv);
+int cli_cmd_models(int argc, char **argv);
+int cli_cmd_recommend(int argc, char **argv);
+int cli_cmd_serve(int argc, char **argv);
 
 /* Parsing helpers shared by the subcommands: each prints "gnnrec: --flag: reason" to stderr and
  * returns -1 when s is not a valid value. */

@@ -1,7 +1,7 @@
 /* `gnnrec recommend`: offline top-K for users straight from the store (for checking a model). */
 #include "engine/index.h"
 #include "storage/store.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -39,7 +39,7 @@ static int only_model(sto_db_t *db, char *buf, size_t n)
     return ok ? 0 : -1;
 }
 
-int trn_cmd_recommend(int argc, char **argv)
+int cli_cmd_recommend(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"db", 1, 0, 'd'}, {"name", 1, 0, 'n'},      {"version", 1, 0, 'v'},

@@ -1,6 +1,6 @@
 /* `gnnrec models`: list the versions in a store. */
 #include "storage/store.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -29,7 +29,7 @@ static void short_metrics(const char *metrics_json, char *buf, size_t n)
     json_decref(m);
 }
 
-int trn_cmd_models(int argc, char **argv)
+int cli_cmd_models(int argc, char **argv)
 {
     static const struct option opts[] = {{"db", 1, 0, 'd'},
                                          {"name", 1, 0, 'n'},

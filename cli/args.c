@@ -1,5 +1,5 @@
 /* Numeric argument parsing for the subcommands. */
-#include "trainer/cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <stdio.h>

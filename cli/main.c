@@ -1,6 +1,5 @@
 /* gnnrec: one command, subcommands for training, inspecting and serving models. */
-#include "server/server.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -25,13 +24,13 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0)
-        return trn_cmd_train(argc - 1, argv + 1);
+        return cli_cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0)
-        return trn_cmd_models(argc - 1, argv + 1);
+        return cli_cmd_models(argc - 1, argv + 1);
     if (strcmp(cmd, "recommend") == 0)
-        return trn_cmd_recommend(argc - 1, argv + 1);
+        return cli_cmd_recommend(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
-        return srv_cmd_serve(argc - 1, argv + 1);
+        return cli_cmd_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
         fputs(usage, stdout);
         return 0;

@@ -1,7 +1,7 @@
 /* `gnnrec train`: data in, trained model out (evaluated, reported, published to the store). */
 #include "engine/clock.h"
 #include "storage/store.h"
-#include "trainer/cli.h"
+#include "cli/cli.h"
 #include "trainer/progress.h"
 #include "trainer/train.h"
 
@@ -438,7 +438,7 @@ static int write_report(const char *path, json_t *report)
     return 0;
 }
 
-int trn_cmd_train(int argc, char **argv)
+int cli_cmd_train(int argc, char **argv)
 {
     train_args_t a = {.hp = trn_hparams_defaults(), .train = {.epochs = 20, .nk = 1, .ks = {20}}};
     a.hp.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);

@@ -1,0 +1,137 @@
+/* The server's entry point: process setup, the libuv loop, graceful shutdown. */
+#include "server/internal.h"
+#include "server/server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    srv_t *s;
+    uv_signal_t term, intr;
+    uv_timer_t drain;
+    double drain_started;
+    int stopping;
+} run_t;
+
+static void close_all(run_t *run)
+{
+    srv_t *s = run->s;
+    srv_http_stop(s);
+    srv_batcher_free(s->batcher);
+    s->batcher = NULL;
+    srv_loader_stop(s);
+    /* A second signal during the last steps must not kill the process mid-teardown. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    uv_close((uv_handle_t *)&run->term, NULL);
+    uv_close((uv_handle_t *)&run->intr, NULL);
+    uv_close((uv_handle_t *)&run->drain, NULL);
+}
+
+/* Every 10 ms while stopping. First the requests in flight finish (up to 30 s), served as usual;
+ * then the server closes: later requests on open connections are answered 503 at once, and once
+ * no connection is suspended the daemon stops (libmicrohttpd requires none to be). */
+static void on_drain(uv_timer_t *t)
+{
+    run_t *run = t->data;
+    srv_t *s = run->s;
+    if (!atomic_load(&s->closing)) {
+        if (atomic_load(&s->in_flight) > 0 && uv_now(t->loop) - run->drain_started < 30000)
+            return;
+        atomic_store(&s->closing, 1);
+    }
+    if (atomic_load(&s->suspended) > 0)
+        return;
+    uv_timer_stop(t);
+    srv_log("stopped");
+    close_all(run);
+}
+
+static void on_stop_signal(uv_signal_t *h, int sig)
+{
+    run_t *run = h->data;
+    if (run->stopping)
+        return;
+    run->stopping = 1;
+    srv_log("%s: finishing %d request(s) in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+            atomic_load(&run->s->in_flight));
+    /* Stop accepting; connections already open finish their requests. */
+    MHD_socket fd = MHD_quiesce_daemon(run->s->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    run->drain_started = (double)uv_now(h->loop);
+    uv_timer_start(&run->drain, on_drain, 0, 10);
+}
+
+srv_config_t srv_config_defaults(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return (srv_config_t){.host = "127.0.0.1",
+                          .port = 8080,
+                          .http_threads = 2,
+                          .workers = cores > 0 ? (int)cores : 1,
+                          .max_batch = 64,
+                          .max_body = 1 << 20,
+                          .conn_timeout = 30,
+                          .max_conns = 1024,
+                          .poll_ms = 500};
+}
+
+int srv_run(const srv_config_t *cfg, eng_error_t *err)
+{
+    if (!cfg->db_path || !cfg->host)
+        return eng_error_set(err, ENG_EINVAL,
+                             "serve: a store path and a listen address are needed");
+    srv_t s = {.cfg = *cfg};
+    int rc = ENG_ENOMEM;
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&s.log_lock, NULL);
+    atomic_init(&s.in_flight, 0);
+    atomic_init(&s.suspended, 0);
+    atomic_init(&s.closing, 0);
+    run_t run = {.s = &s};
+    uv_loop_t loop;
+    char msg[256];
+    if (s.cfg.access_log) {
+        s.access_log = strcmp(s.cfg.access_log, "-") == 0 ? stdout : fopen(s.cfg.access_log, "a");
+        if (!s.access_log) {
+            rc = eng_error_set(err, ENG_EIO, "access log %s: cannot open for appending",
+                               s.cfg.access_log);
+            goto done;
+        }
+    }
+    s.reg = srv_registry_new();
+    s.batcher = srv_batcher_new(s.cfg.workers, s.cfg.max_batch);
+    if (!s.reg || !s.batcher || uv_loop_init(&loop) != 0) {
+        eng_error_set(err, rc, "out of memory starting the server");
+        goto done;
+    }
+    s.loop = &loop;
+    if (srv_http_start(&s, msg, sizeof msg) < 0) {
+        rc = eng_error_set(err, ENG_EIO, "%s", msg);
+        uv_loop_close(&loop);
+        goto done;
+    }
+    run.term.data = run.intr.data = run.drain.data = &run;
+    if (srv_loader_start(&s) < 0 || uv_signal_init(&loop, &run.term) ||
+        uv_signal_init(&loop, &run.intr) || uv_timer_init(&loop, &run.drain) ||
+        uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
+        uv_signal_start(&run.intr, on_stop_signal, SIGINT)) {
+        rc = eng_error_set(err, ENG_ENOMEM, "cannot set up the event loop");
+        goto done; /* leaks the half-built loop's handles: libuv cannot close them unstarted */
+    }
+    srv_log("listening on %s:%u (store %s)", s.cfg.host, s.cfg.port, s.cfg.db_path);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    rc = ENG_OK;
+done:
+    srv_http_stop(&s);
+    srv_batcher_free(s.batcher);
+    srv_registry_free(s.reg);
+    if (s.access_log && s.access_log != stdout)
+        fclose(s.access_log);
+    pthread_mutex_destroy(&s.log_lock);
+    return rc;
+}
