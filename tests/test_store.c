@@ -88,7 +88,7 @@ static uint32_t next_rand(uint32_t *s)
 }
 
 /* A model `name` with n_users x n_items x dim; `seed` varies the vectors. User u has u % 5
- * seen items (so some users have none); ids are "u<k>" and "i<k>" (varied lengths). When
+ * seen items (so some users have none), sorted; ids are "u<k>" and "i<k>" (varied lengths). When
  * no_seen is set, nobody has seen anything (an empty seen_idx). */
 static void tmodel_init(tmodel_t *t, const char *name, int32_t nu, int32_t ni, int32_t dim,
                         uint32_t seed, int no_seen)
@@ -124,9 +124,17 @@ static void tmodel_init(tmodel_t *t, const char *name, int32_t nu, int32_t ni, i
         t->seen_ptr[u + 1] = t->seen_ptr[u] + (no_seen ? 0 : u % 5);
     t->seen_idx = malloc((size_t)t->seen_ptr[nu] * sizeof(int32_t) + 1);
     assert_non_null(t->seen_idx);
-    for (int32_t u = 0; u < nu; u++)
+    for (int32_t u = 0; u < nu; u++) {
         for (int64_t k = t->seen_ptr[u]; k < t->seen_ptr[u + 1]; k++)
             t->seen_idx[k] = (int32_t)(((int64_t)u * 7 + k * 3) % ni);
+        /* Each list strictly increasing, as the store requires (at most 4 distinct items). */
+        for (int64_t k = t->seen_ptr[u] + 1; k < t->seen_ptr[u + 1]; k++)
+            for (int64_t j = k; j > t->seen_ptr[u] && t->seen_idx[j - 1] > t->seen_idx[j]; j--) {
+                int32_t x = t->seen_idx[j];
+                t->seen_idx[j] = t->seen_idx[j - 1];
+                t->seen_idx[j - 1] = x;
+            }
+    }
     t->in = (sto_model_in_t){
         .name = name,
         .kind = "lightgcn",
@@ -306,7 +314,7 @@ static void test_roundtrip(void **state)
     db = open_store(f->path, STO_READONLY);
     sto_model_t *m = NULL;
     eng_error_t err = {0};
-    assert_int_equal(sto_load(db, "lightgcn-gowalla_1.0", 1, &m, &err), ENG_OK);
+    assert_int_equal(sto_load(db, "lightgcn-gowalla_1.0", 1, NULL, &m, &err), ENG_OK);
     assert_model_equal(m, &t);
     assert_int_equal(m->info.version, 1);
 
@@ -345,7 +353,7 @@ static void test_empty_seen_lists(void **state)
     tmodel_init(&t, "m", 4, 3, 2, 2, 1);
     assert_int_equal(publish(db, &t), 1);
     sto_model_t *m = NULL;
-    assert_int_equal(sto_load(db, "m", 0, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(db, "m", 0, NULL, &m, NULL), ENG_OK);
     assert_model_equal(m, &t);
     assert_int_equal(m->seen_ptr[4], 0);
     sto_model_free(m);
@@ -373,27 +381,27 @@ static void test_versions_per_name(void **state)
     const tmodel_t *want[] = {&a1, &a2, &a3};
     sto_model_t *m = NULL;
     for (int v = 1; v <= 3; v++) {
-        assert_int_equal(sto_load(db, "a", v, &m, NULL), ENG_OK);
+        assert_int_equal(sto_load(db, "a", v, NULL, &m, NULL), ENG_OK);
         assert_int_equal(m->info.version, v);
         assert_model_equal(m, want[v - 1]);
         sto_model_free(m);
     }
     /* Version 0 is the newest. */
-    assert_int_equal(sto_load(db, "a", 0, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(db, "a", 0, NULL, &m, NULL), ENG_OK);
     assert_int_equal(m->info.version, 3);
     assert_model_equal(m, &a3);
     sto_model_free(m);
-    assert_int_equal(sto_load(db, "b", 0, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(db, "b", 0, NULL, &m, NULL), ENG_OK);
     assert_int_equal(m->info.version, 2);
     sto_model_free(m);
 
     eng_error_t err = {0};
-    assert_int_equal(sto_load(db, "a", 4, &m, &err), ENG_ENOTFOUND);
+    assert_int_equal(sto_load(db, "a", 4, NULL, &m, &err), ENG_ENOTFOUND);
     assert_null(m);
     assert_non_null(strstr(err.msg, "a v4"));
-    assert_int_equal(sto_load(db, "c", 0, &m, &err), ENG_ENOTFOUND);
+    assert_int_equal(sto_load(db, "c", 0, NULL, &m, &err), ENG_ENOTFOUND);
     assert_non_null(strstr(err.msg, "model c"));
-    assert_int_equal(sto_load(db, "a", -1, &m, &err), ENG_EINVAL);
+    assert_int_equal(sto_load(db, "a", -1, NULL, &m, &err), ENG_EINVAL);
     sto_close(db);
     tmodel_free(&a1);
     tmodel_free(&a2);
@@ -467,7 +475,7 @@ static void test_list(void **state)
     assert_int_equal(n, 6);
     sto_list_free(v, n);
     sto_model_t *m = NULL;
-    assert_int_equal(sto_load(db, "w", 0, &m, NULL), ENG_ENOTFOUND);
+    assert_int_equal(sto_load(db, "w", 0, NULL, &m, NULL), ENG_ENOTFOUND);
     sto_close(db);
     tmodel_free(&a);
     tmodel_free(&b);
@@ -727,12 +735,17 @@ static void test_newer_schema_rejected(void **state)
     fixture_t *f = *state;
     sto_close(open_store(f->path, STO_CREATE));
     sqlite3 *raw = raw_open(f->path);
-    raw_exec(raw, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    char sql[128], newer[64];
+    snprintf(sql, sizeof sql, "UPDATE meta SET value = '%d' WHERE key = 'schema_version'",
+             STO_SCHEMA_VERSION + 1);
+    snprintf(newer, sizeof newer, "schema_version %d is newer", STO_SCHEMA_VERSION + 1);
+    raw_exec(raw, sql);
     sqlite3_close(raw);
-    expect_open_fails(f->path, STO_READONLY, ENG_ECORRUPT, "schema_version 2 is newer");
-    expect_open_fails(f->path, STO_READWRITE, ENG_ECORRUPT, "schema_version 2 is newer");
-    expect_open_fails(f->path, STO_CREATE, ENG_ECORRUPT, "schema_version 2 is newer");
-    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", 2); /* untouched */
+    expect_open_fails(f->path, STO_READONLY, ENG_ECORRUPT, newer);
+    expect_open_fails(f->path, STO_READWRITE, ENG_ECORRUPT, newer);
+    expect_open_fails(f->path, STO_CREATE, ENG_ECORRUPT, newer);
+    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'",
+               STO_SCHEMA_VERSION + 1); /* untouched */
 
     raw = raw_open(f->path);
     raw_exec(raw, "UPDATE meta SET value = 'one' WHERE key = 'schema_version'");
@@ -748,8 +761,8 @@ static void test_create_migrates_from_empty(void **state)
     write_file(f->path, "");
     sto_db_t *db = open_store(f->path, STO_CREATE);
     sto_close(db);
-    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", 1);
-    raw_int_in(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", 3);
+    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", STO_SCHEMA_VERSION);
+    raw_int_in(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", 4);
     db = open_store(f->path, STO_CREATE);
     sto_close(db);
     db = open_store(f->path, STO_READONLY);
@@ -796,7 +809,7 @@ static void test_corrupt(void **state)
     tmodel_init(&t, "m", C_NU, C_NI, C_DIM, 5, 0);
     assert_int_equal(publish(db, &t), 1);
     sto_model_t *m = NULL;
-    assert_int_equal(sto_load(db, "m", 1, &m, NULL), ENG_OK); /* sound before the damage */
+    assert_int_equal(sto_load(db, "m", 1, NULL, &m, NULL), ENG_OK); /* sound before the damage */
     sto_model_free(m);
     m = NULL;
 
@@ -809,7 +822,7 @@ static void test_corrupt(void **state)
         patch_blob(f->path, c->patch_key, c->patch_off, c->patch, c->patch_len);
     }
     eng_error_t err = {0};
-    int rc = sto_load(db, "m", 0, &m, &err);
+    int rc = sto_load(db, "m", 0, NULL, &m, &err);
     if (rc != ENG_ECORRUPT || !strstr(err.msg, c->expect) || !strstr(err.msg, "model m v1: ") ||
         !strstr(err.msg, f->path))
         fail_msg("rc %d, message '%s', expected ENG_ECORRUPT with '%s'", rc, err.msg, c->expect);
@@ -835,7 +848,7 @@ static const corrupt_case_t corrupt_cases[] = {
      .expect = "user_vecs has 385 bytes, expected 384"},
     {.name = "corrupt_dim_changed",
      .sql = "UPDATE models SET dim = 9",
-     .expect = "user_vecs has 384 bytes, expected 432"},
+     .expect = "user_vecs is f32 [12,8] in the manifest, but the models row makes it f32 [12,9]"},
     {.name = "corrupt_zero_items",
      .sql = "UPDATE models SET n_items = 0",
      .expect = "bad dimensions"},
@@ -881,10 +894,12 @@ static const corrupt_case_t corrupt_cases[] = {
      .patch_len = 2,
      .expect = "user_ids is not 12 distinct"},
     {.name = "corrupt_item_id_missing",
-     .sql = "UPDATE blobs SET data = substr(data, 1, length(data) - 3)" WHERE_KEY("item_ids"),
+     .sql = "UPDATE blobs SET data = substr(data, 1, length(data) - 3)" WHERE_KEY(
+         "item_ids") "; UPDATE tensors SET bytes = bytes - 3 WHERE name = 'item_ids'",
      .expect = "item_ids is not 10 distinct"},
     {.name = "corrupt_item_ids_unterminated",
-     .sql = "UPDATE blobs SET data = substr(data, 1, length(data) - 1)" WHERE_KEY("item_ids"),
+     .sql = "UPDATE blobs SET data = substr(data, 1, length(data) - 1)" WHERE_KEY(
+         "item_ids") "; UPDATE tensors SET bytes = bytes - 1 WHERE name = 'item_ids'",
      .expect = "item_ids is not 10 distinct"}, /* no final NUL */
     {.name = "corrupt_seen_ptr_start",
      .patch_key = "seen_ptr",
@@ -903,7 +918,7 @@ static const corrupt_case_t corrupt_cases[] = {
      .patch_off = C_NU * 8,
      .patch = &big_ptr,
      .patch_len = 8,
-     .expect = "seen_idx has 84 bytes, expected 3996"},
+     .expect = "seen_idx is i32 [21] in the manifest, but seen_ptr makes it i32 [999]"},
     {.name = "corrupt_seen_idx_range",
      .patch_key = "seen_idx",
      .patch_off = 4 * 4,
@@ -947,7 +962,7 @@ static void test_reader_isolation_and_data_version(void **state)
     assert_int_equal(sto_data_version(r, &dv1, NULL), ENG_OK);
     assert_true(dv1 != dv0);
     sto_model_t *m = NULL;
-    assert_int_equal(sto_load(r, "m", 0, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(r, "m", 0, NULL, &m, NULL), ENG_OK);
     assert_int_equal(m->info.version, 2);
     sto_model_free(m);
 
@@ -1023,10 +1038,10 @@ static void test_multi_chunk(void **state)
                " WHERE m.version = 2",
                6);
     sto_model_t *m = NULL;
-    assert_int_equal(sto_load(db, "m", 1, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(db, "m", 1, NULL, &m, NULL), ENG_OK);
     assert_model_equal(m, &t);
     sto_model_free(m);
-    assert_int_equal(sto_load(db, "m", 2, &m, NULL), ENG_OK);
+    assert_int_equal(sto_load(db, "m", 2, NULL, &m, NULL), ENG_OK);
     assert_model_equal(m, &t2);
     sto_model_free(m);
     sto_close(db);
@@ -1095,7 +1110,7 @@ static size_t check_after_crash(const char *path, const tmodel_t *t)
     for (size_t i = 0; i < n; i++) {
         sto_model_t *m = NULL;
         eng_error_t err = {0};
-        if (sto_load(db, t->in.name, v[i].version, &m, &err) != ENG_OK)
+        if (sto_load(db, t->in.name, v[i].version, NULL, &m, &err) != ENG_OK)
             fail_msg("version %lld: %s", (long long)v[i].version, err.msg);
         assert_model_equal(m, t);
         sto_model_free(m);
