@@ -97,7 +97,7 @@ int cli_cmd_recommend(int argc, char **argv)
             goto done;
         name = only;
     }
-    if ((rc = sto_load(db, name, version, &m, &err)) < 0) {
+    if ((rc = sto_load(db, name, version, NULL, &m, &err)) < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
     }

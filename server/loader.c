@@ -89,7 +89,7 @@ static void work(uv_work_t *w)
             continue;
         sto_model_t *m = NULL;
         err = (eng_error_t){0};
-        int rc = sto_load(db, v[i].name, v[i].version, &m, &err);
+        int rc = sto_load(db, v[i].name, v[i].version, NULL, &m, &err);
         srv_version_t *ver = rc == 0 ? srv_version_new(m, &err) : NULL;
         if (!ver) {
             add_refused(l, v[i].name, v[i].version, eng_error_text(&err, rc ? rc : err.code));

@@ -2,8 +2,10 @@
  *
  * Schema (see docs/store.md): meta(key, value) with schema_version; models(id, name, version,
  * kind, created, status, n_users, n_items, dim, params JSON, metrics JSON, bytes); blobs(model_id,
- * key, chunk, data) holding the id maps, float32 vectors and seen-item lists in chunks below
- * SQLite's blob limit. WAL mode, so readers (the server) work while a trainer publishes.
+ * key, chunk, data) holding each blob in chunks below SQLite's blob limit; tensors(model_id, name,
+ * dtype, shape, bytes), the manifest, one row per blob: the six core parts every version has (id
+ * maps, float32 vectors, seen-item lists) and the version's named tensors (optimizer state, extra
+ * weights). WAL mode, so readers (the server) work while a trainer publishes.
  *
  * Publishing writes a whole version in one transaction and marks it 'ready' last: a reader, or a
  * store reopened after the writer was killed at any point, sees either the complete version or
@@ -17,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STO_SCHEMA_VERSION 1
+#define STO_SCHEMA_VERSION 2
 
 typedef struct sto_db sto_db_t;
 
@@ -26,10 +28,38 @@ enum { STO_READONLY = 0, STO_READWRITE = 1, STO_CREATE = 2 };
 /* Opens (with STO_CREATE: creates if missing and sets up the schema) the store at path; *out is a
  * new handle to close with sto_close. Fails with ENG_EDB (message names the path) when the file is
  * not a gnnrec store, or with ENG_ECORRUPT when its schema_version is newer than this build's.
- * STO_CREATE implies read-write; without it a missing file is ENG_EDB and nothing is created. A
- * read-write open also upgrades an older schema (docs/store.md, "Migrations"). */
+ * STO_CREATE implies read-write; without it a missing file is ENG_EDB and nothing is created.
+ *
+ * Any open upgrades an older schema (docs/store.md, "Migrations"): a read-write open on its own
+ * connection, a read-only open through a short-lived read-write connection to the same file,
+ * after which the handle is read-only as asked. When that upgrade is impossible (the file is not
+ * writable, another writer holds the lock past the busy timeout, ...) a read-only open fails with
+ * ENG_EDB naming the path, both schema versions and why, and the file is unchanged. */
 int sto_open(const char *path, int flags, sto_db_t **out, eng_error_t *err);
 void sto_close(sto_db_t *db);
+
+/* Element types of named tensors. The manifest also knows 'str' (NUL-terminated ids), which only
+ * the id maps use. */
+typedef enum { STO_F32 = 1, STO_I32, STO_I64, STO_U8 } sto_dtype_t;
+
+#define STO_TENSOR_MAX_DIMS 4
+
+/* A named tensor of a version: row-major, little-endian. */
+typedef struct {
+    const char *name; /* [A-Za-z0-9_.-]{1,64}, not a core part name (user_ids, ...) */
+    sto_dtype_t dtype;
+    int ndim; /* 0..STO_TENSOR_MAX_DIMS; 0 is a scalar */
+    int64_t shape[STO_TENSOR_MAX_DIMS];
+    const void *data; /* product(shape) * size of dtype bytes */
+} sto_tensor_t;
+
+/* Size in bytes of one element of dtype, 0 for an unknown one. */
+size_t sto_dtype_size(sto_dtype_t t);
+
+/* The dtype's name in the manifest ("f32", ...), NULL for an unknown one; and back: the dtype
+ * called name, or -1 for an unknown name (also for "str", which is not a tensor dtype). */
+const char *sto_dtype_name(sto_dtype_t t);
+int sto_dtype_from_name(const char *name);
 
 /* A model to publish; every pointer is borrowed for the duration of the call. */
 typedef struct {
@@ -43,11 +73,18 @@ typedef struct {
     const int32_t *seen_idx;          /* [seen_ptr[n_users]] */
     const char *params_json;          /* hyper-parameters, a JSON object text */
     const char *metrics_json;         /* final metrics, a JSON object text ("{}" when none) */
+    const sto_tensor_t *tensors;      /* [n_tensors] named tensors; NULL when n_tensors is 0 */
+    int n_tensors;
 } sto_model_in_t;
 
 /* Publishes m as the next version of m->name (1 for a new name) in one transaction and stores
- * that version number in *version. On any failure nothing of the version is visible and the
- * store is as before. */
+ * that version number in *version: the models row, a manifest row and the chunked blob of each
+ * core part and each named tensor. Checks m first and fails with ENG_EINVAL (message naming what
+ * is wrong, for a tensor its name) when it is not publishable: see docs/store.md, "Publishing";
+ * among the checks, each user's seen list must be strictly increasing, and each tensor needs a
+ * valid, unreserved, unique name, a known dtype, 0..4 non-negative dimensions whose size in bytes
+ * fits an int64_t, and data unless that size is 0. On any failure nothing of the version is
+ * visible and the store is as before. */
 int sto_publish(sto_db_t *db, const sto_model_in_t *m, int64_t *version, eng_error_t *err);
 
 /* One ready version, as listed. Strings are owned by the list. */
@@ -55,7 +92,8 @@ typedef struct {
     char *name, *kind, *created; /* created: ISO-8601 UTC */
     int64_t version;
     int32_t n_users, n_items, dim;
-    int64_t bytes; /* total blob bytes */
+    int64_t bytes; /* total blob bytes, named tensors included */
+    int n_tensors; /* named tensors of the version, not counting the six core parts */
     char *params_json, *metrics_json;
 } sto_version_info_t;
 
@@ -64,22 +102,40 @@ typedef struct {
 int sto_list(sto_db_t *db, const char *name, sto_version_info_t **out, size_t *n, eng_error_t *err);
 void sto_list_free(sto_version_info_t *v, size_t n);
 
-/* A loaded version: everything serving needs, owned by this struct. */
+/* A loaded version: everything serving needs, and the named tensors asked for, owned by this
+ * struct (tensor names and data included). */
 typedef struct {
     sto_version_info_t info;
     eng_idmap_t *users, *items;
     float *user_vecs, *item_vecs; /* [n_users x dim], [n_items x dim] */
     int64_t *seen_ptr;            /* [n_users + 1] */
-    int32_t *seen_idx;
+    int32_t *seen_idx;            /* [seen_ptr[n_users]], each user's list strictly increasing */
+    sto_tensor_t *tensors;        /* [n_tensors] the named tensors loaded; NULL when none */
+    int n_tensors;
 } sto_model_t;
 
 /* Loads version `version` of model name (version 0: the newest ready one) into a new *out (free
- * with sto_model_free). Checks what it loads: blob sizes against the dimensions, id map counts
- * and uniqueness, seen lists (monotone, indices in range), finite vectors. Fails with
- * ENG_ENOTFOUND when there is no such ready version and ENG_ECORRUPT when a check fails; the
- * message says which. */
-int sto_load(sto_db_t *db, const char *name, int64_t version, sto_model_t **out, eng_error_t *err);
+ * with sto_model_free), with the named tensors chosen by tensors: NULL for every named tensor of
+ * the version (in byte order of their names), else a NULL-terminated list of names, loaded in
+ * that order ({NULL}: none). The core parts are always loaded.
+ *
+ * Checks what it loads against the version's manifest before allocating for it: each blob's
+ * manifest row has a known dtype and a shape of 0..4 non-negative integers whose size in bytes
+ * fits an int64_t and equals the row's bytes, and the blob's chunks add up to those bytes; the
+ * core parts' manifest agrees with the models row (user_vecs is f32 [n_users, dim], ...). Then
+ * the content: id map counts and uniqueness, seen lists (monotone pointers, indices in range,
+ * each user's list strictly increasing), finite vectors.
+ *
+ * Fails with ENG_EINVAL when a listed name is not a tensor name (malformed, a core part's name,
+ * or listed twice), ENG_ENOTFOUND when there is no such ready version, and ENG_ECORRUPT when a
+ * check fails or a listed tensor is not in the version ("... has no tensor 'X'"); the message
+ * says which. */
+int sto_load(sto_db_t *db, const char *name, int64_t version, const char *const *tensors,
+             sto_model_t **out, eng_error_t *err);
 void sto_model_free(sto_model_t *m);
+
+/* The loaded tensor called name, or NULL. Borrowed from m. */
+const sto_tensor_t *sto_model_tensor(const sto_model_t *m, const char *name);
 
 /* A number that changes whenever another connection commits to the store (PRAGMA data_version):
  * a cheap "did anything change" poll for the server. This handle's own publishes do not change
