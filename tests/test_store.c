@@ -178,7 +178,8 @@ static void tmodel_add(tmodel_t *t, const char *name, sto_dtype_t dtype, int ndi
     assert_true(t->in.n_tensors < TMODEL_MAX_TENSORS);
     sto_tensor_t *x = &t->tensors[t->in.n_tensors++];
     *x = (sto_tensor_t){.name = name, .dtype = dtype, .ndim = ndim};
-    memcpy(x->shape, dims, (size_t)ndim * sizeof *dims);
+    if (ndim) /* a scalar's dims may be NULL */
+        memcpy(x->shape, dims, (size_t)ndim * sizeof *dims);
     x->data = off < 0 ? NULL : pattern + off;
     assert_true(off < 0 || off + tensor_bytes(x) <= (int64_t)sizeof pattern);
     t->in.tensors = t->tensors;
