@@ -10,7 +10,8 @@
 static const char usage[] = "usage: gnnrec models --db FILE [--name NAME] [--json]\n"
                             "\n"
                             "Lists the ready model versions in a store: name, version, kind,\n"
-                            "created, users, items, dim, size and final metrics.\n";
+                            "created, trained users and items, dim, size and final metrics\n"
+                            "(--json adds the settings and the number of named tensors).\n";
 
 /* The store keeps metrics as JSON text; show the recall/ndcg entries in one short string. */
 static void short_metrics(const char *metrics_json, char *buf, size_t n)
@@ -77,10 +78,11 @@ int cli_cmd_models(int argc, char **argv)
     if (as_json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
-            json_t *o = json_pack("{ss,sI,ss,ss,si,si,si,sI}", "name", v[i].name, "version",
-                                  (json_int_t)v[i].version, "kind", v[i].kind, "created",
-                                  v[i].created, "users", v[i].n_users, "items", v[i].n_items, "dim",
-                                  v[i].dim, "bytes", (json_int_t)v[i].bytes);
+            json_t *o =
+                json_pack("{ss,sI,ss,ss,si,si,si,sI,si}", "name", v[i].name, "version",
+                          (json_int_t)v[i].version, "kind", v[i].kind, "created", v[i].created,
+                          "users", v[i].n_users, "items", v[i].n_items, "dim", v[i].dim, "bytes",
+                          (json_int_t)v[i].bytes, "tensors", v[i].n_tensors);
             json_t *p = json_loads(v[i].params_json ? v[i].params_json : "{}", 0, NULL);
             json_t *m = json_loads(v[i].metrics_json ? v[i].metrics_json : "{}", 0, NULL);
             json_object_set_new(o, "params", p ? p : json_object());

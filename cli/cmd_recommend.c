@@ -97,7 +97,8 @@ int cli_cmd_recommend(int argc, char **argv)
             goto done;
         name = only;
     }
-    if ((rc = sto_load(db, name, version, NULL, &m, &err)) < 0) {
+    static const char *const no_tensors[] = {NULL}; /* ranking needs the vectors only */
+    if ((rc = sto_load(db, name, version, no_tensors, &m, &err)) < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
     }

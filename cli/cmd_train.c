@@ -2,7 +2,8 @@
 #include "engine/clock.h"
 #include "storage/store.h"
 #include "cli/cli.h"
-#include "trainer/progress.h"
+#include "cli/progress.h"
+#include "trainer/publish.h"
 #include "trainer/train.h"
 
 #include <getopt.h>
@@ -12,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char usage[] =
-    "usage: gnnrec train (--train FILE | --synthetic) [options]\n"
+static const char usage_head[] =
+    "usage: gnnrec train (--train FILE | --synthetic) [--model NAME] [options]\n"
     "\n"
     "Trains a model on an interaction log, evaluates it against a popularity baseline and\n"
     "publishes it as a new version in a model store.\n"
@@ -26,15 +27,8 @@ static const char usage[] =
     "  --split S           without --test: random:FRAC or time:FRAC held out per user\n"
     "  --min-weight X      drop CSV rows whose weight is below X (e.g. ratings < 4)\n"
     "  --synthetic         built-in synthetic data with planted communities\n"
-    "model:\n"
-    "  --model NAME        model kind (default lightgcn)\n"
-    "  --dim N             embedding size (64)\n"
-    "  --layers N          propagation layers (3)\n"
-    "  --loss L            bpr, bce or margin (bpr)\n"
-    "  --margin X          margin of the margin loss (1.0)\n"
-    "  --lr X              Adam learning rate (1e-3)\n"
-    "  --decay X           L2 weight on the batch's embeddings (1e-4)\n"
-    "  --batch N           triples per batch (2048)\n"
+    "run:\n"
+    "  --model NAME        model kind (lightgcn); `--model NAME --help` lists its settings\n"
     "  --epochs N          epochs (20)\n"
     "  --seed N            random seed (2020)\n"
     "  --threads N         threads (default: all cores); same seed + threads = same model\n"
@@ -47,10 +41,25 @@ static const char usage[] =
     "  --max-batches N     stop each epoch after N batches (timing runs)\n"
     "  --quiet             no progress output\n";
 
+/* --help: the common options, then the chosen model's settings from its table, then the kinds. */
+static void print_usage(FILE *out, const trn_model_ops_t *ops)
+{
+    char rows[8192];
+    trn_hp_help(ops->hparams, ops->n_hparams, rows, sizeof rows);
+    fprintf(out, "%smodel %s: %s\n%s\nmodels:\n", usage_head, ops->kind, ops->about, rows);
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "  %-18s  %s\n", all[i]->kind, all[i]->about);
+}
+
 typedef struct {
     trn_data_opts_t data;
     int synthetic;
-    trn_hparams_t hp;
+    const trn_model_ops_t *ops;
+    void *cfg; /* ops->config_size bytes, owned */
+    uint64_t seed;
+    int threads;
     trn_train_opts_t train;
     const char *report, *db, *name;
     int quiet;
@@ -90,66 +99,80 @@ static int parse_split(const char *s, trn_data_opts_t *d)
     return 0;
 }
 
+/* The kind named by the last --model NAME or --model=NAME in argv (lightgcn when none), or NULL
+ * after printing the error. Read before parsing: the kind decides which flags exist. */
+static const trn_model_ops_t *find_kind(int argc, char **argv)
+{
+    const char *kind = "lightgcn";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+            kind = argv[++i];
+        else if (strncmp(argv[i], "--model=", 8) == 0)
+            kind = argv[i] + 8;
+    }
+    const trn_model_ops_t *ops = trn_model_find(kind);
+    if (!ops)
+        fprintf(stderr, "gnnrec: --model: unknown model '%s' (known: %s)\n", kind,
+                trn_model_kinds());
+    return ops;
+}
+
+enum {
+    O_TRAIN = 256,
+    O_TEST,
+    O_FORMAT,
+    O_SPLIT,
+    O_MINW,
+    O_SYNTH,
+    O_MODEL,
+    O_EPOCHS,
+    O_SEED,
+    O_THREADS,
+    O_EVAL,
+    O_TOPK,
+    O_REPORT,
+    O_DB,
+    O_NAME,
+    O_MAXB,
+    O_QUIET,
+    O_HELP,
+    O_HPARAM /* + row index of the model's table */
+};
+
+static const struct option run_opts[] = {
+    {"train", 1, 0, O_TRAIN},      {"test", 1, 0, O_TEST},       {"format", 1, 0, O_FORMAT},
+    {"split", 1, 0, O_SPLIT},      {"min-weight", 1, 0, O_MINW}, {"synthetic", 0, 0, O_SYNTH},
+    {"model", 1, 0, O_MODEL},      {"epochs", 1, 0, O_EPOCHS},   {"seed", 1, 0, O_SEED},
+    {"threads", 1, 0, O_THREADS},  {"eval-every", 1, 0, O_EVAL}, {"topk", 1, 0, O_TOPK},
+    {"report", 1, 0, O_REPORT},    {"db", 1, 0, O_DB},           {"name", 1, 0, O_NAME},
+    {"max-batches", 1, 0, O_MAXB}, {"quiet", 0, 0, O_QUIET},     {"help", 0, 0, O_HELP},
+};
+
+#define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
+#define MAX_HPARAMS 64
+
 /* Returns 0, or an exit code (2 usage, or 0 for --help) with *done set. */
 static int parse_args(int argc, char **argv, train_args_t *a, int *done)
 {
-    enum {
-        O_TRAIN = 256,
-        O_TEST,
-        O_FORMAT,
-        O_SPLIT,
-        O_MINW,
-        O_SYNTH,
-        O_MODEL,
-        O_DIM,
-        O_LAYERS,
-        O_LOSS,
-        O_MARGIN,
-        O_LR,
-        O_DECAY,
-        O_BATCH,
-        O_EPOCHS,
-        O_SEED,
-        O_THREADS,
-        O_EVAL,
-        O_TOPK,
-        O_REPORT,
-        O_DB,
-        O_NAME,
-        O_MAXB,
-        O_QUIET,
-        O_HELP
-    };
-    static const struct option opts[] = {{"train", 1, 0, O_TRAIN},
-                                         {"test", 1, 0, O_TEST},
-                                         {"format", 1, 0, O_FORMAT},
-                                         {"split", 1, 0, O_SPLIT},
-                                         {"min-weight", 1, 0, O_MINW},
-                                         {"synthetic", 0, 0, O_SYNTH},
-                                         {"model", 1, 0, O_MODEL},
-                                         {"dim", 1, 0, O_DIM},
-                                         {"layers", 1, 0, O_LAYERS},
-                                         {"loss", 1, 0, O_LOSS},
-                                         {"margin", 1, 0, O_MARGIN},
-                                         {"lr", 1, 0, O_LR},
-                                         {"decay", 1, 0, O_DECAY},
-                                         {"batch", 1, 0, O_BATCH},
-                                         {"epochs", 1, 0, O_EPOCHS},
-                                         {"seed", 1, 0, O_SEED},
-                                         {"threads", 1, 0, O_THREADS},
-                                         {"eval-every", 1, 0, O_EVAL},
-                                         {"topk", 1, 0, O_TOPK},
-                                         {"report", 1, 0, O_REPORT},
-                                         {"db", 1, 0, O_DB},
-                                         {"name", 1, 0, O_NAME},
-                                         {"max-batches", 1, 0, O_MAXB},
-                                         {"quiet", 0, 0, O_QUIET},
-                                         {"help", 0, 0, O_HELP},
-                                         {0, 0, 0, 0}};
+    *done = 1;
+    const trn_model_ops_t *ops = a->ops;
+    struct option opts[N_RUN_OPTS + MAX_HPARAMS + 1];
+    _Static_assert(N_RUN_OPTS < MAX_HPARAMS, "room for the options");
+    if (ops->n_hparams > MAX_HPARAMS) {
+        fprintf(stderr, "gnnrec: model %s has too many settings\n", ops->kind);
+        return 2;
+    }
+    memcpy(opts, run_opts, sizeof run_opts);
+    for (int i = 0; i < ops->n_hparams; i++)
+        opts[N_RUN_OPTS + i] = (struct option){ops->hparams[i].name, 1, 0, O_HPARAM + i};
+    opts[N_RUN_OPTS + ops->n_hparams] = (struct option){0, 0, 0, 0};
+
     long v;
     double x;
-    *done = 1;
     optind = 0;
+    opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -182,52 +205,7 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
         case O_SYNTH:
             a->synthetic = 1;
             break;
-        case O_MODEL:
-            if (!trn_model_find(optarg)) {
-                fprintf(stderr, "gnnrec: --model: unknown model '%s' (known: %s)\n", optarg,
-                        trn_model_kinds());
-                return 2;
-            }
-            a->hp.model = optarg;
-            break;
-        case O_DIM:
-            if (cli_parse_int("dim", optarg, 1, 4096, &v) < 0)
-                return 2;
-            a->hp.dim = (int)v;
-            break;
-        case O_LAYERS:
-            if (cli_parse_int("layers", optarg, 0, 16, &v) < 0)
-                return 2;
-            a->hp.layers = (int)v;
-            break;
-        case O_LOSS: {
-            int l = trn_loss_parse(optarg);
-            if (l < 0) {
-                fprintf(stderr, "gnnrec: --loss: expected bpr, bce or margin, got '%s'\n", optarg);
-                return 2;
-            }
-            a->hp.loss = (trn_loss_t)l;
-            break;
-        }
-        case O_MARGIN:
-            if (cli_parse_double("margin", optarg, 0, 1e6, &x) < 0)
-                return 2;
-            a->hp.margin = (float)x;
-            break;
-        case O_LR:
-            if (cli_parse_double("lr", optarg, 1e-12, 10, &x) < 0)
-                return 2;
-            a->hp.lr = (float)x;
-            break;
-        case O_DECAY:
-            if (cli_parse_double("decay", optarg, 0, 1e6, &x) < 0)
-                return 2;
-            a->hp.decay = (float)x;
-            break;
-        case O_BATCH:
-            if (cli_parse_int("batch", optarg, 1, 1 << 24, &v) < 0)
-                return 2;
-            a->hp.batch = (int)v;
+        case O_MODEL: /* chosen by find_kind before parsing */
             break;
         case O_EPOCHS:
             if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0)
@@ -237,13 +215,13 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
         case O_SEED:
             if (cli_parse_int("seed", optarg, 0, __LONG_MAX__, &v) < 0)
                 return 2;
-            a->hp.seed = (uint64_t)v;
+            a->seed = (uint64_t)v;
             a->data.seed = (uint64_t)v;
             break;
         case O_THREADS:
             if (cli_parse_int("threads", optarg, 1, 1024, &v) < 0)
                 return 2;
-            a->hp.threads = (int)v;
+            a->threads = (int)v;
             break;
         case O_EVAL:
             if (cli_parse_int("eval-every", optarg, 0, 1000000, &v) < 0)
@@ -276,11 +254,25 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             break;
         case O_HELP:
         case 'h':
-            fputs(usage, stdout);
+            print_usage(stdout, ops);
             return 0;
-        default:
-            fputs("gnnrec train --help lists the options\n", stderr);
+        case '?':
+        case ':':
+            if (optopt)
+                fprintf(stderr, "gnnrec train: option '%s' needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr,
+                        "gnnrec train: unknown option '%s' for model %s "
+                        "(`gnnrec train --model %s --help` lists them)\n",
+                        argv[optind - 1], ops->kind, ops->kind);
             return 2;
+        default: {
+            eng_error_t err = {0};
+            if (trn_hp_parse(&ops->hparams[c - O_HPARAM], a->cfg, optarg, &err) < 0) {
+                fprintf(stderr, "gnnrec: %s\n", err.msg);
+                return 2;
+            }
+        }
         }
     }
     if (optind < argc) {
@@ -300,7 +292,7 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
 }
 
 typedef struct {
-    trn_progress_t progress;
+    cli_progress_t progress;
     int epochs;
     const int *ks;
     int nk;
@@ -312,7 +304,7 @@ static void on_batch(void *ud, int epoch, int batch, int n_batches, double loss)
     (void)batch;
     (void)n_batches;
     run_state_t *r = ud;
-    trn_progress_batch(&r->progress, epoch, r->epochs, loss);
+    cli_progress_batch(&r->progress, epoch, r->epochs, loss);
 }
 
 static json_t *metrics_json(const trn_metrics_t *m)
@@ -353,22 +345,39 @@ static void on_epoch(void *ud, const trn_epoch_t *e)
                           e->metrics.ndcg[k]);
     }
     json_array_append_new(r->epochs_json, o);
-    trn_progress_line(&r->progress, "%s", line);
+    cli_progress_line(&r->progress, "%s", line);
 }
 
+/* The run's settings: the kind, every row of its table, the run options, the data. */
 static json_t *params_json(const train_args_t *a, const trn_data_t *d)
 {
-    json_t *p = json_pack("{ss,si,si,ss,sf,sf,sf,si,si,sI,si}", "model", a->hp.model, "dim",
-                          a->hp.dim, "layers", a->hp.layers, "loss", trn_loss_name(a->hp.loss),
-                          "margin", (double)a->hp.margin, "lr", (double)a->hp.lr, "decay",
-                          (double)a->hp.decay, "batch", a->hp.batch, "epochs", a->train.epochs,
-                          "seed", (json_int_t)a->hp.seed, "threads", a->hp.threads);
+    json_t *p = json_pack("{ss}", "model", a->ops->kind);
+    if (!p || trn_hp_to_json(a->ops->hparams, a->ops->n_hparams, a->cfg, p) < 0) {
+        json_decref(p);
+        return NULL;
+    }
+    json_object_set_new(p, "epochs", json_integer(a->train.epochs));
+    json_object_set_new(p, "seed", json_integer((json_int_t)a->seed));
+    json_object_set_new(p, "threads", json_integer(a->threads));
     json_object_set_new(p, "data", json_string(a->synthetic ? "synthetic" : a->data.train_path));
     json_object_set_new(p, "users", json_integer(d->n_users));
     json_object_set_new(p, "items", json_integer(d->n_items));
     json_object_set_new(p, "train_interactions", json_integer(d->train->nnz));
     json_object_set_new(p, "test_interactions", json_integer(d->test ? d->test->nnz : 0));
     return p;
+}
+
+/* "dim=64 layers=3 ..." for the banner. */
+static void settings_line(const train_args_t *a, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < a->ops->n_hparams && off < len; i++) {
+        char v[64];
+        trn_hp_format(&a->ops->hparams[i], a->cfg, v, sizeof v);
+        int w = snprintf(buf + off, len - off, "%s%s=%s", i ? " " : "", a->ops->hparams[i].name, v);
+        off += w > 0 ? (size_t)w : 0;
+    }
 }
 
 static void print_comparison(const trn_metrics_t *model, const trn_metrics_t *pop, const char *kind)
@@ -390,40 +399,18 @@ static void print_comparison(const trn_metrics_t *model, const trn_metrics_t *po
 static int publish(const train_args_t *a, trn_model_t *m, const trn_data_t *d, json_t *params,
                    json_t *metrics, int64_t *version, eng_error_t *err)
 {
-    const int dim = m->hp.dim;
-    float *uv = malloc((size_t)d->n_users * dim * sizeof *uv);
-    float *iv = malloc((size_t)d->n_items * dim * sizeof *iv);
     char *pj = json_dumps(params, JSON_COMPACT), *mj = json_dumps(metrics, JSON_COMPACT);
     sto_db_t *db = NULL;
     int rc = ENG_ENOMEM;
-    if (!uv || !iv || !pj || !mj) {
+    if (!pj || !mj)
         eng_error_set(err, rc, "out of memory preparing the model for the store");
-        goto done;
-    }
-    if ((rc = m->ops->vectors(m, uv, iv)) < 0) {
-        eng_error_set(err, rc, "computing the final vectors: %s", eng_strerror(rc));
-        goto done;
-    }
-    if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) < 0)
-        goto done;
-    sto_model_in_t in = {.name = a->name ? a->name : a->hp.model,
-                         .kind = a->hp.model,
-                         .n_users = d->n_users,
-                         .n_items = d->n_items,
-                         .dim = dim,
-                         .users = d->users,
-                         .items = d->items,
-                         .user_vecs = uv,
-                         .item_vecs = iv,
-                         .seen_ptr = d->train->ptr,
-                         .seen_idx = d->train->idx,
-                         .params_json = pj,
-                         .metrics_json = mj};
-    rc = sto_publish(db, &in, version, err);
-done:
+    else if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) == ENG_OK)
+        rc = trn_publish(db, m, d,
+                         &(trn_publish_opts_t){.name = a->name ? a->name : a->ops->kind,
+                                               .params_json = pj,
+                                               .metrics_json = mj},
+                         version, err);
     sto_close(db);
-    free(uv);
-    free(iv);
     free(pj);
     free(mj);
     return rc;
@@ -440,14 +427,24 @@ static int write_report(const char *path, json_t *report)
 
 int cli_cmd_train(int argc, char **argv)
 {
-    train_args_t a = {.hp = trn_hparams_defaults(), .train = {.epochs = 20, .nk = 1, .ks = {20}}};
-    a.hp.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (a.hp.threads < 1)
-        a.hp.threads = 1;
-    a.data.seed = a.hp.seed;
+    train_args_t a = {.seed = 2020, .train = {.epochs = 20, .nk = 1, .ks = {20}}};
+    a.threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (a.threads < 1)
+        a.threads = 1;
+    a.data.seed = a.seed;
+    if (!(a.ops = find_kind(argc, argv)))
+        return 2;
+    if (!(a.cfg = malloc(a.ops->config_size))) {
+        fputs("gnnrec: out of memory\n", stderr);
+        return 1;
+    }
+    trn_hp_defaults(a.ops->hparams, a.ops->n_hparams, a.cfg);
     int done, code = parse_args(argc, argv, &a, &done);
-    if (done)
+    if (done) {
+        free(a.cfg);
         return code;
+    }
+    const trn_common_hp_t *hp = a.cfg;
 
     eng_error_t err = {0};
     trn_data_t *d = NULL;
@@ -461,7 +458,7 @@ int cli_cmd_train(int argc, char **argv)
     int rc;
     if (a.synthetic) {
         trn_synth_opts_t so = trn_synth_defaults();
-        so.seed = a.hp.seed;
+        so.seed = a.seed;
         rc = trn_data_synthetic(&so, &d, &err);
     } else {
         rc = trn_data_load(&a.data, &d, &err);
@@ -470,12 +467,13 @@ int cli_cmd_train(int argc, char **argv)
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
     }
-    trn_progress_init(&rs.progress, stderr, 0, a.quiet);
-    trn_progress_line(&rs.progress, "data: %d users, %d items, %lld train, %lld test (%.2fs)",
+    cli_progress_init(&rs.progress, stderr, 0, a.quiet);
+    cli_progress_line(&rs.progress, "data: %d users, %d items, %lld train, %lld test (%.2fs)",
                       d->n_users, d->n_items, (long long)d->train->nnz,
                       (long long)(d->test ? d->test->nnz : 0), eng_now() - t0);
 
-    m = trn_model_new(d->train, &a.hp, &err);
+    const trn_inputs_t inputs = {.train = d->train};
+    m = trn_model_new(a.ops, a.cfg, &inputs, a.seed, a.threads, &err);
     if (!m) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, err.code));
         goto done;
@@ -484,7 +482,7 @@ int cli_cmd_train(int argc, char **argv)
     report = json_object();
     rs.epochs_json = json_array();
     json_t *params = params_json(&a, d);
-    json_object_set_new(report, "model", json_string(a.hp.model));
+    json_object_set_new(report, "model", json_string(a.ops->kind));
     json_object_set_new(report, "params", params);
     json_object_set_new(report, "epochs", rs.epochs_json);
     if (!epochs || !report || !rs.epochs_json || !params) {
@@ -493,18 +491,17 @@ int cli_cmd_train(int argc, char **argv)
     }
 
     rs.epochs = a.train.epochs;
-    long n_batches = (long)((d->train->nnz + a.hp.batch - 1) / a.hp.batch);
+    long n_batches = (long)((d->train->nnz + hp->batch - 1) / hp->batch);
     if (a.train.max_batches > 0 && a.train.max_batches < n_batches)
         n_batches = a.train.max_batches;
     rs.progress.total = n_batches * a.train.epochs;
     a.train.on_batch = on_batch;
     a.train.on_epoch = on_epoch;
     a.train.ud = &rs;
-    trn_progress_line(&rs.progress,
-                      "training %s: dim %d, %d layers, %s loss, %d epochs of %ld "
-                      "batches, threads: %d",
-                      a.hp.model, a.hp.dim, a.hp.layers, trn_loss_name(a.hp.loss), a.train.epochs,
-                      n_batches, a.hp.threads);
+    char settings[1024];
+    settings_line(&a, settings, sizeof settings);
+    cli_progress_line(&rs.progress, "training %s (%s): %d epochs of %ld batches, threads: %d",
+                      a.ops->kind, settings, a.train.epochs, n_batches, a.threads);
     if ((rc = trn_train_run(m, d, &a.train, epochs, &err)) < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
@@ -530,7 +527,7 @@ int cli_cmd_train(int argc, char **argv)
         metrics = metrics_json(&final);
         json_object_set_new(metrics, "popularity", metrics_json(&pop));
         if (!a.quiet)
-            print_comparison(&final, &pop, a.hp.model);
+            print_comparison(&final, &pop, a.ops->kind);
     }
     json_object_set_new(report, "final", metrics);
 
@@ -540,7 +537,7 @@ int cli_cmd_train(int argc, char **argv)
             fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
             goto done;
         }
-        const char *name = a.name ? a.name : a.hp.model;
+        const char *name = a.name ? a.name : a.ops->kind;
         json_object_set_new(
             report, "published",
             json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version", (json_int_t)version));
@@ -554,5 +551,6 @@ done:
     free(epochs);
     trn_model_free(m);
     trn_data_free(d);
+    free(a.cfg);
     return code;
 }

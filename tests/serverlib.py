@@ -256,7 +256,8 @@ def ranking_problems(got, expected, allowed_scores, tol=1e-5):
 
 
 def publish_copy(db, name, src_version=None, damage=None):
-    """Copies the rows of a version of `name` (default: the newest) into the next version number,
+    """Copies the rows of a version of `name` (default: the newest), its blobs and its tensor
+    manifest, into the next version number,
     'ready', in ONE transaction, so no reader can ever see it half-written. damage=(key, n)
     drops the last n bytes of that blob's last chunk: the version is then visible and ready but
     its blob is shorter than its dimensions imply. Returns the new version number."""
@@ -283,6 +284,8 @@ def publish_copy(db, name, src_version=None, damage=None):
             new_id = cur.lastrowid
             con.execute("INSERT INTO blobs(model_id, key, chunk, data) SELECT ?, key, chunk, data "
                         "FROM blobs WHERE model_id = ?", (new_id, src[0]))
+            con.execute("INSERT INTO tensors(model_id, name, dtype, shape, bytes) SELECT ?, name, "
+                        "dtype, shape, bytes FROM tensors WHERE model_id = ?", (new_id, src[0]))
             if damage is not None:
                 key, n = damage
                 cur = con.execute(

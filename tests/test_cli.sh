@@ -1,5 +1,6 @@
 #!/bin/bash
-# End-to-end checks of the gnnrec command line: help and usage errors, data errors with file:line,
+# End-to-end checks of the gnnrec command line: help and usage errors, flags from a kind's
+# hyper-parameter table, a schema-1 store upgraded and answering as before, data errors with file:line,
 # train -> store -> models -> recommend, the JSON report, reproducibility (same seed and threads
 # give bit-identical vectors), and, with ../shared/data, LightGCN beating popularity on lastfm.
 set -u
@@ -32,6 +33,29 @@ expect_rc 2 "train without data" "$bin" train
 expect_rc 2 "bad --dim" "$bin" train --synthetic --dim 0
 expect_err "--dim" "bad --dim names the flag"
 expect_rc 2 "bad --split" "$bin" train --train x.csv --split sideways:0.2
+
+# flags come from the chosen kind's hyper-parameter table
+expect_rc 0 "train --model lightgcn --help" "$bin" train --model lightgcn --help
+grep -qE -- "--layers N +propagation layers \(3; 0\.\.16\)" "$tmp/out" && ok || bad "lightgcn --help lists --layers from its table"
+grep -qE -- "--negatives N" "$tmp/out" && ok || bad "--help lists the common --negatives"
+expect_rc 2 "unknown kind" "$bin" train --synthetic --model nope
+expect_err "unknown model 'nope' \(known: .*lightgcn" "unknown kind names the known ones"
+expect_rc 2 "bad choice" "$bin" train --synthetic --loss hinge
+expect_err "--loss: expected one of bpr\|bce\|margin, got 'hinge'" "bad choice message"
+expect_rc 2 "bad float" "$bin" train --synthetic --lr -1
+expect_err "--lr: expected a number in" "bad float message"
+expect_rc 2 "missing value" "$bin" train --synthetic --dim
+expect_err "option '--dim' needs a value" "missing value message"
+
+# a store written by schema-1 gnnrec opens (read-only commands upgrade it), lists and answers
+# exactly as the build that wrote it
+fixture="${GNNREC_SOURCE_DIR:?}/tests/cases/store/schema1"
+cp "$fixture/store.sqlite" "$tmp/old.sqlite"
+expect_rc 0 "models on a schema-1 store" "$bin" models --db "$tmp/old.sqlite"
+[ "$(grep -c '^legacy ' "$tmp/out")" -eq 2 ] && ok || bad "schema-1 store lists both versions: $(cat "$tmp/out")"
+[ "$(sqlite3 "$tmp/old.sqlite" "SELECT value FROM meta WHERE key='schema_version'")" -gt 1 ] && ok || bad "schema-1 store upgraded"
+expect_rc 0 "recommend on an upgraded store" "$bin" recommend --db "$tmp/old.sqlite" --name legacy --k 5 $(seq -f 'u%g' 0 11)
+cmp -s "$tmp/out" "$fixture/recommend.expected" && ok || bad "upgraded store answers as before: $(diff "$tmp/out" "$fixture/recommend.expected" | head -5)"
 
 # data errors name file and line, exit non-zero, publish nothing
 printf 'user,item\nu1,i1\nu2\nu3,i3\n' >"$tmp/bad.csv"

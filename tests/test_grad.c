@@ -53,29 +53,31 @@ static void check(const char *what, size_t i, double analytic, double numeric)
 
 /* ---- losses ---- */
 
-static void check_loss(trn_loss_t kind)
+/* Each loss with nneg negatives per positive, checked against every input. */
+static void check_loss(trn_loss_t kind, int nneg)
 {
-    enum { B = 6 };
-    float pos[B], neg[B], dpos[B] = {0}, dneg[B] = {0};
+    enum { B = 6, MAXN = 4 };
+    float pos[B], neg[B * MAXN], dpos[B] = {0}, dneg[B * MAXN] = {0};
     fill_normal(pos, B, 1.5, 1);
-    fill_normal(neg, B, 1.5, 2);
+    fill_normal(neg, (size_t)B * nneg, 1.5, 2);
     const float margin = 0.5f;
-    if (kind == TRN_LOSS_MARGIN) /* keep every triple away from the hinge's kink */
+    if (kind == TRN_LOSS_MARGIN) /* keep every pair away from the hinge's kink */
         for (int k = 0; k < B; k++)
-            if (fabsf(margin - pos[k] + neg[k]) < 0.1f)
-                neg[k] += 0.3f;
-    trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, margin);
+            for (int j = 0; j < nneg; j++)
+                if (fabsf(margin - pos[k] + neg[k * nneg + j]) < 0.1f)
+                    neg[k * nneg + j] += 0.3f;
+    trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, nneg, margin);
     const float eps = 1e-3f;
-    for (int k = 0; k < B; k++) {
-        float *xs[2] = {pos, neg}, *ds[2] = {dpos, dneg};
-        for (int s = 0; s < 2; s++) {
-            float x0 = xs[s][k];
-            xs[s][k] = x0 + eps;
-            double fp = trn_loss_forward(kind, pos, neg, B, margin);
-            xs[s][k] = x0 - eps;
-            double fm = trn_loss_forward(kind, pos, neg, B, margin);
-            xs[s][k] = x0;
-            check(trn_loss_name(kind), (size_t)k, ds[s][k], (fp - fm) / (2.0 * (double)eps));
+    for (int s = 0; s < 2; s++) {
+        float *x = s ? neg : pos, *d = s ? dneg : dpos;
+        for (int k = 0; k < (s ? B * nneg : B); k++) {
+            float x0 = x[k];
+            x[k] = x0 + eps;
+            double fp = trn_loss_forward(kind, pos, neg, B, nneg, margin);
+            x[k] = x0 - eps;
+            double fm = trn_loss_forward(kind, pos, neg, B, nneg, margin);
+            x[k] = x0;
+            check(trn_loss_name(kind), (size_t)k, d[k], (fp - fm) / (2.0 * (double)eps));
         }
     }
 }
@@ -83,17 +85,20 @@ static void check_loss(trn_loss_t kind)
 static void test_loss_bpr(void **state)
 {
     (void)state;
-    check_loss(TRN_LOSS_BPR);
+    check_loss(TRN_LOSS_BPR, 1);
+    check_loss(TRN_LOSS_BPR, 4);
 }
 static void test_loss_bce(void **state)
 {
     (void)state;
-    check_loss(TRN_LOSS_BCE);
+    check_loss(TRN_LOSS_BCE, 1);
+    check_loss(TRN_LOSS_BCE, 3);
 }
 static void test_loss_margin(void **state)
 {
     (void)state;
-    check_loss(TRN_LOSS_MARGIN);
+    check_loss(TRN_LOSS_MARGIN, 1);
+    check_loss(TRN_LOSS_MARGIN, 4);
 }
 
 static void test_loss_values(void **state)
@@ -101,15 +106,18 @@ static void test_loss_values(void **state)
     (void)state;
     float p[2] = {2.0f, -1.0f}, n[2] = {0.5f, 0.5f};
     /* softplus(-1.5) = 0.2014133, softplus(1.5) = 1.7014133 */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 2, 0) - (0.2014133 + 1.7014133) / 2) <
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 2, 1, 0) - (0.2014133 + 1.7014133) / 2) <
                 1e-6);
     /* hinge with margin 1: max(0, 1-2+0.5)=0, max(0, 1+1+0.5)=2.5 */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_MARGIN, p, n, 2, 1.0f) - 1.25) < 1e-6);
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_MARGIN, p, n, 2, 1, 1.0f) - 1.25) < 1e-6);
+    /* one positive, two negatives: bpr is the mean of its pairs, bce sums the item terms */
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 1, 2, 0) - 0.2014133) < 1e-6);
+    /* softplus(-2) = 0.1269280, softplus(0.5) = 0.9740770 */
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BCE, p, n, 1, 2, 0) - (0.1269280 + 2 * 0.9740770)) <
+                1e-6);
     /* stable for large arguments */
     float big_p[1] = {-200.0f}, big_n[1] = {200.0f};
-    assert_true(isfinite(trn_loss_forward(TRN_LOSS_BPR, big_p, big_n, 1, 0)));
-    assert_int_equal(trn_loss_parse("bce"), TRN_LOSS_BCE);
-    assert_int_equal(trn_loss_parse("nope"), -1);
+    assert_true(isfinite(trn_loss_forward(TRN_LOSS_BPR, big_p, big_n, 1, 1, 0)));
 }
 
 /* ---- dot product and L2 layers ---- */
@@ -298,134 +306,81 @@ static void test_propagate(void **state)
     eng_csr_free(train);
 }
 
-/* ---- the whole LightGCN objective: mean loss + decay/2/B * L2 of the batch's layer-0 rows ---- */
-
-static double objective(trn_model_t *m, const trn_batch_t *b)
-{
-    /* batch_grad returns the ranking loss; add the regulariser it differentiates. */
-    double loss = m->ops->batch_grad(m, b);
-    int32_t *rows = malloc(3 * (size_t)b->n * sizeof *rows);
-    for (int k = 0; k < b->n; k++) {
-        rows[k] = b->users[k];
-        rows[b->n + k] = m->n_users + b->pos[k];
-        rows[2 * b->n + k] = m->n_users + b->neg[k];
-    }
-    double reg = trn_l2_forward(m->params, rows, 3 * b->n, m->hp.dim);
-    free(rows);
-    return loss + (double)m->hp.decay * 0.5 / b->n * reg;
-}
-
-static void check_model(trn_loss_t loss)
-{
-    eng_csr_t *train = random_train(9, 8, 3, 31);
-    trn_hparams_t hp = trn_hparams_defaults();
-    hp.dim = 4;
-    hp.batch = 5;
-    hp.decay = 0.5f; /* large, so the regulariser's gradient is visible in the check */
-    hp.loss = loss;
-    hp.margin = 0.05f;
-    hp.threads = 2;
-    eng_error_t err = {0};
-    trn_model_t *m = trn_model_new(train, &hp, &err);
-    assert_non_null(m);
-    /* larger weights than N(0, 0.1) so the scores are not all near zero */
-    fill_normal(m->params, m->n_params, 0.7, 32);
-    trn_sampler_t *s = trn_sampler_new(train, 33);
-    trn_batch_t b;
-    assert_int_equal(trn_batch_alloc(&b, hp.batch), 0);
-    trn_sampler_next(s, &b, hp.batch);
-    memset(m->grads, 0, m->n_params * sizeof *m->grads);
-    m->ops->batch_grad(m, &b);
-    float *analytic = malloc(m->n_params * sizeof *analytic);
-    memcpy(analytic, m->grads, m->n_params * sizeof *analytic);
-    const float eps = 2e-3f;
-    int nonzero = 0;
-    for (size_t i = 0; i < m->n_params; i++) {
-        float x0 = m->params[i];
-        m->params[i] = x0 + eps;
-        double fp = objective(m, &b);
-        m->params[i] = x0 - eps;
-        double fm = objective(m, &b);
-        m->params[i] = x0;
-        check(trn_loss_name(loss), i, analytic[i], (fp - fm) / (2.0 * (double)eps));
-        nonzero += fabsf(analytic[i]) > 1e-4f;
-    }
-    assert_true(nonzero > 0); /* the check compared real gradients, not zeros */
-    free(analytic);
-    trn_batch_free(&b);
-    trn_sampler_free(s);
-    trn_model_free(m);
-    eng_csr_free(train);
-}
-
-static void test_lightgcn_bpr(void **state)
-{
-    (void)state;
-    check_model(TRN_LOSS_BPR);
-}
-static void test_lightgcn_bce(void **state)
-{
-    (void)state;
-    check_model(TRN_LOSS_BCE);
-}
-
 /* The model's batch gradient (last layer restricted to the batch's rows, first backward product
- * scattered) equals the plain full-graph forward and backward, for 0 to 3 layers. */
+ * scattered) equals the plain full-graph forward and backward, for 0 to 3 layers and 1 or 3
+ * negatives. The whole-objective finite-difference check of every model is in test_models.c. */
 static void test_lightgcn_fast_path(void **state)
 {
     (void)state;
     eng_csr_t *train = random_train(120, 90, 4, 41);
+    const trn_model_ops_t *ops = trn_model_find("lightgcn");
+    assert_non_null(ops);
     for (int L = 0; L <= 3; L++) {
-        trn_hparams_t hp = trn_hparams_defaults();
-        hp.dim = L == 3 ? 64 : 8;
-        hp.batch = 64;
-        hp.layers = L;
-        hp.threads = 2;
+        const int dim = L == 3 ? 64 : 8, nneg = L == 2 ? 3 : 1;
+        char cfg[256];
+        assert_true(ops->config_size <= sizeof cfg);
+        trn_hp_defaults(ops->hparams, ops->n_hparams, cfg);
+        char text[3][16];
+        snprintf(text[0], sizeof text[0], "%d", dim);
+        snprintf(text[1], sizeof text[1], "%d", L);
+        snprintf(text[2], sizeof text[2], "%d", nneg);
+        const char *names[] = {"dim", "layers", "negatives", "batch"};
+        const char *values[] = {text[0], text[1], text[2], "64"};
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(trn_hp_parse(trn_hp_find(ops->hparams, ops->n_hparams, names[i]), cfg,
+                                          values[i], NULL),
+                             0);
+        const trn_common_hp_t *hp = (const trn_common_hp_t *)cfg;
+        trn_inputs_t in = {.train = train};
         eng_error_t err = {0};
-        trn_model_t *m = trn_model_new(train, &hp, &err);
+        trn_model_t *m = trn_model_new(ops, cfg, &in, 2020, 2, &err);
         assert_non_null(m);
         fill_normal(m->params, m->n_params, 0.5, 42 + L);
         trn_sampler_t *s = trn_sampler_new(train, 43);
         trn_batch_t b;
-        assert_int_equal(trn_batch_alloc(&b, hp.batch), 0);
-        trn_sampler_next(s, &b, hp.batch);
+        assert_int_equal(trn_batch_alloc(&b, hp->batch, nneg), 0);
+        trn_sampler_next(s, &b, hp->batch);
         memset(m->grads, 0, m->n_params * sizeof *m->grads);
-        double loss = m->ops->batch_grad(m, &b);
+        double reg;
+        double loss = m->ops->batch_grad(m, &b, &reg);
 
-        /* reference */
+        /* reference: full propagation forward and backward */
         eng_csr_t *adj = trn_graph_norm_adj(train);
         size_t nd = m->n_params;
-        int n = b.n, dim = hp.dim;
+        int n = b.n, nn = n * nneg;
         float *fin = malloc(nd * sizeof *fin), *lay = malloc((L + 1) * nd * sizeof *lay);
         float *scr = malloc(2 * nd * sizeof *scr), *dfin = calloc(nd, sizeof *dfin);
         float *ref = calloc(nd, sizeof *ref);
-        float *pos = malloc(n * sizeof *pos), *neg = malloc(n * sizeof *neg);
-        float *dpos = calloc(n, sizeof *dpos), *dneg = calloc(n, sizeof *dneg);
+        float *pos = malloc(n * sizeof *pos), *neg = malloc(nn * sizeof *neg);
+        float *dpos = calloc(n, sizeof *dpos), *dneg = calloc(nn, sizeof *dneg);
         int32_t *ru = malloc(n * sizeof *ru), *rp = malloc(n * sizeof *rp),
-                *rn = malloc(n * sizeof *rn);
+                *rn = malloc(nn * sizeof *rn), *rnu = malloc(nn * sizeof *rnu);
         for (int k = 0; k < n; k++) {
             ru[k] = b.users[k];
             rp[k] = m->n_users + b.pos[k];
-            rn[k] = m->n_users + b.neg[k];
+            for (int j = 0; j < nneg; j++) {
+                rnu[k * nneg + j] = b.users[k];
+                rn[k * nneg + j] = m->n_users + b.neg[k * nneg + j];
+            }
         }
         trn_lgn_propagate_forward(fin, lay, adj, m->params, dim, L, 1);
         trn_dot_forward(pos, fin, ru, rp, n, dim);
-        trn_dot_forward(neg, fin, ru, rn, n, dim);
-        double ref_loss = trn_loss_forward(TRN_LOSS_BPR, pos, neg, n, 0);
-        trn_loss_backward(TRN_LOSS_BPR, dpos, dneg, 1.0f, pos, neg, n, 0);
+        trn_dot_forward(neg, fin, rnu, rn, nn, dim);
+        double ref_loss = trn_loss_forward(TRN_LOSS_BPR, pos, neg, n, nneg, 0);
+        trn_loss_backward(TRN_LOSS_BPR, dpos, dneg, 1.0f, pos, neg, n, nneg, 0);
         trn_dot_backward(dfin, dpos, fin, ru, rp, n, dim);
-        trn_dot_backward(dfin, dneg, fin, ru, rn, n, dim);
+        trn_dot_backward(dfin, dneg, fin, rnu, rn, nn, dim);
         trn_lgn_propagate_backward(ref, scr, dfin, adj, dim, L, 1);
-        float dl2 = hp.decay * 0.5f / n;
+        float dl2 = hp->decay * 0.5f / n;
         trn_l2_backward(ref, dl2, m->params, ru, n, dim);
         trn_l2_backward(ref, dl2, m->params, rp, n, dim);
-        trn_l2_backward(ref, dl2, m->params, rn, n, dim);
+        trn_l2_backward(ref, dl2, m->params, rn, nn, dim);
         assert_true(fabs(loss - ref_loss) < 1e-6);
         for (size_t i = 0; i < nd; i++)
             if (fabsf(ref[i] - m->grads[i]) > 1e-6f + 1e-4f * fabsf(ref[i]))
                 fail_msg("layers %d: grad[%zu] %.8g vs reference %.8g", L, i, m->grads[i], ref[i]);
         free(fin), free(lay), free(scr), free(dfin), free(ref), free(pos), free(neg);
-        free(dpos), free(dneg), free(ru), free(rp), free(rn);
+        free(dpos), free(dneg), free(ru), free(rp), free(rn), free(rnu);
         eng_csr_free(adj);
         trn_batch_free(&b);
         trn_sampler_free(s);
@@ -469,8 +424,6 @@ int main(void)
         cmocka_unit_test(test_norm_adj),
         cmocka_unit_test(test_spmm_threads),
         cmocka_unit_test(test_propagate),
-        cmocka_unit_test(test_lightgcn_bpr),
-        cmocka_unit_test(test_lightgcn_bce),
         cmocka_unit_test(test_adam_matches_torch),
         cmocka_unit_test(test_lightgcn_fast_path),
     };

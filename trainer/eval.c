@@ -140,9 +140,9 @@ static void plan_finish(const plan_t *p, trn_metrics_t *out)
 
 /* One thread's space for a block of users. */
 typedef struct {
-    void *scratch;      /* eng_index_scratch_bytes(ix, BLOCK_USERS) */
-    eng_query_t *qs;    /* [BLOCK_USERS] */
-    eng_scored_t *top;  /* [BLOCK_USERS x depth]: each user's list */
+    void *scratch;     /* eng_index_scratch_bytes(ix, BLOCK_USERS) */
+    eng_query_t *qs;   /* [BLOCK_USERS] */
+    eng_scored_t *top; /* [BLOCK_USERS x depth]: each user's list */
 } work_t;
 
 /* Scores block b of the evaluated users against every item, their training items excluded, and

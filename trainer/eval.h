@@ -23,10 +23,10 @@ typedef struct {
 
 /* Evaluates vectors user_vecs [train->rows x dim] and item_vecs [train->cols x dim] on test (same
  * shape as train). ks: nk (1..TRN_EVAL_MAX_K) cut-offs, each >= 1, in any order. train and test
- * rows must be sorted without duplicates (as eng_csr_from_pairs builds them). Scores users in
- * blocks with sgemm on `threads` threads (< 1 means 1); the result does not depend on the thread
- * count. While it runs, OpenBLAS is held at 1 thread process-wide (restored afterwards; see
- * docs/evaluation.md). Means are 0 when no user has a test item. Returns 0, ENG_EINVAL for bad
+ * rows must be sorted without duplicates (as eng_csr_from_pairs builds them). Ranks blocks of
+ * users with the serving index's exact top-K (engine/index.c), the blocks spread over `threads`
+ * OpenMP threads (< 1 means 1); the result does not depend on the thread count. Means are 0 when
+ * no user has a test item. Returns 0, ENG_EINVAL for bad
  * ks, NULL pointers, dim < 1 or mismatched shapes, or ENG_ENOMEM; on failure *out is unchanged. */
 int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
                      const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,

@@ -39,15 +39,29 @@ void trn_lgn_propagate_backward(float *de0, float *scratch, const float *dout, c
     }
 }
 
+/* Settings (He et al., SIGIR 2020; the defaults are the paper's). */
 typedef struct {
-    eng_csr_t *adj;        /* [N x N], N = users + items */
-    float *final;          /* [N x dim] propagated embeddings */
-    float *dfinal;         /* [N x dim] their gradient */
-    float *layers;         /* [layers x N x dim] */
-    float *scratch;        /* [2 x N x dim] */
-    int cap;               /* batch capacity of the arrays below */
-    int32_t *ru, *rp, *rn; /* the batch's rows in the node numbering */
-    int32_t *rows;         /* [3 * cap] the distinct rows among them */
+    trn_common_hp_t common;
+    int dim;    /* embedding size */
+    int layers; /* propagation layers */
+} lightgcn_cfg_t;
+
+static const trn_hparam_t hparams[] = {
+    TRN_HP_COMMON(lightgcn_cfg_t, 1e-3, 1e-4, 2048),
+    TRN_HP_INT(lightgcn_cfg_t, dim, "dim", 64, 1, 4096, "embedding size"),
+    TRN_HP_INT(lightgcn_cfg_t, layers, "layers", 3, 0, 16, "propagation layers"),
+};
+
+typedef struct {
+    int dim, layers;
+    eng_csr_t *adj;    /* [N x N], N = users + items */
+    float *final;      /* [N x dim] propagated embeddings */
+    float *dfinal;     /* [N x dim] their gradient */
+    float *layer_out;  /* [layers x N x dim] */
+    float *scratch;    /* [2 x N x dim] */
+    int32_t *ru, *rp;  /* [batch] the batch's user and positive rows in the node numbering */
+    int32_t *rn, *rnu; /* [batch x negatives] negative rows, and the user row of each */
+    int32_t *rows;     /* [batch x (2 + negatives)] the distinct rows among them */
     int32_t n_rows;
     uint32_t *mark; /* [N] mark[r] == stamp: row r already in rows */
     uint32_t stamp;
@@ -62,11 +76,12 @@ static void lightgcn_free(void *impl)
     eng_csr_free(g->adj);
     free(g->final);
     free(g->dfinal);
-    free(g->layers);
+    free(g->layer_out);
     free(g->scratch);
     free(g->ru);
     free(g->rp);
     free(g->rn);
+    free(g->rnu);
     free(g->rows);
     free(g->mark);
     free(g->pos);
@@ -76,42 +91,53 @@ static void lightgcn_free(void *impl)
     free(g);
 }
 
-static size_t lightgcn_n_params(int32_t n_users, int32_t n_items, const trn_hparams_t *hp)
+static size_t lightgcn_n_params(const trn_inputs_t *in, const void *cfg)
 {
-    return ((size_t)n_users + (size_t)n_items) * (size_t)hp->dim;
+    const lightgcn_cfg_t *c = cfg;
+    return ((size_t)in->train->rows + (size_t)in->train->cols) * (size_t)c->dim;
 }
 
-static int lightgcn_init(trn_model_t *m, const eng_csr_t *train)
+static int lightgcn_vec_dim(const void *cfg)
 {
-    const size_t nd = m->n_params;
-    const int cap = m->hp.batch, L = m->hp.layers;
+    return ((const lightgcn_cfg_t *)cfg)->dim;
+}
+
+static int lightgcn_init(trn_model_t *m, eng_error_t *err)
+{
+    (void)err;
+    const lightgcn_cfg_t *c = m->cfg;
+    const size_t nd = m->n_params, cap = (size_t)c->common.batch;
+    const size_t nneg = (size_t)c->common.negatives;
+    const int L = c->layers;
     lightgcn_t *g = calloc(1, sizeof *g);
     if (!g)
         return ENG_ENOMEM;
     m->impl = g;
-    g->adj = trn_graph_norm_adj(train);
+    g->dim = c->dim;
+    g->layers = L;
+    g->adj = trn_graph_norm_adj(m->in->train);
     if (!g->adj)
         return ENG_ENOMEM;
     g->final = malloc(nd * sizeof(float));
     g->dfinal = malloc(nd * sizeof(float));
-    g->layers = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
+    g->layer_out = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
     g->scratch = malloc(2 * nd * sizeof(float));
-    g->cap = cap;
-    g->ru = malloc((size_t)cap * sizeof(int32_t));
-    g->rp = malloc((size_t)cap * sizeof(int32_t));
-    g->rn = malloc((size_t)cap * sizeof(int32_t));
-    g->rows = malloc(3 * (size_t)cap * sizeof(int32_t));
+    g->ru = malloc(cap * sizeof(int32_t));
+    g->rp = malloc(cap * sizeof(int32_t));
+    g->rn = malloc(cap * nneg * sizeof(int32_t));
+    g->rnu = malloc(cap * nneg * sizeof(int32_t));
+    g->rows = malloc((2 + nneg) * cap * sizeof(int32_t));
     g->mark = calloc((size_t)g->adj->rows, sizeof(uint32_t));
-    g->pos = malloc((size_t)cap * sizeof(float));
-    g->neg = malloc((size_t)cap * sizeof(float));
-    g->dpos = malloc((size_t)cap * sizeof(float));
-    g->dneg = malloc((size_t)cap * sizeof(float));
-    if (!g->adj || !g->final || !g->dfinal || !g->layers || !g->scratch || !g->ru || !g->rp ||
-        !g->rn || !g->rows || !g->mark || !g->pos || !g->neg || !g->dpos || !g->dneg)
+    g->pos = malloc(cap * sizeof(float));
+    g->neg = malloc(cap * nneg * sizeof(float));
+    g->dpos = malloc(cap * sizeof(float));
+    g->dneg = malloc(cap * nneg * sizeof(float));
+    if (!g->final || !g->dfinal || !g->layer_out || !g->scratch || !g->ru || !g->rp || !g->rn ||
+        !g->rnu || !g->rows || !g->mark || !g->pos || !g->neg || !g->dpos || !g->dneg)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
     /* N(0, 0.1) as the LightGCN code's nn.init.normal_(std=0.1). */
     eng_rng_t rng;
-    eng_rng_seed(&rng, m->hp.seed, 0);
+    eng_rng_seed(&rng, m->seed, 0);
     for (size_t i = 0; i < nd; i++)
         m->params[i] = (float)(0.1 * eng_rng_normal(&rng));
     return ENG_OK;
@@ -130,10 +156,11 @@ static void add_row(lightgcn_t *g, int32_t r)
  * backward's first product A dfinal scatters from R instead of sweeping the whole graph: L-1 full
  * sparse products each way instead of L. Same result as trn_lgn_propagate_forward/backward (a
  * test compares them). */
-static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
+static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 {
     lightgcn_t *g = m->impl;
-    const int dim = m->hp.dim, L = m->hp.layers, th = m->hp.threads, n = b->n;
+    const int dim = g->dim, L = g->layers, th = m->threads, n = b->n, nneg = b->nneg;
+    const int nn = n * nneg;
     const size_t nd = m->n_params;
     const int32_t nu = m->n_users;
     const float scale = 1.0f / (float)(L + 1);
@@ -147,16 +174,20 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
     for (int k = 0; k < n; k++) {
         g->ru[k] = b->users[k];
         g->rp[k] = nu + b->pos[k];
-        g->rn[k] = nu + b->neg[k];
         add_row(g, g->ru[k]);
         add_row(g, g->rp[k]);
-        add_row(g, g->rn[k]);
+        for (int j = 0; j < nneg; j++) {
+            int q = k * nneg + j;
+            g->rnu[q] = b->users[k];
+            g->rn[q] = nu + b->neg[q];
+            add_row(g, g->rn[q]);
+        }
     }
 
     /* forward: final[R] = scale * (e0 + X1 + ... + X_{L-1} + A X_{L-1})[R] */
     const float *prev = e0;
     for (int l = 0; l + 1 < L; l++) {
-        float *x = g->layers + (size_t)l * nd;
+        float *x = g->layer_out + (size_t)l * nd;
         eng_csr_spmm(x, g->adj, prev, dim, th);
         prev = x;
     }
@@ -168,22 +199,23 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
         for (int j = 0; j < dim; j++) {
             float s = e0[off + j] + (L > 0 ? f[j] : 0.0f);
             for (int l = 0; l + 1 < L; l++)
-                s += g->layers[(size_t)l * nd + off + j];
+                s += g->layer_out[(size_t)l * nd + off + j];
             f[j] = scale * s;
         }
         memset(g->dfinal + off, 0, (size_t)dim * sizeof(float));
     }
 
+    const trn_common_hp_t *hp = m->hp;
     trn_dot_forward(g->pos, g->final, g->ru, g->rp, n, dim);
-    trn_dot_forward(g->neg, g->final, g->ru, g->rn, n, dim);
-    double loss = trn_loss_forward(m->hp.loss, g->pos, g->neg, n, m->hp.margin);
+    trn_dot_forward(g->neg, g->final, g->rnu, g->rn, nn, dim);
+    double loss = trn_loss_forward(hp->loss, g->pos, g->neg, n, nneg, hp->margin);
 
     /* backward: de0 += scale * (I + A + ... + A^L) dfinal, dfinal non-zero on R only */
     memset(g->dpos, 0, (size_t)n * sizeof(float));
-    memset(g->dneg, 0, (size_t)n * sizeof(float));
-    trn_loss_backward(m->hp.loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, n, m->hp.margin);
+    memset(g->dneg, 0, (size_t)nn * sizeof(float));
+    trn_loss_backward(hp->loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, n, nneg, hp->margin);
     trn_dot_backward(g->dfinal, g->dpos, g->final, g->ru, g->rp, n, dim);
-    trn_dot_backward(g->dfinal, g->dneg, g->final, g->ru, g->rn, n, dim);
+    trn_dot_backward(g->dfinal, g->dneg, g->final, g->rnu, g->rn, nn, dim);
     for (int32_t q = 0; q < g->n_rows; q++) {
         size_t off = (size_t)g->rows[q] * dim;
         for (int j = 0; j < dim; j++)
@@ -192,8 +224,7 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
     if (L > 0) {
         float *g1 = g->scratch;
         memset(g1, 0, nd * sizeof(float));
-        eng_csr_scatter_rows(g1, m->grads, scale, g->adj, g->dfinal, dim, g->rows, g->n_rows,
-                             th);
+        eng_csr_scatter_rows(g1, m->grads, scale, g->adj, g->dfinal, dim, g->rows, g->n_rows, th);
         const float *gl = g1;
         for (int l = 1; l < L; l++) {
             float *x = g->scratch + (size_t)(l & 1) * nd;
@@ -203,30 +234,47 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b)
     }
 
     /* L2 on the batch's layer-0 rows, scaled decay / 2 / batch, as the LightGCN code. */
-    const float dl2 = m->hp.decay * 0.5f / (float)n;
+    const float dl2 = hp->decay * 0.5f / (float)n;
     trn_l2_backward(m->grads, dl2, e0, g->ru, n, dim);
     trn_l2_backward(m->grads, dl2, e0, g->rp, n, dim);
-    trn_l2_backward(m->grads, dl2, e0, g->rn, n, dim);
+    trn_l2_backward(m->grads, dl2, e0, g->rn, nn, dim);
+    *reg = (double)dl2 * (trn_l2_forward(e0, g->ru, n, dim) + trn_l2_forward(e0, g->rp, n, dim) +
+                          trn_l2_forward(e0, g->rn, nn, dim));
     return loss;
 }
 
 static int lightgcn_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
     lightgcn_t *g = m->impl;
-    const int dim = m->hp.dim;
-    trn_lgn_propagate_forward(g->final, g->layers, g->adj, m->params, dim, m->hp.layers,
-                              m->hp.threads);
+    const int dim = g->dim;
+    trn_lgn_propagate_forward(g->final, g->layer_out, g->adj, m->params, dim, g->layers,
+                              m->threads);
     memcpy(user_vecs, g->final, (size_t)m->n_users * dim * sizeof(float));
     memcpy(item_vecs, g->final + (size_t)m->n_users * dim,
            (size_t)m->n_items * dim * sizeof(float));
     return ENG_OK;
 }
 
+/* The layer-0 embeddings: users' rows first, then items'. */
+static int lightgcn_views(const trn_model_t *m, trn_view_t *out)
+{
+    const int64_t dim = ((const lightgcn_cfg_t *)m->cfg)->dim;
+    out[0] = (trn_view_t){"user_emb", 0, m->n_users, dim, TRN_ROWS_USERS};
+    out[1] = (trn_view_t){"item_emb", (size_t)m->n_users * dim, m->n_items, dim, TRN_ROWS_ITEMS};
+    return 2;
+}
+
 const trn_model_ops_t trn_lightgcn_ops = {
     .kind = "lightgcn",
+    .about = "LightGCN (He et al., SIGIR 2020): linear propagation, layer mean",
+    .hparams = hparams,
+    .n_hparams = sizeof hparams / sizeof hparams[0],
+    .config_size = sizeof(lightgcn_cfg_t),
     .n_params = lightgcn_n_params,
+    .vec_dim = lightgcn_vec_dim,
     .init = lightgcn_init,
     .batch_grad = lightgcn_batch_grad,
     .vectors = lightgcn_vectors,
+    .views = lightgcn_views,
     .free_impl = lightgcn_free,
 };

@@ -4,17 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-int trn_loss_parse(const char *s)
-{
-    if (strcmp(s, "bpr") == 0)
-        return TRN_LOSS_BPR;
-    if (strcmp(s, "bce") == 0)
-        return TRN_LOSS_BCE;
-    if (strcmp(s, "margin") == 0)
-        return TRN_LOSS_MARGIN;
-    return -1;
-}
-
 const char *trn_loss_name(trn_loss_t l)
 {
     static const char *names[] = {"bpr", "bce", "margin"};
@@ -26,57 +15,76 @@ static double softplus(double x)
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+/* What the loss is a mean over: (positive, negative) pairs for the pairwise losses; positives for
+ * BCE, whose terms are one per scored item (the pointwise protocol of NCF). */
+static double pair_count(trn_loss_t l, int b, int nneg)
+{
+    return l == TRN_LOSS_BCE ? (double)b : (double)b * nneg;
+}
+
 static double sigmoid(double x)
 {
     return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, float margin)
+double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, int nneg,
+                        float margin)
 {
     double sum = 0;
     for (int k = 0; k < b; k++) {
-        double p = pos[k], n = neg[k];
-        switch (l) {
-        case TRN_LOSS_BPR:
-            sum += softplus(n - p);
-            break;
-        case TRN_LOSS_BCE:
-            sum += softplus(-p) + softplus(n);
-            break;
-        case TRN_LOSS_MARGIN:
-            sum += fmax(0.0, margin - p + n);
-            break;
+        const double p = pos[k];
+        const float *nk = neg + (size_t)k * nneg;
+        double s = l == TRN_LOSS_BCE ? softplus(-p) : 0;
+        for (int j = 0; j < nneg; j++) {
+            double n = nk[j];
+            switch (l) {
+            case TRN_LOSS_BPR:
+                s += softplus(n - p);
+                break;
+            case TRN_LOSS_BCE:
+                s += softplus(n);
+                break;
+            case TRN_LOSS_MARGIN:
+                s += fmax(0.0, margin - p + n);
+                break;
+            }
         }
+        sum += s;
     }
-    return b > 0 ? sum / b : 0.0;
+    return b > 0 ? sum / pair_count(l, b, nneg) : 0.0;
 }
 
 void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, const float *pos,
-                       const float *neg, int b, float margin)
+                       const float *neg, int b, int nneg, float margin)
 {
     if (b <= 0)
         return;
-    const double scale = (double)dloss / b;
+    const double scale = (double)dloss / pair_count(l, b, nneg);
     for (int k = 0; k < b; k++) {
-        double p = pos[k], n = neg[k], gp = 0, gn = 0;
-        switch (l) {
-        case TRN_LOSS_BPR:
-            gn = sigmoid(n - p);
-            gp = -gn;
-            break;
-        case TRN_LOSS_BCE:
-            gp = -sigmoid(-p);
-            gn = sigmoid(n);
-            break;
-        case TRN_LOSS_MARGIN:
-            if (margin - p + n > 0) {
-                gp = -1;
-                gn = 1;
+        const double p = pos[k];
+        const float *nk = neg + (size_t)k * nneg;
+        float *dnk = dneg + (size_t)k * nneg;
+        double gp = l == TRN_LOSS_BCE ? -sigmoid(-p) : 0;
+        for (int j = 0; j < nneg; j++) {
+            double n = nk[j], gn = 0;
+            switch (l) {
+            case TRN_LOSS_BPR:
+                gn = sigmoid(n - p);
+                gp -= gn;
+                break;
+            case TRN_LOSS_BCE:
+                gn = sigmoid(n);
+                break;
+            case TRN_LOSS_MARGIN:
+                if (margin - p + n > 0) {
+                    gp -= 1;
+                    gn = 1;
+                }
+                break;
             }
-            break;
+            dnk[j] += (float)(scale * gn);
         }
         dpos[k] += (float)(scale * gp);
-        dneg[k] += (float)(scale * gn);
     }
 }
 

@@ -10,20 +10,25 @@
 
 typedef enum { TRN_LOSS_BPR, TRN_LOSS_BCE, TRN_LOSS_MARGIN } trn_loss_t;
 
-/* Parses "bpr", "bce" or "margin"; returns -1 for anything else. */
-int trn_loss_parse(const char *s);
+/* The names in enum order, as the "loss" row of a hyper-parameter table lists them. */
+#define TRN_LOSS_CHOICES "bpr|bce|margin"
+
 const char *trn_loss_name(trn_loss_t l);
 
-/* Mean over the b triples of the loss of (positive score pos[k], negative score neg[k]):
- *   bpr:    softplus(neg - pos)                         (Rendle et al., as LightGCN)
- *   bce:    softplus(-pos) + softplus(neg)              (-log s(pos) - log(1 - s(neg)))
- *   margin: max(0, margin - pos + neg)                  (hinge)
- * Computed in double; softplus is evaluated stably for large arguments. */
-double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, float margin);
+/* The loss of b positives, each with nneg negatives: positive scores pos[b], negative scores
+ * neg[b x nneg] (row k holds positive k's negatives):
+ *   bpr:    mean over the b * nneg pairs of softplus(neg - pos)      (Rendle et al., as LightGCN)
+ *   bce:    (sum over k of softplus(-pos[k]) + sum over j of softplus(neg[k][j])) / b
+ *           (-log s(pos) - log(1 - s(neg)), the pointwise protocol of NCF)
+ *   margin: mean over the pairs of max(0, margin - pos + neg)          (hinge)
+ * With nneg 1 each is the familiar per-triple loss. Computed in double; softplus is evaluated
+ * stably for large arguments. */
+double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, int nneg,
+                        float margin);
 
-/* dpos[k] += dloss * d(loss)/d(pos[k]), dneg likewise, for the mean above. */
+/* dpos[k] += dloss * d(loss)/d(pos[k]), dneg[k * nneg + j] likewise, for the loss above. */
 void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, const float *pos,
-                       const float *neg, int b, float margin);
+                       const float *neg, int b, int nneg, float margin);
 
 /* score[k] = dot(emb[ra[k]], emb[rb[k]]) for k < b; emb is [rows x dim]. */
 void trn_dot_forward(float *score, const float *emb, const int32_t *ra, const int32_t *rb, int b,

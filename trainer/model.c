@@ -6,37 +6,32 @@
 
 extern const trn_model_ops_t trn_lightgcn_ops;
 
-static const trn_model_ops_t *const models[] = {&trn_lightgcn_ops};
+/* Every model kind: adding one is a file and a line here. */
+static const trn_model_ops_t *const models[] = {
+    &trn_lightgcn_ops,
+};
 
-#define N_MODELS (sizeof models / sizeof models[0])
-
-trn_hparams_t trn_hparams_defaults(void)
-{
-    return (trn_hparams_t){.model = "lightgcn",
-                           .dim = 64,
-                           .layers = 3,
-                           .lr = 1e-3f,
-                           .decay = 1e-4f,
-                           .margin = 1.0f,
-                           .loss = TRN_LOSS_BPR,
-                           .batch = 2048,
-                           .seed = 2020,
-                           .threads = 1};
-}
+#define N_MODELS ((int)(sizeof models / sizeof models[0]))
 
 const trn_model_ops_t *trn_model_find(const char *kind)
 {
-    for (size_t i = 0; i < N_MODELS; i++)
+    for (int i = 0; i < N_MODELS; i++)
         if (strcmp(models[i]->kind, kind) == 0)
             return models[i];
     return NULL;
 }
 
+const trn_model_ops_t *const *trn_model_all(int *n)
+{
+    *n = N_MODELS;
+    return models;
+}
+
 const char *trn_model_kinds(void)
 {
-    static char buf[256];
+    static char buf[512];
     if (!buf[0])
-        for (size_t i = 0; i < N_MODELS; i++) {
+        for (int i = 0; i < N_MODELS; i++) {
             if (i)
                 strcat(buf, " ");
             strcat(buf, models[i]->kind);
@@ -44,47 +39,70 @@ const char *trn_model_kinds(void)
     return buf;
 }
 
-trn_model_t *trn_model_new(const eng_csr_t *train, const trn_hparams_t *hp, eng_error_t *err)
+static const struct {
+    unsigned bit;
+    const char *what;
+} needs[] = {
+    {TRN_NEEDS_USER_ATTRS, "user attributes"},
+    {TRN_NEEDS_ITEM_ATTRS, "item attributes"},
+    {TRN_NEEDS_SOCIAL, "user-user edges"},
+    {TRN_NEEDS_KG, "a knowledge graph"},
+};
+
+/* The first input ops needs that in lacks, or NULL. */
+static const char *missing_input(const trn_model_ops_t *ops, const trn_inputs_t *in)
 {
-    const trn_model_ops_t *ops = trn_model_find(hp->model);
-    if (!ops) {
-        eng_error_set(err, ENG_EINVAL, "unknown model '%s' (known: %s)", hp->model,
-                      trn_model_kinds());
-        return NULL;
-    }
-    if (hp->dim < 1 || hp->dim > 4096 || hp->layers < 0 || hp->layers > 16 || hp->batch < 1 ||
-        !(hp->lr > 0) || !(hp->decay >= 0)) {
-        eng_error_set(err, ENG_EINVAL,
-                      "bad settings: need 1 <= dim <= 4096, 0 <= layers <= 16, batch >= 1, "
-                      "lr > 0, decay >= 0");
+    const void *have[] = {in->user_attrs, in->item_attrs, in->social, in->kg};
+    _Static_assert(sizeof have / sizeof *have == sizeof needs / sizeof *needs, "one per input");
+    for (size_t i = 0; i < sizeof needs / sizeof *needs; i++)
+        if ((ops->needs & needs[i].bit) && !have[i])
+            return needs[i].what;
+    return NULL;
+}
+
+trn_model_t *trn_model_new(const trn_model_ops_t *ops, const void *cfg, const trn_inputs_t *in,
+                           uint64_t seed, int threads, eng_error_t *err)
+{
+    const char *missing = missing_input(ops, in);
+    if (missing) {
+        eng_error_set(err, ENG_EINVAL, "model %s needs %s", ops->kind, missing);
         return NULL;
     }
     trn_model_t *m = calloc(1, sizeof *m);
-    if (!m)
+    void *c = malloc(ops->config_size);
+    if (!m || !c) {
+        free(c);
         goto nomem;
+    }
+    memcpy(c, cfg, ops->config_size);
     m->ops = ops;
-    m->hp = *hp;
-    m->n_users = train->rows;
-    m->n_items = train->cols;
-    m->n_params = ops->n_params(train->rows, train->cols, hp);
-    m->params = calloc(4 * m->n_params, sizeof *m->params);
+    m->cfg = c;
+    m->hp = c;
+    m->in = in;
+    m->n_users = in->train->rows;
+    m->n_items = in->train->cols;
+    m->seed = seed;
+    m->threads = threads > 0 ? threads : 1;
+    m->n_params = ops->n_params(in, cfg);
+    m->params = calloc(4 * (m->n_params ? m->n_params : 1), sizeof *m->params);
     if (!m->params)
         goto nomem;
     m->grads = m->params + m->n_params;
     m->adam_m = m->grads + m->n_params;
     m->adam_v = m->adam_m + m->n_params;
-    m->adam = eng_adam_defaults(hp->lr);
-    int rc = ops->init(m, train);
+    m->adam = eng_adam_defaults(m->hp->lr);
+    eng_error_t e = {0};
+    int rc = ops->init(m, &e);
     if (rc == ENG_ENOMEM)
         goto nomem;
     if (rc < 0) {
-        eng_error_set(err, rc, "%s: initialisation failed: %s", ops->kind, eng_strerror(rc));
+        eng_error_set(err, rc, "%s: %s", ops->kind, eng_error_text(&e, rc));
         trn_model_free(m);
         return NULL;
     }
     return m;
 nomem:
-    eng_error_set(err, ENG_ENOMEM, "out of memory building the %s model", hp->model);
+    eng_error_set(err, ENG_ENOMEM, "out of memory building the %s model", ops->kind);
     trn_model_free(m);
     return NULL;
 }
@@ -95,6 +113,7 @@ void trn_model_free(trn_model_t *m)
         return;
     if (m->impl)
         m->ops->free_impl(m->impl);
+    free((void *)m->cfg);
     free(m->params);
     free(m);
 }
@@ -102,8 +121,24 @@ void trn_model_free(trn_model_t *m)
 double trn_model_step(trn_model_t *m, const trn_batch_t *b)
 {
     memset(m->grads, 0, m->n_params * sizeof *m->grads);
-    double loss = m->ops->batch_grad(m, b);
-    eng_adam_update(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params,
-                    m->hp.threads);
+    double reg;
+    double loss = m->ops->batch_grad(m, b, &reg);
+    eng_adam_update(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->threads);
     return loss;
+}
+
+int trn_model_vectors(trn_model_t *m, float **user_vecs, float **item_vecs)
+{
+    const size_t dim = (size_t)m->ops->vec_dim(m->cfg);
+    float *uv = malloc(((size_t)m->n_users * dim + 1) * sizeof *uv);
+    float *iv = malloc(((size_t)m->n_items * dim + 1) * sizeof *iv);
+    int rc = uv && iv ? m->ops->vectors(m, uv, iv) : ENG_ENOMEM;
+    if (rc < 0) {
+        free(uv);
+        free(iv);
+        uv = iv = NULL;
+    }
+    *user_vecs = uv;
+    *item_vecs = iv;
+    return rc;
 }

@@ -1,56 +1,105 @@
-/* The trainable-model interface: what every graph model implements, and the parameter block.
+/* The trainable-model interface: what a model declares, and the parameter block.
  *
- * A model's weights live in one block `params` of n_params floats; `grads`, `adam_m` and `adam_v`
+ * A model is one file holding a trn_model_ops_t plus one line in the table in model.c. It
+ * declares
+ *   - its hyper-parameters: a config struct starting with trn_common_hp_t and a table describing
+ *     every field (trainer/hparams.h), from which the command builds flags, help and `params`;
+ *   - the inputs it needs: bits of trn_inputs_t beyond the interaction graph;
+ *   - its training step over a batch of (user, positive, nneg negatives) from the shared sampler;
+ *   - what it publishes: the vectors the server ranks with by inner product, and named views of
+ *     its parameter block, each published with its optimizer moments (trainer/publish.h).
+ *
+ * The weights live in one block `params` of n_params floats; `grads`, `adam_m` and `adam_v`
  * mirror its layout in the same allocation, so a step is: zero grads, the model's forward and
- * backward into grads, one flat Adam loop. Adding a model means adding a file with a
- * trn_model_ops_t and one line in the table in model.c. */
+ * backward into grads, one flat Adam loop. */
 #ifndef GNNREC_TRAINER_MODEL_H
 #define GNNREC_TRAINER_MODEL_H
 
 #include "engine/adam.h"
 #include "engine/csr.h"
 #include "engine/err.h"
+#include "trainer/hparams.h"
 #include "trainer/loss.h"
 #include "trainer/sampler.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Knowledge-graph triples (head, relation, tail) over dense entity and relation indices. */
 typedef struct {
-    const char *model; /* model kind, e.g. "lightgcn" */
-    int dim, layers;
-    float lr, decay, margin;
-    trn_loss_t loss;
-    int batch;
-    uint64_t seed;
-    int threads;
-} trn_hparams_t;
+    int64_t n;
+    const int32_t *head, *rel, *tail; /* [n] */
+    int32_t n_entities, n_relations;
+    const int32_t *item_entity; /* [n_items]: each item's entity */
+} trn_triples_t;
 
-/* The paper's LightGCN defaults: dim 64, 3 layers, lr 1e-3, decay 1e-4, batch 2048, BPR. */
-trn_hparams_t trn_hparams_defaults(void);
+/* What a model trains on. Everything is borrowed and outlives the model. Side data is NULL when
+ * the run has none; the model's `needs` says which it requires. */
+typedef struct {
+    const eng_csr_t *train;      /* [n_users x n_items] each user's training items, sorted */
+    const eng_csr_t *user_attrs; /* [n_users x n_user_values] attribute values of each user */
+    const eng_csr_t *item_attrs; /* [n_items x n_item_values] attribute values of each item */
+    const eng_csr_t *social;     /* [n_users x n_users] user-user edges */
+    const trn_triples_t *kg;     /* knowledge graph with the item -> entity map */
+} trn_inputs_t;
+
+enum {
+    TRN_NEEDS_USER_ATTRS = 1 << 0,
+    TRN_NEEDS_ITEM_ATTRS = 1 << 1,
+    TRN_NEEDS_SOCIAL = 1 << 2,
+    TRN_NEEDS_KG = 1 << 3,
+};
+
+/* Whose rows a view's (or a published tensor's) first dimension indexes: publishing keeps only
+ * the rows of trained users and items (those with a training interaction). */
+typedef enum { TRN_ROWS_NONE, TRN_ROWS_USERS, TRN_ROWS_ITEMS } trn_rows_t;
+
+/* A named [rows x cols] slice of the parameter block, starting at float `offset`. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    int64_t rows, cols;
+    trn_rows_t rows_of;
+} trn_view_t;
+
+#define TRN_MAX_VIEWS 32
 
 typedef struct trn_model trn_model_t;
 
 typedef struct {
-    const char *kind;
-    /* Number of parameters for this data and these settings. */
-    size_t (*n_params)(int32_t n_users, int32_t n_items, const trn_hparams_t *hp);
-    /* Initialises m->params and builds m->impl from train (borrowed; outlives the model). */
-    int (*init)(trn_model_t *m, const eng_csr_t *train);
-    /* Forward and backward for one batch: ADDS the gradient of (mean ranking loss + regulariser)
-     * into m->grads and returns the mean ranking loss (the regulariser excluded, as the papers
-     * report it). */
-    double (*batch_grad)(trn_model_t *m, const trn_batch_t *b);
-    /* Final vectors, scored by inner product: user_vecs [n_users x dim], item_vecs [n_items x
-     * dim] (any model-specific head folded in). */
+    const char *kind;  /* [a-z0-9_]: the --model name and the store's kind */
+    const char *about; /* one line for help: the model and its paper */
+    const trn_hparam_t *hparams;
+    int n_hparams;
+    size_t config_size; /* bytes of the config struct the table describes */
+    unsigned needs;     /* TRN_NEEDS_* */
+    /* Parameters for these inputs and settings. */
+    size_t (*n_params)(const trn_inputs_t *in, const void *cfg);
+    /* Length of the published user and item vectors. */
+    int (*vec_dim)(const void *cfg);
+    /* Initialises m->params (from m->seed) and builds m->impl; returns 0, ENG_ENOMEM, or another
+     * negative code with err filled. */
+    int (*init)(trn_model_t *m, eng_error_t *err);
+    /* Forward and backward for one batch: ADDS the gradient of (mean loss + regulariser) into
+     * m->grads, stores the regulariser's value in *reg and returns the mean loss (reported
+     * without the regulariser, as the papers do). */
+    double (*batch_grad)(trn_model_t *m, const trn_batch_t *b, double *reg);
+    /* Final vectors, scored by inner product: user_vecs [n_users x vec_dim], item_vecs [n_items x
+     * vec_dim] (any model-specific head folded in). Returns 0 or a negative code. */
     int (*vectors)(trn_model_t *m, float *user_vecs, float *item_vecs);
+    /* Named views of the parameter block into out[TRN_MAX_VIEWS]; returns their count. */
+    int (*views)(const trn_model_t *m, trn_view_t *out);
     void (*free_impl)(void *impl);
 } trn_model_ops_t;
 
 struct trn_model {
     const trn_model_ops_t *ops;
-    trn_hparams_t hp;
+    const void *cfg;           /* the kind's config struct (owned copy) */
+    const trn_common_hp_t *hp; /* its common part: cfg itself */
+    const trn_inputs_t *in;    /* borrowed */
     int32_t n_users, n_items;
+    uint64_t seed;
+    int threads;
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v; /* views into one allocation of 4 * n_params */
     eng_adam_t adam;
@@ -60,15 +109,23 @@ struct trn_model {
 /* The ops for a kind name, or NULL when unknown. */
 const trn_model_ops_t *trn_model_find(const char *kind);
 
+/* Every registered kind, in table order: *n gets the count. */
+const trn_model_ops_t *const *trn_model_all(int *n);
+
 /* A space-separated list of the known kinds (for help and error messages). */
 const char *trn_model_kinds(void);
 
-/* A new model of kind hp->model over train (borrowed; must outlive the model); NULL on failure
- * with err filled (unknown kind, bad settings, out of memory). */
-trn_model_t *trn_model_new(const eng_csr_t *train, const trn_hparams_t *hp, eng_error_t *err);
+/* A new model of kind ops over in (borrowed; must outlive the model) with settings cfg (copied;
+ * ops->config_size bytes). NULL on failure with err filled (missing input, out of memory). */
+trn_model_t *trn_model_new(const trn_model_ops_t *ops, const void *cfg, const trn_inputs_t *in,
+                           uint64_t seed, int threads, eng_error_t *err);
 void trn_model_free(trn_model_t *m);
 
 /* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. */
 double trn_model_step(trn_model_t *m, const trn_batch_t *b);
+
+/* The model's final vectors into new arrays *user_vecs and *item_vecs (free both with free);
+ * returns 0 or a negative code (both NULL then). */
+int trn_model_vectors(trn_model_t *m, float **user_vecs, float **item_vecs);
 
 #endif

@@ -1,4 +1,4 @@
-/* Training triples for pairwise losses. */
+/* Training examples: (user, positive, negatives). */
 #include "trainer/sampler.h"
 #include "engine/err.h"
 
@@ -50,23 +50,26 @@ void trn_sampler_next(trn_sampler_t *s, trn_batch_t *b, int n)
     for (int k = 0; k < n; k++) {
         int32_t u = s->users[eng_rng_below(&s->rng, (uint32_t)s->n_users)];
         int64_t deg = t->ptr[u + 1] - t->ptr[u];
-        int32_t neg;
-        do
-            neg = (int32_t)eng_rng_below(&s->rng, (uint32_t)t->cols);
-        while (eng_csr_has(t, u, neg));
+        for (int j = 0; j < b->nneg; j++) {
+            int32_t neg;
+            do
+                neg = (int32_t)eng_rng_below(&s->rng, (uint32_t)t->cols);
+            while (eng_csr_has(t, u, neg));
+            b->neg[(size_t)k * b->nneg + j] = neg;
+        }
         b->users[k] = u;
         b->pos[k] = t->idx[t->ptr[u] + (int64_t)eng_rng_below(&s->rng, (uint32_t)deg)];
-        b->neg[k] = neg;
     }
     b->n = n;
 }
 
-int trn_batch_alloc(trn_batch_t *b, int n)
+int trn_batch_alloc(trn_batch_t *b, int n, int nneg)
 {
     b->n = 0;
+    b->nneg = nneg;
     b->users = malloc((size_t)n * sizeof *b->users);
     b->pos = malloc((size_t)n * sizeof *b->pos);
-    b->neg = malloc((size_t)n * sizeof *b->neg);
+    b->neg = malloc((size_t)n * (size_t)nneg * sizeof *b->neg);
     if (!b->users || !b->pos || !b->neg) {
         trn_batch_free(b);
         return ENG_ENOMEM;

@@ -1,7 +1,7 @@
-/* Training triples for pairwise losses: (user, positive item, negative item).
+/* Training examples: (user, positive item, nneg negative items).
  *
  * As the LightGCN code: the user uniform over users with at least one training item, the
- * positive uniform over that user's items, the negative uniform over all items, redrawn while it
+ * positive uniform over that user's items, each negative uniform over all items, redrawn while it
  * is one of the user's training items. */
 #ifndef GNNREC_TRAINER_SAMPLER_H
 #define GNNREC_TRAINER_SAMPLER_H
@@ -10,8 +10,10 @@
 #include "engine/rng.h"
 
 typedef struct {
-    int n;                      /* triples in the batch */
-    int32_t *users, *pos, *neg; /* [n]; items as item indices 0..n_items-1 */
+    int n;                /* examples in the batch */
+    int nneg;             /* negatives per example */
+    int32_t *users, *pos; /* [n]; items as item indices 0..n_items-1 */
+    int32_t *neg;         /* [n x nneg]: example k's negatives are neg[k * nneg ..] */
 } trn_batch_t;
 
 typedef struct trn_sampler trn_sampler_t;
@@ -24,11 +26,13 @@ void trn_sampler_free(trn_sampler_t *s);
 /* Number of users that can be drawn (0: no triple can be formed). */
 int32_t trn_sampler_users(const trn_sampler_t *s);
 
-/* Fills b->users/pos/neg[0..n) (capacity provided by the caller) and sets b->n = n. */
+/* Fills the first n examples of b (capacity provided by the caller), b->nneg negatives each, and
+ * sets b->n = n. */
 void trn_sampler_next(trn_sampler_t *s, trn_batch_t *b, int n);
 
-/* Allocates a batch with capacity n (free with trn_batch_free); returns 0 or ENG_ENOMEM. */
-int trn_batch_alloc(trn_batch_t *b, int n);
+/* Allocates a batch for n examples of nneg negatives (free with trn_batch_free); returns 0 or
+ * ENG_ENOMEM. */
+int trn_batch_alloc(trn_batch_t *b, int n, int nneg);
 void trn_batch_free(trn_batch_t *b);
 
 #endif

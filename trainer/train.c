@@ -7,12 +7,11 @@
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
                        trn_metrics_t *out)
 {
-    const int dim = m->hp.dim;
-    float *uv = malloc((size_t)m->n_users * dim * sizeof *uv);
-    float *iv = malloc((size_t)m->n_items * dim * sizeof *iv);
-    int rc = ENG_ENOMEM;
-    if (uv && iv && (rc = m->ops->vectors(m, uv, iv)) == ENG_OK)
-        rc = trn_eval_ranking(uv, iv, dim, d->train, d->test, ks, nk, m->hp.threads, out);
+    float *uv, *iv;
+    int rc = trn_model_vectors(m, &uv, &iv);
+    if (rc == ENG_OK)
+        rc = trn_eval_ranking(uv, iv, m->ops->vec_dim(m->cfg), d->train, d->test, ks, nk,
+                              m->threads, out);
     free(uv);
     free(iv);
     return rc;
@@ -21,10 +20,11 @@ int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int n
 int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
                   trn_epoch_t *epochs, eng_error_t *err)
 {
-    trn_sampler_t *s = trn_sampler_new(d->train, m->hp.seed);
+    const int batch = m->hp->batch;
+    trn_sampler_t *s = trn_sampler_new(d->train, m->seed);
     trn_batch_t b = {0};
     int rc = ENG_ENOMEM;
-    if (!s || trn_batch_alloc(&b, m->hp.batch) != ENG_OK) {
+    if (!s || trn_batch_alloc(&b, batch, m->hp->negatives) != ENG_OK) {
         eng_error_set(err, rc, "out of memory allocating the sampler");
         goto done;
     }
@@ -33,7 +33,7 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         goto done;
     }
     const int64_t n_train = d->train->nnz;
-    int n_batches = (int)((n_train + m->hp.batch - 1) / m->hp.batch);
+    int n_batches = (int)((n_train + batch - 1) / batch);
     if (o->max_batches > 0 && o->max_batches < n_batches)
         n_batches = o->max_batches;
     for (int ep = 1; ep <= o->epochs; ep++) {
@@ -41,8 +41,8 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         *e = (trn_epoch_t){.epoch = ep};
         double t0 = eng_now(), total = 0;
         for (int k = 0; k < n_batches; k++) {
-            int64_t left = n_train - (int64_t)k * m->hp.batch;
-            int n = left < m->hp.batch ? (int)left : m->hp.batch;
+            int64_t left = n_train - (int64_t)k * batch;
+            int n = left < batch ? (int)left : batch;
             trn_sampler_next(s, &b, n);
             double loss = trn_model_step(m, &b);
             total += loss;

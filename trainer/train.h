@@ -1,8 +1,8 @@
 /* The training loop: epochs of sampled batches, periodic evaluation, callbacks for progress.
  *
- * An epoch draws as many triples as there are training interactions (users uniform), in batches
- * of hp.batch with a smaller last batch, as the LightGCN code. Nothing here prints: the caller
- * sees progress through the callbacks. */
+ * An epoch draws as many positives as there are training interactions (users uniform), in batches
+ * of the model's `batch` setting with a smaller last batch, as the LightGCN code. Nothing here
+ * prints: the caller sees progress through the callbacks. */
 #ifndef GNNREC_TRAINER_TRAIN_H
 #define GNNREC_TRAINER_TRAIN_H
 

@@ -1,13 +1,13 @@
 /* Training progress: terminal bar or plain lines. */
-#include "trainer/progress.h"
+#include "cli/progress.h"
 #include "engine/clock.h"
 
 #include <stdarg.h>
 #include <unistd.h>
 
-void trn_progress_init(trn_progress_t *p, FILE *out, long total_batches, int quiet)
+void cli_progress_init(cli_progress_t *p, FILE *out, long total_batches, int quiet)
 {
-    *p = (trn_progress_t){.out = out, .quiet = quiet, .total = total_batches};
+    *p = (cli_progress_t){.out = out, .quiet = quiet, .total = total_batches};
     p->tty = !quiet && isatty(fileno(out));
     p->t_start = eng_now();
 }
@@ -21,7 +21,7 @@ static void format_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-void trn_progress_batch(trn_progress_t *p, int epoch, int epochs, double loss)
+void cli_progress_batch(cli_progress_t *p, int epoch, int epochs, double loss)
 {
     p->done++;
     if (!p->tty)
@@ -45,7 +45,7 @@ void trn_progress_batch(trn_progress_t *p, int epoch, int epochs, double loss)
     fflush(p->out);
 }
 
-void trn_progress_line(trn_progress_t *p, const char *fmt, ...)
+void cli_progress_line(cli_progress_t *p, const char *fmt, ...)
 {
     if (p->quiet)
         return;

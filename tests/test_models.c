@@ -1,0 +1,384 @@
+/* The conformance test every registered model passes (trainer/model.c's table), so that a new
+ * model gets these checks by being registered:
+ *   - its whole objective (mean loss + regulariser, as batch_grad reports them) against central
+ *     finite differences, for every parameter, with BPR and BCE and 1 or 3 negatives;
+ *   - its hyper-parameter table is well formed (defaults inside their ranges, names unique, the
+ *     common rows present) and parses values and rejects bad ones;
+ *   - the same seed and thread count give bit-identical vectors, twice in one process;
+ *   - publishing then loading gives back its vectors and parameter views for exactly the trained
+ *     users and items (an id only in the test file is not published), with sorted seen lists.
+ * tests/test_models_served.py adds the served side: the server's top-K equals `gnnrec recommend`.
+ *
+ * Pass criterion of the gradient check: |analytic - numeric| <= TOL_ABS + TOL_REL * max(|analytic|,
+ * |numeric|), eps 2e-3, float32 forward passes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "engine/rng.h"
+#include "storage/store.h"
+#include "trainer/data.h"
+#include "trainer/model.h"
+#include "trainer/publish.h"
+#include "trainer/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TOL_REL 1e-2
+#define TOL_ABS 2e-5
+
+/* A config for ops with its defaults, then each name=value pair applied; rows the kind lacks are
+ * skipped (a model without layers has no --layers). Free with free. */
+static void *config(const trn_model_ops_t *ops, const char *const *kv)
+{
+    void *cfg = malloc(ops->config_size);
+    assert_non_null(cfg);
+    trn_hp_defaults(ops->hparams, ops->n_hparams, cfg);
+    for (; kv && kv[0]; kv += 2) {
+        const trn_hparam_t *h = trn_hp_find(ops->hparams, ops->n_hparams, kv[0]);
+        if (h)
+            assert_int_equal(trn_hp_parse(h, cfg, kv[1], NULL), 0);
+    }
+    return cfg;
+}
+
+static void fill_normal(float *x, size_t n, double sd, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 7);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(sd * eng_rng_normal(&r));
+}
+
+/* A random bipartite graph in which every user and item has an edge. */
+static eng_csr_t *random_train(int32_t nu, int32_t ni, int per_user, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 9);
+    int64_t n = (int64_t)nu * per_user + ni, k = 0;
+    int32_t *us = malloc((size_t)n * sizeof *us), *is = malloc((size_t)n * sizeof *is);
+    for (int32_t u = 0; u < nu; u++)
+        for (int j = 0; j < per_user; j++, k++) {
+            us[k] = u;
+            is[k] = (int32_t)eng_rng_below(&r, (uint32_t)ni);
+        }
+    for (int32_t i = 0; i < ni; i++, k++) {
+        us[k] = (int32_t)eng_rng_below(&r, (uint32_t)nu);
+        is[k] = i;
+    }
+    eng_csr_t *m = eng_csr_from_pairs(nu, ni, us, is, n);
+    free(us);
+    free(is);
+    return m;
+}
+
+static int close_enough(double a, double n)
+{
+    double scale = fmax(fabs(a), fabs(n));
+    return fabs(a - n) <= TOL_ABS + TOL_REL * scale;
+}
+
+static double objective(trn_model_t *m, const trn_batch_t *b)
+{
+    double reg = 0;
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    double loss = m->ops->batch_grad(m, b, &reg);
+    return loss + reg;
+}
+
+static void check_gradient(const trn_model_ops_t *ops, const char *loss, const char *nneg)
+{
+    eng_csr_t *train = random_train(9, 8, 3, 31);
+    /* a large decay, so the regulariser's gradient is visible in the check */
+    const char *kv[] = {"dim", "4",         "batch", "5",      "decay", "0.5", "loss",
+                        loss,  "negatives", nneg,    "layers", "2",     NULL};
+    void *cfg = config(ops, kv);
+    trn_inputs_t in = {.train = train};
+    eng_error_t err = {0};
+    trn_model_t *m = trn_model_new(ops, cfg, &in, 2020, 2, &err);
+    if (!m)
+        fail_msg("%s: %s", ops->kind, err.msg);
+    /* larger weights than the usual init, so the scores are not all near zero */
+    fill_normal(m->params, m->n_params, 0.7, 32);
+    trn_sampler_t *s = trn_sampler_new(train, 33);
+    trn_batch_t b;
+    assert_int_equal(trn_batch_alloc(&b, m->hp->batch, m->hp->negatives), 0);
+    trn_sampler_next(s, &b, m->hp->batch);
+    objective(m, &b);
+    float *analytic = malloc(m->n_params * sizeof *analytic);
+    memcpy(analytic, m->grads, m->n_params * sizeof *analytic);
+    const float eps = 2e-3f;
+    int nonzero = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        float x0 = m->params[i];
+        m->params[i] = x0 + eps;
+        double fp = objective(m, &b);
+        m->params[i] = x0 - eps;
+        double fm = objective(m, &b);
+        m->params[i] = x0;
+        double numeric = (fp - fm) / (2.0 * (double)eps);
+        if (!close_enough(analytic[i], numeric))
+            fail_msg("%s %s negatives %s: d/dparam[%zu] analytic %.8g numeric %.8g", ops->kind,
+                     loss, nneg, i, analytic[i], numeric);
+        nonzero += fabsf(analytic[i]) > 1e-4f;
+    }
+    assert_true(nonzero > 0); /* the check compared real gradients, not zeros */
+    free(analytic);
+    trn_batch_free(&b);
+    trn_sampler_free(s);
+    trn_model_free(m);
+    free(cfg);
+    eng_csr_free(train);
+}
+
+static void test_gradients(void **state)
+{
+    (void)state;
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    assert_true(n >= 1);
+    for (int i = 0; i < n; i++) {
+        check_gradient(all[i], "bpr", "1");
+        check_gradient(all[i], "bpr", "3");
+        check_gradient(all[i], "bce", "3");
+    }
+}
+
+static void test_hparam_tables(void **state)
+{
+    (void)state;
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    const char *common[] = {"lr", "decay", "batch", "negatives", "loss", "margin"};
+    for (int i = 0; i < n; i++) {
+        const trn_model_ops_t *ops = all[i];
+        assert_non_null(trn_model_find(ops->kind));
+        assert_true(ops->config_size >= sizeof(trn_common_hp_t));
+        for (size_t c = 0; c < sizeof common / sizeof *common; c++)
+            if (!trn_hp_find(ops->hparams, ops->n_hparams, common[c]))
+                fail_msg("%s lacks the common setting %s", ops->kind, common[c]);
+        for (int r = 0; r < ops->n_hparams; r++) {
+            const trn_hparam_t *h = &ops->hparams[r];
+            assert_true(h->offset < ops->config_size);
+            assert_ptr_equal(trn_hp_find(ops->hparams, ops->n_hparams, h->name), h);
+            if (h->type != TRN_HP_CHOICE && !(h->def >= h->lo && h->def <= h->hi))
+                fail_msg("%s --%s: default %g outside [%g, %g]", ops->kind, h->name, h->def, h->lo,
+                         h->hi);
+            void *cfg = config(ops, NULL);
+            char text[64];
+            trn_hp_format(h, cfg, text, sizeof text); /* the default round-trips */
+            assert_int_equal(trn_hp_parse(h, cfg, text, NULL), 0);
+            eng_error_t err = {0};
+            assert_int_equal(trn_hp_parse(h, cfg, "bogus", &err), ENG_EINVAL);
+            assert_non_null(strstr(err.msg, h->name));
+            free(cfg);
+        }
+        void *cfg = config(ops, NULL);
+        json_t *o = json_object();
+        assert_int_equal(trn_hp_to_json(ops->hparams, ops->n_hparams, cfg, o), 0);
+        assert_int_equal((int)json_object_size(o), ops->n_hparams);
+        assert_string_equal(json_string_value(json_object_get(o, "loss")), "bpr");
+        json_decref(o);
+        free(cfg);
+    }
+}
+
+/* Small synthetic data: a few seconds of training for any model. */
+static trn_data_t *small_data(void)
+{
+    trn_synth_opts_t so = trn_synth_defaults();
+    so.n_users = 300;
+    so.n_items = 200;
+    so.per_user = 12;
+    trn_data_t *d = NULL;
+    assert_int_equal(trn_data_synthetic(&so, &d, NULL), 0);
+    return d;
+}
+
+static trn_model_t *trained(const trn_model_ops_t *ops, const trn_data_t *d, const trn_inputs_t *in,
+                            int threads)
+{
+    const char *kv[] = {"dim", "16", "batch", "256", NULL};
+    void *cfg = config(ops, kv);
+    eng_error_t err = {0};
+    trn_model_t *m = trn_model_new(ops, cfg, in, 7, threads, &err);
+    free(cfg);
+    if (!m)
+        fail_msg("%s: %s", ops->kind, err.msg);
+    trn_epoch_t ep[2];
+    trn_train_opts_t o = {.epochs = 2, .nk = 1, .ks = {20}};
+    assert_int_equal(trn_train_run(m, d, &o, ep, &err), 0);
+    return m;
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    trn_data_t *d = small_data();
+    trn_inputs_t in = {.train = d->train};
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    for (int i = 0; i < n; i++)
+        for (int threads = 1; threads <= 2; threads++) {
+            trn_model_t *a = trained(all[i], d, &in, threads),
+                        *b = trained(all[i], d, &in, threads);
+            float *au, *ai, *bu, *bi;
+            assert_int_equal(trn_model_vectors(a, &au, &ai), 0);
+            assert_int_equal(trn_model_vectors(b, &bu, &bi), 0);
+            size_t dim = (size_t)all[i]->vec_dim(a->cfg);
+            if (memcmp(au, bu, (size_t)a->n_users * dim * sizeof *au) != 0 ||
+                memcmp(ai, bi, (size_t)a->n_items * dim * sizeof *ai) != 0)
+                fail_msg("%s: two runs with seed 7 and %d threads differ", all[i]->kind, threads);
+            free(au), free(ai), free(bu), free(bi);
+            trn_model_free(a);
+            trn_model_free(b);
+        }
+    trn_data_free(d);
+}
+
+/* Data with a user (u_new) and an item (i_new) that only the test file has. */
+static trn_data_t *data_with_test_only_ids(const char *dir)
+{
+    char train[512], test[512];
+    snprintf(train, sizeof train, "%s/train.csv", dir);
+    snprintf(test, sizeof test, "%s/test.csv", dir);
+    FILE *f = fopen(train, "w");
+    assert_non_null(f);
+    eng_rng_t r;
+    eng_rng_seed(&r, 5, 0);
+    for (int u = 0; u < 40; u++)
+        for (int j = 0; j < 6; j++)
+            fprintf(f, "u%d,i%u\n", u, (unsigned)eng_rng_below(&r, 30));
+    fclose(f);
+    f = fopen(test, "w");
+    assert_non_null(f);
+    fprintf(f, "u1,i_new\nu_new,i3\nu2,i4\n");
+    fclose(f);
+    trn_data_opts_t o = {.train_path = train, .test_path = test};
+    trn_data_t *d = NULL;
+    eng_error_t err = {0};
+    if (trn_data_load(&o, &d, &err) < 0)
+        fail_msg("%s", err.msg);
+    return d;
+}
+
+static void test_publish_round_trip(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/gnnrec-models-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[600];
+    snprintf(path, sizeof path, "%s/store.sqlite", dir);
+    trn_data_t *d = data_with_test_only_ids(dir);
+    assert_true(eng_idmap_find(d->users, "u_new", 5) >= 0); /* the data has them... */
+    assert_true(eng_idmap_find(d->items, "i_new", 5) >= 0);
+    trn_inputs_t in = {.train = d->train};
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    sto_db_t *db = NULL;
+    eng_error_t err = {0};
+    assert_int_equal(sto_open(path, STO_READWRITE | STO_CREATE, &db, &err), 0);
+    for (int k = 0; k < n; k++) {
+        const trn_model_ops_t *ops = all[k];
+        trn_model_t *m = trained(ops, d, &in, 2);
+        int64_t version = 0;
+        trn_publish_opts_t po = {.name = ops->kind, .params_json = "{}", .metrics_json = "{}"};
+        if (trn_publish(db, m, d, &po, &version, &err) < 0)
+            fail_msg("%s: publish: %s", ops->kind, err.msg);
+        sto_model_t *s = NULL;
+        if (sto_load(db, ops->kind, version, NULL, &s, &err) < 0)
+            fail_msg("%s: load: %s", ops->kind, err.msg);
+        /* ...the version does not */
+        assert_int_equal(eng_idmap_find(s->users, "u_new", 5), -1);
+        assert_int_equal(eng_idmap_find(s->items, "i_new", 5), -1);
+        assert_int_equal(s->info.n_users, d->n_users - 1);
+        assert_int_equal(s->info.n_items, d->n_items - 1);
+        assert_string_equal(s->info.kind, ops->kind);
+        float *uv, *iv;
+        assert_int_equal(trn_model_vectors(m, &uv, &iv), 0);
+        const int dim = s->info.dim;
+        assert_int_equal(dim, ops->vec_dim(m->cfg));
+        trn_view_t views[TRN_MAX_VIEWS];
+        int nv = ops->views(m, views);
+        assert_true(nv >= 1);
+        for (int32_t u = 0; u < s->info.n_users; u++) {
+            const char *id = eng_idmap_name(s->users, u);
+            int32_t du = eng_idmap_find(d->users, id, strlen(id));
+            assert_true(du >= 0);
+            assert_memory_equal(s->user_vecs + (size_t)u * dim, uv + (size_t)du * dim,
+                                (size_t)dim * sizeof(float));
+            /* the same items seen, under the version's item indices, sorted */
+            int64_t b = s->seen_ptr[u], e = s->seen_ptr[u + 1];
+            assert_int_equal(e - b, d->train->ptr[du + 1] - d->train->ptr[du]);
+            for (int64_t q = b; q < e; q++) {
+                const char *it = eng_idmap_name(s->items, s->seen_idx[q]);
+                int32_t di = eng_idmap_find(d->items, it, strlen(it));
+                assert_true(eng_csr_has(d->train, du, di));
+                assert_true(q == b || s->seen_idx[q] > s->seen_idx[q - 1]);
+            }
+        }
+        for (int32_t i = 0; i < s->info.n_items; i++) {
+            const char *id = eng_idmap_name(s->items, i);
+            int32_t di = eng_idmap_find(d->items, id, strlen(id));
+            assert_memory_equal(s->item_vecs + (size_t)i * dim, iv + (size_t)di * dim,
+                                (size_t)dim * sizeof(float));
+        }
+        /* every view as param, adam_m and adam_v, rows as the vectors' */
+        const char *prefix[3] = {"param", "adam_m", "adam_v"};
+        const float *block[3] = {m->params, m->adam_m, m->adam_v};
+        for (int p = 0; p < 3; p++)
+            for (int v = 0; v < nv; v++) {
+                char name[96];
+                snprintf(name, sizeof name, "%s.%s", prefix[p], views[v].name);
+                const sto_tensor_t *t = sto_model_tensor(s, name);
+                if (!t)
+                    fail_msg("%s: no tensor %s", ops->kind, name);
+                assert_int_equal(t->dtype, STO_F32);
+                assert_int_equal(t->ndim, 2);
+                assert_int_equal(t->shape[1], views[v].cols);
+                const eng_idmap_t *ids = views[v].rows_of == TRN_ROWS_USERS   ? s->users
+                                         : views[v].rows_of == TRN_ROWS_ITEMS ? s->items
+                                                                              : NULL;
+                const eng_idmap_t *src = views[v].rows_of == TRN_ROWS_USERS ? d->users : d->items;
+                assert_int_equal(t->shape[0], ids ? eng_idmap_size(ids) : views[v].rows);
+                for (int64_t r = 0; r < t->shape[0]; r++) {
+                    int64_t from = r;
+                    if (ids) {
+                        const char *id = eng_idmap_name(ids, (int32_t)r);
+                        from = eng_idmap_find(src, id, strlen(id));
+                    }
+                    assert_memory_equal((const float *)t->data + r * t->shape[1],
+                                        block[p] + views[v].offset + from * views[v].cols,
+                                        (size_t)views[v].cols * sizeof(float));
+                }
+            }
+        const sto_tensor_t *step = sto_model_tensor(s, "adam.step");
+        assert_non_null(step);
+        assert_int_equal(*(const int64_t *)step->data, m->adam.step);
+        free(uv);
+        free(iv);
+        sto_model_free(s);
+        trn_model_free(m);
+    }
+    sto_close(db);
+    trn_data_free(d);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hparam_tables),
+        cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_publish_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

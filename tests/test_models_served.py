@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""The served side of the model conformance test (tests/test_models.c has the trainer side): for
+every model kind `gnnrec train --help` lists, train it on a small log whose test file has a user
+and an item that the training file lacks, publish, serve, and check that
+  - the server's top-K for every trained user equals `gnnrec recommend` for that version (same
+    items in the same order: one kernel offline and online);
+  - the user present only in the test file gets 404 from the server and is absent from
+    `gnnrec recommend` (exit 1, "unknown user"), and the test-only item is never recommended;
+  - `gnnrec models --json` counts only trained users and items.
+A new model kind gets these checks by being registered.
+
+Run: GNNREC_BIN=build/gnnrec /usr/bin/python3 tests/test_models_served.py
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import serverlib as sl  # noqa: E402
+
+BIN = sl.BIN
+
+
+def kinds():
+    out = subprocess.run([BIN, "train", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    section = out.split("\nmodels:\n", 1)[1]
+    return [line.split()[0] for line in section.splitlines() if line.strip()]
+
+
+def run(*args, check=True):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300 * sl.SLOW)
+    if check and p.returncode != 0:
+        raise AssertionError(f"gnnrec {' '.join(args)}: exit {p.returncode}: {p.stderr[-2000:]}")
+    return p
+
+
+class Conformance(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = sl.TempDir("gnnrec-models-")
+        cls.db = cls.tmp.join("store.sqlite")
+        rng = random.Random(3)
+        cls.users = [f"u{u}" for u in range(60)]
+        with open(cls.tmp.join("train.csv"), "w") as f:
+            for u in cls.users:
+                for i in rng.sample(range(40), 8):
+                    f.write(f"{u},i{i}\n")
+        with open(cls.tmp.join("test.csv"), "w") as f:
+            f.write("u1,i_new\nu_new,i3\nu2,i5\n")
+        cls.kinds = kinds()
+        assert "lightgcn" in cls.kinds, cls.kinds
+        for kind in cls.kinds:
+            run("train", "--model", kind, "--train", cls.tmp.join("train.csv"), "--test",
+                cls.tmp.join("test.csv"), "--dim", "16", "--lr", "0.01", "--epochs", "3",
+                "--threads", "1", "--quiet", "--db", cls.db, "--name", kind)
+        cls.server = sl.Server(cls.db, cls.tmp.path).start()
+        cls.client = cls.server.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+        cls.tmp.close()
+
+    def offline(self, kind, users, k=10):
+        """{user: [items]} from `gnnrec recommend`."""
+        out = run("recommend", "--db", self.db, "--name", kind, "--k", str(k), *users).stdout
+        got = {}
+        for line in out.splitlines():
+            m = re.match(r"user (\S+) \(\S+ v\d+\):(.*)", line)
+            self.assertIsNotNone(m, line)
+            got[m.group(1)] = re.findall(r" (\S+?)\([-0-9.e]+\)", m.group(2))
+        return got
+
+    def test_server_equals_recommend(self):
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                offline = self.offline(kind, self.users)
+                for u in self.users:
+                    r = self.client.get(f"/v1/users/{u}/recommendations?k=10&model={kind}")
+                    self.assertEqual(r.status, 200, r.body)
+                    online = [e["item"] for e in r.json()["items"]]
+                    self.assertEqual(online, offline[u], f"{kind} user {u}")
+                    self.assertNotIn("i_new", online)
+
+    def test_test_only_user_is_not_served(self):
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                r = self.client.get(f"/v1/users/u_new/recommendations?model={kind}")
+                self.assertEqual(r.status, 404, r.body)
+                self.assertIn("u_new", r.json()["error"]["message"])
+                r = self.client.get(f"/v1/items/i_new/similar?model={kind}")
+                self.assertEqual(r.status, 404, r.body)
+                p = run("recommend", "--db", self.db, "--name", kind, "u_new", "u1", check=False)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn("unknown user 'u_new'", p.stderr)
+                self.assertNotIn("user u_new", p.stdout)
+                self.assertIn("user u1", p.stdout)
+
+    def test_models_counts_trained_only(self):
+        listed = json.loads(run("models", "--db", self.db, "--json").stdout)
+        rows = listed["models"] if isinstance(listed, dict) else listed
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                row = [v for v in rows if v["name"] == kind][-1]
+                self.assertEqual(row["kind"], kind)
+                self.assertEqual(row["users"], 60)
+                self.assertEqual(row["items"], 40)
+
+
+if __name__ == "__main__":
+    sl.require_serve()
+    unittest.main(verbosity=2)
