@@ -432,12 +432,16 @@ static void models(req_t *r)
     for (int i = 0; i < n; i++) {
         const sto_version_info_t *in = &vs[i]->model->info;
         json_t *metrics = json_loads(in->metrics_json ? in->metrics_json : "{}", 0, NULL);
-        json_array_append_new(arr,
-                              json_pack("{ss,sI,ss,ss,ss,si,si,si,so}", "name", in->name, "version",
-                                        (json_int_t)in->version, "kind", in->kind, "created",
-                                        in->created, "loaded_at", vs[i]->loaded_at, "users",
-                                        in->n_users, "items", in->n_items, "dim", in->dim,
-                                        "metrics", metrics ? metrics : json_object()));
+        json_t *abilities = json_array();
+        for (int a = 0; a < SRV_ABILITY_COUNT; a++)
+            if (srv_kind_can(vs[i]->kind, a))
+                json_array_append_new(abilities, json_string(srv_ability_name(a)));
+        json_array_append_new(arr, json_pack("{ss,sI,ss,so,ss,ss,si,si,si,so}", "name", in->name,
+                                             "version", (json_int_t)in->version, "kind", in->kind,
+                                             "abilities", abilities, "created", in->created,
+                                             "loaded_at", vs[i]->loaded_at, "users", in->n_users,
+                                             "items", in->n_items, "dim", in->dim, "metrics",
+                                             metrics ? metrics : json_object()));
         srv_version_unref(vs[i]);
     }
     free(vs);

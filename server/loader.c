@@ -118,9 +118,13 @@ static void after(uv_work_t *w, int status)
     for (int i = 0; i < l->n_loaded; i++) {
         srv_version_t *v = l->loaded[i];
         const sto_version_info_t *in = &v->model->info;
-        srv_log("loaded %s v%lld (%d users, %d items, dim %d, %s kernel)", in->name,
-                (long long)in->version, in->n_users, in->n_items, in->dim,
+        srv_log("loaded %s v%lld (%s, %d users, %d items, dim %d, %s kernel)", in->name,
+                (long long)in->version, in->kind, in->n_users, in->n_items, in->dim,
                 eng_index_kernel(v->dot));
+        if (!v->kind->name)
+            srv_log("%s v%lld: kind '%s' is unknown to this build: served by inner product, "
+                    "with no fold-in or explain",
+                    in->name, (long long)in->version, in->kind);
         json_array_append_new(
             loaded, json_pack("{ss,sI}", "name", in->name, "version", (json_int_t)in->version));
         srv_metrics_reload(0);

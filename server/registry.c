@@ -18,6 +18,7 @@ srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err)
         goto nomem;
     v->model = m;
     const sto_version_info_t *in = &m->info;
+    v->kind = srv_kind_find(in->kind);
     v->dot = eng_index_new(m->item_vecs, in->n_items, in->dim, 0);
     v->cos = eng_index_new(m->item_vecs, in->n_items, in->dim, 1);
     if (!v->dot || !v->cos)

@@ -9,6 +9,7 @@
 #define GNNREC_SERVER_REGISTRY_H
 
 #include "engine/index.h"
+#include "server/kinds.h"
 #include "storage/store.h"
 
 #include <stdatomic.h>
@@ -16,10 +17,11 @@
 
 typedef struct {
     atomic_int refs;
-    sto_model_t *model; /* ids, vectors, seen lists, info */
-    eng_index_t *dot;   /* item vectors laid out for top-K by inner product */
-    eng_index_t *cos;   /* unit item vectors, for similar items */
-    char loaded_at[32]; /* ISO-8601 UTC */
+    sto_model_t *model;     /* ids, vectors, seen lists, info */
+    const srv_kind_t *kind; /* the row of model->info.kind (the fallback row when unknown) */
+    eng_index_t *dot;       /* item vectors laid out for top-K by inner product */
+    eng_index_t *cos;       /* unit item vectors, for similar items */
+    char loaded_at[32];     /* ISO-8601 UTC */
     double loaded_unix;
 } srv_version_t;
 

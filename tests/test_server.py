@@ -461,7 +461,7 @@ class TestEndpoints(ServerCase):
         e = models[0]
         want = {"name": MODEL, "version": self.m.version, "kind": self.m.kind,
                 "users": self.m.n_users, "items": self.m.n_items, "dim": self.m.dim,
-                "created": self.m.created}
+                "created": self.m.created, "abilities": []}  # lightgcn: no fold-in, no explain
         self.assertEqual({k: e[k] for k in want}, want)
         self.assertEqual(e["metrics"].keys(), self.m.metrics.keys())
         for key, value in self.m.metrics.items():

@@ -1,0 +1,109 @@
+/* Tests of the server's model versions (server/registry.c) and kinds table (server/kinds.c),
+ * without a server: what a version is built from and what it keeps, the kind rows and the
+ * fallback for a kind this build does not know. */
+#include "server/kinds.h"
+#include "server/registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+enum { N_USERS = 3, N_ITEMS = 70, DIM = 5 }; /* 70 items: two groups of panels, the last padded */
+
+/* A model as sto_load would return it: kind as given, every vector component distinct. */
+static sto_model_t *toy_model(const char *name, int64_t version, const char *kind)
+{
+    sto_model_t *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->info = (sto_version_info_t){.name = strdup(name),
+                                   .kind = strdup(kind),
+                                   .created = strdup("2026-01-01T00:00:00Z"),
+                                   .version = version,
+                                   .n_users = N_USERS,
+                                   .n_items = N_ITEMS,
+                                   .dim = DIM,
+                                   .params_json = strdup("{}"),
+                                   .metrics_json = strdup("{}")};
+    m->users = eng_idmap_new();
+    m->items = eng_idmap_new();
+    m->user_vecs = malloc(N_USERS * DIM * sizeof(float));
+    m->item_vecs = malloc(N_ITEMS * DIM * sizeof(float));
+    m->seen_ptr = calloc(N_USERS + 1, sizeof(int64_t));
+    m->seen_idx = malloc(sizeof(int32_t));
+    assert_true(m->info.name && m->info.kind && m->users && m->items && m->user_vecs &&
+                m->item_vecs && m->seen_ptr && m->seen_idx);
+    char id[16];
+    for (int u = 0; u < N_USERS; u++) {
+        snprintf(id, sizeof id, "u%d", u);
+        assert_int_equal(eng_idmap_intern(m->users, id, strlen(id)), u);
+    }
+    for (int i = 0; i < N_ITEMS; i++) {
+        snprintf(id, sizeof id, "i%d", i);
+        assert_int_equal(eng_idmap_intern(m->items, id, strlen(id)), i);
+    }
+    for (int k = 0; k < N_USERS * DIM; k++)
+        m->user_vecs[k] = 0.25f * (float)k - 1.0f;
+    for (int k = 0; k < N_ITEMS * DIM; k++)
+        m->item_vecs[k] = 0.5f * (float)(k % 17) - 0.125f * (float)k;
+    return m;
+}
+
+static void test_kinds_table(void **state)
+{
+    (void)state;
+    for (const char *const *name = (const char *const[]){"lightgcn", "mf", NULL}; *name; name++) {
+        const srv_kind_t *k = srv_kind_find(*name);
+        assert_non_null(k->name);
+        assert_string_equal(k->name, *name);
+        /* no kind has an ability yet: the routes answer 422 for all of them */
+        for (int a = 0; a < SRV_ABILITY_COUNT; a++)
+            assert_false(srv_kind_can(k, a));
+        assert_null(k->tensors[0]);
+    }
+    for (const char *const *name = (const char *const[]){"kgat", "LightGCN", "", NULL}; *name;
+         name++) {
+        const srv_kind_t *k = srv_kind_find(*name);
+        assert_null(k->name);
+        assert_int_equal(k->abilities, 0);
+        assert_null(k->tensors[0]);
+    }
+    assert_ptr_equal(srv_kind_find(NULL), srv_kind_find("kgat"));
+    assert_string_equal(srv_ability_name(SRV_ABILITY_FOLD_IN), "fold-in");
+    assert_string_equal(srv_ability_name(SRV_ABILITY_EXPLAIN), "explain");
+    assert_string_equal(srv_ability_refusal(SRV_ABILITY_FOLD_IN), "fold in new users");
+    assert_string_equal(srv_ability_refusal(SRV_ABILITY_EXPLAIN), "explain recommendations");
+}
+
+/* A version points at its kind's row; an unknown kind gets the fallback row. */
+static void test_version_kind(void **state)
+{
+    (void)state;
+    eng_error_t err = {0};
+    srv_version_t *v = srv_version_new(toy_model("a", 1, "lightgcn"), &err);
+    assert_non_null(v);
+    assert_ptr_equal(v->kind, srv_kind_find("lightgcn"));
+    srv_version_t *w = srv_version_new(toy_model("b", 2, "from-the-future"), &err);
+    assert_non_null(w);
+    assert_null(w->kind->name);
+    assert_string_equal(w->model->info.kind, "from-the-future");
+    assert_int_equal(srv_versions_alive(), 2);
+    srv_version_unref(v);
+    srv_version_unref(w);
+    assert_int_equal(srv_versions_alive(), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kinds_table),
+        cmocka_unit_test(test_version_kind),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
