@@ -12,43 +12,62 @@
 #define MAX_K 1000
 #define MAX_SCORE_ITEMS 10000
 
-/* "/v1/users/{user}/recommendations" and "/v1/items/{item}/similar": the {id} segment, or NULL. */
-static const char *path_param(const char *url, const char *prefix, const char *suffix, size_t *len)
+#define GET "GET, HEAD"
+#define POST "POST"
+
+/* The paths of proto/openapi.yaml. In a path, "{}" stands for one non-empty segment (no '/'). */
+static const struct route {
+    const char *path;
+    srv_endpoint_t ep;
+    const char *allow; /* the methods it takes, for 405 and its Allow header */
+} routes[] = {
+    {"/v1/users/{}/recommendations", SRV_EP_RECOMMEND, GET},
+    {"/v1/items/{}/similar", SRV_EP_SIMILAR, GET},
+    {"/v1/score", SRV_EP_SCORE, POST},
+    {"/v1/models", SRV_EP_MODELS, GET},
+    {"/healthz", SRV_EP_HEALTHZ, GET},
+    {"/readyz", SRV_EP_READYZ, GET},
+    {"/metrics", SRV_EP_METRICS, GET},
+    {"/admin/reload", SRV_EP_RELOAD, POST},
+};
+
+enum { MAX_SEGS = 2 };
+
+/* Whether url matches path; on a match seg[i], len[i] are the i-th "{}" segment of url. */
+static int match(const char *url, const char *path, const char **seg, size_t *len)
 {
-    size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
-    if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0)
-        return NULL;
-    const char *id = url + pl;
-    *len = ul - pl - sl;
-    if (memchr(id, '/', *len))
-        return NULL;
-    return id;
+    for (int n = 0; *path;) {
+        if (path[0] == '{' && path[1] == '}') {
+            size_t l = strcspn(url, "/");
+            if (l == 0 || n == MAX_SEGS)
+                return 0;
+            seg[n] = url;
+            len[n++] = l;
+            url += l;
+            path += 2;
+        } else if (*url++ != *path++) {
+            return 0;
+        }
+    }
+    return *url == '\0';
+}
+
+/* The route of url and its segments, or NULL for an unknown path. */
+static const struct route *route(const char *url, const char **seg, size_t *len)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (match(url, routes[i].path, seg, len))
+            return &routes[i];
+    return NULL;
 }
 
 srv_endpoint_t srv_api_route(const char *url, const char **allow)
 {
-    size_t len;
-    static const char get[] = "GET, HEAD", post[] = "POST";
-    *allow = get;
-    if (path_param(url, "/v1/users/", "/recommendations", &len))
-        return SRV_EP_RECOMMEND;
-    if (path_param(url, "/v1/items/", "/similar", &len))
-        return SRV_EP_SIMILAR;
-    if (strcmp(url, "/v1/models") == 0)
-        return SRV_EP_MODELS;
-    if (strcmp(url, "/healthz") == 0)
-        return SRV_EP_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0)
-        return SRV_EP_READYZ;
-    if (strcmp(url, "/metrics") == 0)
-        return SRV_EP_METRICS;
-    *allow = post;
-    if (strcmp(url, "/v1/score") == 0)
-        return SRV_EP_SCORE;
-    if (strcmp(url, "/admin/reload") == 0)
-        return SRV_EP_RELOAD;
-    *allow = NULL;
-    return SRV_EP_OTHER;
+    const char *seg[MAX_SEGS];
+    size_t len[MAX_SEGS];
+    const struct route *rt = route(url, seg, len);
+    *allow = rt ? rt->allow : NULL;
+    return rt ? rt->ep : SRV_EP_OTHER;
 }
 
 static const char *arg(req_t *r, const char *key)
@@ -214,10 +233,8 @@ static void submit(req_t *r, const eng_index_t *ix, const float *q, size_t k)
     }
 }
 
-static void recommend(req_t *r, const char *url)
+static void recommend(req_t *r, const char *uid, size_t ulen)
 {
-    size_t ulen;
-    const char *uid = path_param(url, "/v1/users/", "/recommendations", &ulen);
     long k = parse_k(r);
     int exclude_seen = k < 0 ? -1 : parse_bool(r, "exclude_seen", 1);
     if (k < 0 || exclude_seen < 0)
@@ -284,10 +301,8 @@ static void recommend(req_t *r, const char *url)
     answer_items(r, "user", eng_idmap_name(m->users, u), n);
 }
 
-static void similar(req_t *r, const char *url)
+static void similar(req_t *r, const char *iid, size_t ilen)
 {
-    size_t ilen;
-    const char *iid = path_param(url, "/v1/items/", "/similar", &ilen);
     long k = parse_k(r);
     if (k < 0)
         return;
@@ -481,25 +496,26 @@ static void metrics(req_t *r)
 
 void srv_api_dispatch(req_t *r, const char *method, const char *url)
 {
-    const char *allow = NULL;
-    srv_endpoint_t ep = srv_api_route(url, &allow);
-    if (!allow) {
+    const char *seg[MAX_SEGS];
+    size_t len[MAX_SEGS];
+    const struct route *rt = route(url, seg, len);
+    if (!rt) {
         srv_req_error(r, 404, "no such path: %.200s", url);
         return;
     }
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    int ok = strcmp(allow, "POST") == 0 ? strcmp(method, "POST") == 0 : get;
+    int ok = strcmp(rt->allow, POST) == 0 ? strcmp(method, "POST") == 0 : get;
     if (!ok) {
-        r->allow = allow;
-        srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, allow);
+        r->allow = rt->allow;
+        srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, rt->allow);
         return;
     }
-    switch (ep) {
+    switch (rt->ep) {
     case SRV_EP_RECOMMEND:
-        recommend(r, url);
+        recommend(r, seg[0], len[0]);
         break;
     case SRV_EP_SIMILAR:
-        similar(r, url);
+        similar(r, seg[0], len[0]);
         break;
     case SRV_EP_SCORE:
         score(r);
