@@ -23,6 +23,7 @@ typedef struct req {
     srv_t *srv;
     struct MHD_Connection *conn;
     srv_endpoint_t ep;
+    int json_body; /* the endpoint reads a JSON body (POST) */
     double t0;
     srv_buf_t body;     /* request body (POST) */
     srv_version_t *ver; /* held reference, or NULL */
@@ -98,8 +99,9 @@ void srv_req_resume(req_t *r);
 
 /* api.c: routes r (method, url) and produces its answer, or suspends it for an asynchronous one. */
 void srv_api_dispatch(req_t *r, const char *method, const char *url);
-/* Which endpoint a path is (for metrics), and the methods it allows (NULL: unknown path). */
-srv_endpoint_t srv_api_route(const char *url, const char **allow);
+/* Which endpoint a path is (for metrics), the methods it allows (NULL: unknown path), and whether
+ * it reads a JSON body (before the body is read: for 413 and 415). */
+srv_endpoint_t srv_api_route(const char *url, const char **allow, int *json_body);
 
 /* loader.c */
 int srv_loader_start(srv_t *s);
