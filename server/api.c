@@ -366,16 +366,14 @@ static void similar(req_t *r, const char *iid, size_t ilen)
 }
 
 /* Resolves a JSON string id; answers 400/404 and returns -1 when it is not a known one. */
-static int32_t json_id(req_t *r, const json_t *s, const eng_idmap_t *map, const char *what)
+static int32_t json_id(req_t *r, const srv_version_t *v, const json_t *s, const eng_idmap_t *map,
+                       const char *what)
 {
     if (!json_is_string(s)) {
         srv_req_error(r, 400, "every %s must be a string", what);
         return -1;
     }
-    int32_t i = eng_idmap_find(map, json_string_value(s), json_string_length(s));
-    if (i < 0)
-        srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
-    return i;
+    return find_id(r, v, map, what, json_string_value(s), json_string_length(s));
 }
 
 static void score(req_t *r)
@@ -414,7 +412,7 @@ static void score(req_t *r)
         goto done;
     }
     int32_t u = -1;
-    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0)
+    if (!pairs && (u = json_id(r, v, user, m->users, "user")) < 0)
         goto done;
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(list, k), *it = e;
@@ -424,11 +422,11 @@ static void score(req_t *r)
                 srv_req_error(r, 400, "pairs[%zu] must be a [user, item] pair of strings", k);
                 goto done;
             }
-            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0)
+            if ((pu = json_id(r, v, json_array_get(e, 0), m->users, "user")) < 0)
                 goto done;
             it = json_array_get(e, 1);
         }
-        int32_t i = json_id(r, it, m->items, "item");
+        int32_t i = json_id(r, v, it, m->items, "item");
         if (i < 0)
             goto done;
         eng_index_scores(v->dot, m->user_vecs + (size_t)pu * m->info.dim, &i, 1, &out[k]);

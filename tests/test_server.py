@@ -239,7 +239,10 @@ class TestEndpoints(ServerCase):
         for k in ("0", "1001", "-1", "abc", "1.5", "", "20x", "99999999999999999999"):
             self.expect_error(self.get(self.c, recs_path("u1", k=k)), 400)
         self.expect_error(self.get(self.c, recs_path("u1", exclude_seen="maybe")), 400)
-        self.expect_error(self.get(self.c, recs_path("no-such-user")), 404)
+        r = self.get(self.c, recs_path("no-such-user"))
+        self.expect_error(r, 404)
+        self.assertEqual(r.json()["error"]["message"],
+                         f"unknown user 'no-such-user' in model {MODEL} v{self.m.version}")
         self.expect_error(self.get(self.c, recs_path("u 1")), 404)
         self.expect_error(self.get(self.c, recs_path("u2000")), 404)
 
@@ -263,7 +266,10 @@ class TestEndpoints(ServerCase):
     def test_similar_errors(self):
         for k in ("0", "1001", "x", ""):
             self.expect_error(self.get(self.c, similar_path("i1", k=k)), 400)
-        self.expect_error(self.get(self.c, similar_path("no-such-item")), 404)
+        r = self.get(self.c, similar_path("no-such-item"))
+        self.expect_error(r, 404)
+        self.assertEqual(r.json()["error"]["message"],
+                         f"unknown item 'no-such-item' in model {MODEL} v{self.m.version}")
         self.expect_error(self.get(self.c, similar_path("i1", model="no-such-model")), 404)
 
     # -- abilities lightgcn does not have (yet): fold-in (POST /v1/recommend) and explain
@@ -429,11 +435,18 @@ class TestEndpoints(ServerCase):
             self.expect_error(r, 400)
 
     def test_score_unknown_ids(self):
-        for body in ({"user": "no-such-user", "items": ["i1"]},
-                     {"user": "u1", "items": ["i1", "no-such-item"]},
-                     {"pairs": [["u1", "i1"], ["no-such-user", "i2"]]},
-                     {"pairs": [["u1", "i1"], ["u2", "no-such-item"]]}):
-            self.expect_error(self.post(self.c, "/v1/score", json_body=body), 404)
+        """404 naming the id, the model and its version: a user or item may be known to another
+        version (the trainer publishes only the users and items it trained)."""
+        for body, what in (({"user": "no-such-user", "items": ["i1"]}, "user 'no-such-user'"),
+                           ({"user": "u1", "items": ["i1", "no-such-item"]}, "item 'no-such-item'"),
+                           ({"pairs": [["u1", "i1"], ["no-such-user", "i2"]]},
+                            "user 'no-such-user'"),
+                           ({"pairs": [["u1", "i1"], ["u2", "no-such-item"]]},
+                            "item 'no-such-item'")):
+            r = self.post(self.c, "/v1/score", json_body=body)
+            self.expect_error(r, 404)
+            self.assertEqual(r.json()["error"]["message"],
+                             f"unknown {what} in model {MODEL} v{self.m.version}")
 
     def test_score_wrong_content_type(self):
         body = b'{"user": "u1", "items": ["i1"]}'
