@@ -23,6 +23,10 @@ srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err)
     v->cos = eng_index_new(m->item_vecs, in->n_items, in->dim, 1);
     if (!v->dot || !v->cos)
         goto nomem;
+    /* The indexes hold the items from now on (eng_index_vector, eng_index_scores): the raw matrix
+     * would be a third copy nobody reads. */
+    free(m->item_vecs);
+    m->item_vecs = NULL;
     atomic_init(&v->refs, 1);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

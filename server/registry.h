@@ -17,7 +17,7 @@
 
 typedef struct {
     atomic_int refs;
-    sto_model_t *model;     /* ids, vectors, seen lists, info */
+    sto_model_t *model;     /* ids, user vectors, seen lists, info; item_vecs is NULL */
     const srv_kind_t *kind; /* the row of model->info.kind (the fallback row when unknown) */
     eng_index_t *dot;       /* item vectors laid out for top-K by inner product */
     eng_index_t *cos;       /* unit item vectors, for similar items */
@@ -26,7 +26,9 @@ typedef struct {
 } srv_version_t;
 
 /* A new version with one reference, built from m (taken: freed with the version, also on
- * failure). NULL with err filled when out of memory. */
+ * failure). The item vectors move into the two indexes: m->item_vecs is freed and set to NULL
+ * once they are built (read items with eng_index_vector and eng_index_scores). NULL with err
+ * filled when out of memory. */
 srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err);
 srv_version_t *srv_version_ref(srv_version_t *v);
 /* Drops a reference; the last one frees the version. NULL is fine. */

@@ -1,6 +1,6 @@
 /* Tests of the server's model versions (server/registry.c) and kinds table (server/kinds.c),
- * without a server: what a version is built from and what it keeps, the kind rows and the
- * fallback for a kind this build does not know. */
+ * without a server: the kind rows and the fallback for a kind this build does not know, what a
+ * version keeps (its kind's row; the items in its indexes only). */
 #include "server/kinds.h"
 #include "server/registry.h"
 
@@ -99,11 +99,40 @@ static void test_version_kind(void **state)
     assert_int_equal(srv_versions_alive(), 0);
 }
 
+/* The raw item matrix is freed once indexed; the indexes give every item back exactly. */
+static void test_version_frees_item_matrix(void **state)
+{
+    (void)state;
+    sto_model_t *m = toy_model("a", 1, "mf");
+    float *copy = malloc(N_ITEMS * DIM * sizeof(float));
+    assert_non_null(copy);
+    memcpy(copy, m->item_vecs, N_ITEMS * DIM * sizeof(float));
+    eng_error_t err = {0};
+    srv_version_t *v = srv_version_new(m, &err);
+    assert_non_null(v);
+    assert_null(v->model->item_vecs);
+    float got[DIM];
+    for (int i = 0; i < N_ITEMS; i++) {
+        assert_int_equal(eng_index_vector(v->dot, i, got), 0);
+        assert_memory_equal(got, copy + i * DIM, sizeof got);
+        float s, want = 0;
+        const float *q = v->model->user_vecs + DIM;
+        assert_int_equal(eng_index_scores(v->dot, q, &(int32_t){i}, 1, &s), 0);
+        for (int d = 0; d < DIM; d++)
+            want += q[d] * copy[i * DIM + d];
+        assert_true(s - want < 1e-4f && want - s < 1e-4f);
+    }
+    free(copy);
+    srv_version_unref(v); /* sto_model_free with item_vecs NULL */
+    assert_int_equal(srv_versions_alive(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_table),
         cmocka_unit_test(test_version_kind),
+        cmocka_unit_test(test_version_frees_item_matrix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
