@@ -70,6 +70,7 @@ typedef struct {
 struct srv {
     srv_config_t cfg;
     srv_registry_t *reg;
+    srv_reaper_t *reaper; /* frees released versions on the loop thread */
     srv_batcher_t *batcher;
     struct MHD_Daemon *mhd;
     uv_loop_t *loop;
@@ -108,5 +109,8 @@ int srv_loader_start(srv_t *s);
 void srv_loader_stop(srv_t *s);
 /* Queues r to be answered with the result of the next reload, and asks for one (any thread). */
 void srv_loader_request(srv_t *s, req_t *r);
+/* The reaper's callback (srv_reaped_fn, arg the srv_t): logs the freed version and starts the
+ * reload run that was waiting for it to drain. */
+void srv_loader_reaped(void *arg, const char *name, int64_t version);
 
 #endif

@@ -90,7 +90,7 @@ static void work(uv_work_t *w)
         sto_model_t *m = NULL;
         err = (eng_error_t){0};
         int rc = sto_load(db, v[i].name, v[i].version, &m, &err);
-        srv_version_t *ver = rc == 0 ? srv_version_new(m, &err) : NULL;
+        srv_version_t *ver = rc == 0 ? srv_version_new(m, s->reaper, &err) : NULL;
         if (!ver) {
             add_refused(l, v[i].name, v[i].version, eng_error_text(&err, rc ? rc : err.code));
             continue;
@@ -256,6 +256,15 @@ void srv_loader_request(srv_t *s, req_t *r)
     pthread_mutex_unlock(&l->lock);
     atomic_store(&l->force_requested, 1);
     uv_async_send(&l->wake);
+}
+
+void srv_loader_reaped(void *arg, const char *name, int64_t version)
+{
+    srv_t *s = arg;
+    srv_log("freed %s v%lld (%d version(s) in memory)", name, (long long)version,
+            srv_versions_alive());
+    if (s->loader.pending)
+        start(s);
 }
 
 void srv_loader_stop(srv_t *s)

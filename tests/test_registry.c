@@ -1,9 +1,11 @@
 /* Tests of the server's model versions (server/registry.c) and kinds table (server/kinds.c),
  * without a server: the kind rows and the fallback for a kind this build does not know, what a
- * version keeps (its kind's row; the items in its indexes only). */
+ * version keeps (its kind's row; the items in its indexes only), and who frees it: the thread
+ * dropping the last reference when it has no reaper, else its reaper's loop thread. */
 #include "server/kinds.h"
 #include "server/registry.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +88,10 @@ static void test_version_kind(void **state)
 {
     (void)state;
     eng_error_t err = {0};
-    srv_version_t *v = srv_version_new(toy_model("a", 1, "lightgcn"), &err);
+    srv_version_t *v = srv_version_new(toy_model("a", 1, "lightgcn"), NULL, &err);
     assert_non_null(v);
     assert_ptr_equal(v->kind, srv_kind_find("lightgcn"));
-    srv_version_t *w = srv_version_new(toy_model("b", 2, "from-the-future"), &err);
+    srv_version_t *w = srv_version_new(toy_model("b", 2, "from-the-future"), NULL, &err);
     assert_non_null(w);
     assert_null(w->kind->name);
     assert_string_equal(w->model->info.kind, "from-the-future");
@@ -108,7 +110,7 @@ static void test_version_frees_item_matrix(void **state)
     assert_non_null(copy);
     memcpy(copy, m->item_vecs, N_ITEMS * DIM * sizeof(float));
     eng_error_t err = {0};
-    srv_version_t *v = srv_version_new(m, &err);
+    srv_version_t *v = srv_version_new(m, NULL, &err);
     assert_non_null(v);
     assert_null(v->model->item_vecs);
     float got[DIM];
@@ -127,12 +129,78 @@ static void test_version_frees_item_matrix(void **state)
     assert_int_equal(srv_versions_alive(), 0);
 }
 
+typedef struct {
+    int calls;
+    pthread_t thread;
+    char name[80];
+    int64_t version;
+    int alive; /* srv_versions_alive() when reaped was called */
+} reaped_t;
+
+static void on_reaped(void *arg, const char *name, int64_t version)
+{
+    reaped_t *got = arg;
+    got->calls++;
+    got->thread = pthread_self();
+    snprintf(got->name, sizeof got->name, "%s", name);
+    got->version = version;
+    got->alive = srv_versions_alive();
+}
+
+static void *drop(void *v)
+{
+    srv_version_unref(v);
+    return NULL;
+}
+
+/* The last reference dropped on another thread (as an HTTP thread finishing a request would):
+ * the version stays alive, queued, until the loop thread frees it and reports it. Released after
+ * srv_reaper_close, it waits for srv_reaper_free. */
+static void test_reaper_frees_on_the_loop(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    reaped_t got = {0};
+    srv_reaper_t *rp = srv_reaper_new(&loop, on_reaped, &got);
+    assert_non_null(rp);
+    eng_error_t err = {0};
+    srv_version_t *v = srv_version_new(toy_model("held", 7, "lightgcn"), rp, &err);
+    assert_non_null(v);
+    srv_version_ref(v);
+    srv_version_unref(v);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, drop, v), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(got.calls, 0);
+    assert_int_equal(srv_versions_alive(), 1); /* the loader's drain check still counts it */
+    uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(got.calls, 1);
+    assert_true(pthread_equal(got.thread, pthread_self()));
+    assert_string_equal(got.name, "held");
+    assert_int_equal(got.version, 7);
+    assert_int_equal(got.alive, 0); /* freed before it is reported */
+
+    srv_version_t *w = srv_version_new(toy_model("late", 8, "mf"), rp, &err);
+    assert_non_null(w);
+    srv_reaper_close(rp);
+    srv_version_unref(w);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* closes the handle, nothing else */
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(srv_versions_alive(), 1);
+    srv_reaper_free(rp);
+    assert_int_equal(srv_versions_alive(), 0);
+    assert_int_equal(got.calls, 1);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds_table),
         cmocka_unit_test(test_version_kind),
         cmocka_unit_test(test_version_frees_item_matrix),
+        cmocka_unit_test(test_reaper_frees_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
