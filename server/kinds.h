@@ -20,7 +20,9 @@ typedef enum {
 typedef struct {
     const char *name;           /* as in the store's models.kind; NULL in the fallback row */
     unsigned abilities;         /* SRV_CAN(SRV_ABILITY_...) bits */
-    const char *const *tensors; /* store tensors loaded for the abilities, NULL-terminated */
+    const char *const *tensors; /* store tensors its abilities need in memory, NULL-terminated:
+                                 * for the loader once the store loads named tensors; empty for
+                                 * every kind today */
 } srv_kind_t;
 
 /* The row of kind name; for a name no row has (or NULL), the fallback row, whose name is NULL and
