@@ -32,9 +32,8 @@ const srv_kind_t *srv_kind_find(const char *name);
 /* Non-zero when kind k has ability a. */
 int srv_kind_can(const srv_kind_t *k, srv_ability_t a);
 
-/* The ability's name ("fold-in", "explain") and what a kind without it cannot do, completing
- * "model M vN (kind K) cannot ..." ("fold in new users", "explain recommendations"). Static text.
- */
+/* Static text: the ability's name ("fold-in", "explain") and what a kind without it cannot do,
+ * completing "model M vN (kind K) cannot ..." ("fold in new users", "explain recommendations"). */
 const char *srv_ability_name(srv_ability_t a);
 const char *srv_ability_refusal(srv_ability_t a);
 

@@ -21,17 +21,10 @@ static _Atomic uint64_t reloads, reload_failures;
 
 const char *srv_endpoint_name(srv_endpoint_t e)
 {
-    static const char *const names[] = {[SRV_EP_RECOMMEND] = "recommendations",
-                                        [SRV_EP_RECOMMEND_NEW] = "recommend",
-                                        [SRV_EP_EXPLAIN] = "explain",
-                                        [SRV_EP_SIMILAR] = "similar",
-                                        [SRV_EP_SCORE] = "score",
-                                        [SRV_EP_MODELS] = "models",
-                                        [SRV_EP_HEALTHZ] = "healthz",
-                                        [SRV_EP_READYZ] = "readyz",
-                                        [SRV_EP_METRICS] = "metrics",
-                                        [SRV_EP_RELOAD] = "admin_reload",
-                                        [SRV_EP_OTHER] = "other"};
+    /* In enum order; a forgotten label fails the assert. */
+    static const char *const names[] = {"recommendations", "recommend",    "explain", "similar",
+                                        "score",           "models",       "healthz", "readyz",
+                                        "metrics",         "admin_reload", "other"};
     _Static_assert(sizeof names / sizeof *names == SRV_EP_COUNT, "one label per endpoint");
     return names[e];
 }
