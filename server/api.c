@@ -10,45 +10,68 @@
 
 #define DEFAULT_K 20
 #define MAX_K 1000
-#define MAX_SCORE_ITEMS 10000
+#define MAX_SCORE_ITEMS 10000 /* ids in a JSON body's list (score, recommend) */
 
-/* "/v1/users/{user}/recommendations" and "/v1/items/{item}/similar": the {id} segment, or NULL. */
-static const char *path_param(const char *url, const char *prefix, const char *suffix, size_t *len)
+#define GET "GET, HEAD"
+#define POST "POST"
+
+/* The paths of proto/openapi.yaml. In a path, "{}" stands for one non-empty segment (no '/'). */
+static const struct route {
+    const char *path;
+    srv_endpoint_t ep;
+    const char *allow; /* the methods it takes, for 405 and its Allow header */
+    int json_body;     /* its POST body is JSON, read up to --max-body */
+} routes[] = {
+    {"/v1/users/{}/recommendations", SRV_EP_RECOMMEND, GET, 0},
+    {"/v1/users/{}/recommendations/{}/explain", SRV_EP_EXPLAIN, GET, 0},
+    {"/v1/recommend", SRV_EP_RECOMMEND_NEW, POST, 1},
+    {"/v1/items/{}/similar", SRV_EP_SIMILAR, GET, 0},
+    {"/v1/score", SRV_EP_SCORE, POST, 1},
+    {"/v1/models", SRV_EP_MODELS, GET, 0},
+    {"/healthz", SRV_EP_HEALTHZ, GET, 0},
+    {"/readyz", SRV_EP_READYZ, GET, 0},
+    {"/metrics", SRV_EP_METRICS, GET, 0},
+    {"/admin/reload", SRV_EP_RELOAD, POST, 0},
+};
+
+enum { MAX_SEGS = 2 };
+
+/* Whether url matches path; on a match seg[i], len[i] are the i-th "{}" segment of url. */
+static int match(const char *url, const char *path, const char **seg, size_t *len)
 {
-    size_t pl = strlen(prefix), sl = strlen(suffix), ul = strlen(url);
-    if (ul <= pl + sl || strncmp(url, prefix, pl) != 0 || strcmp(url + ul - sl, suffix) != 0)
-        return NULL;
-    const char *id = url + pl;
-    *len = ul - pl - sl;
-    if (memchr(id, '/', *len))
-        return NULL;
-    return id;
+    for (int n = 0; *path;) {
+        if (path[0] == '{' && path[1] == '}') {
+            size_t l = strcspn(url, "/");
+            if (l == 0 || n == MAX_SEGS)
+                return 0;
+            seg[n] = url;
+            len[n++] = l;
+            url += l;
+            path += 2;
+        } else if (*url++ != *path++) {
+            return 0;
+        }
+    }
+    return *url == '\0';
 }
 
-srv_endpoint_t srv_api_route(const char *url, const char **allow)
+/* The route of url and its segments, or NULL for an unknown path. */
+static const struct route *route(const char *url, const char **seg, size_t *len)
 {
-    size_t len;
-    static const char get[] = "GET, HEAD", post[] = "POST";
-    *allow = get;
-    if (path_param(url, "/v1/users/", "/recommendations", &len))
-        return SRV_EP_RECOMMEND;
-    if (path_param(url, "/v1/items/", "/similar", &len))
-        return SRV_EP_SIMILAR;
-    if (strcmp(url, "/v1/models") == 0)
-        return SRV_EP_MODELS;
-    if (strcmp(url, "/healthz") == 0)
-        return SRV_EP_HEALTHZ;
-    if (strcmp(url, "/readyz") == 0)
-        return SRV_EP_READYZ;
-    if (strcmp(url, "/metrics") == 0)
-        return SRV_EP_METRICS;
-    *allow = post;
-    if (strcmp(url, "/v1/score") == 0)
-        return SRV_EP_SCORE;
-    if (strcmp(url, "/admin/reload") == 0)
-        return SRV_EP_RELOAD;
-    *allow = NULL;
-    return SRV_EP_OTHER;
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        if (match(url, routes[i].path, seg, len))
+            return &routes[i];
+    return NULL;
+}
+
+srv_endpoint_t srv_api_route(const char *url, const char **allow, int *json_body)
+{
+    const char *seg[MAX_SEGS];
+    size_t len[MAX_SEGS];
+    const struct route *rt = route(url, seg, len);
+    *allow = rt ? rt->allow : NULL;
+    *json_body = rt ? rt->json_body : 0;
+    return rt ? rt->ep : SRV_EP_OTHER;
 }
 
 static const char *arg(req_t *r, const char *key)
@@ -76,6 +99,43 @@ static srv_version_t *acquire(req_t *r)
     }
     r->ver = v;
     return v;
+}
+
+/* The index of id (len bytes) in map, the users or items of v, or -1 after answering 404 naming
+ * the model and version (the id may be known to another one). what: "user" or "item". */
+static int32_t find_id(req_t *r, const srv_version_t *v, const eng_idmap_t *map, const char *what,
+                       const char *id, size_t len)
+{
+    int32_t i = eng_idmap_find(map, id, len);
+    if (i < 0)
+        srv_req_error(r, 404, "unknown %s '%.*s' in model %s v%lld", what,
+                      (int)(len > 200 ? 200 : len), id, v->model->info.name,
+                      (long long)v->model->info.version);
+    return i;
+}
+
+/* Whether v's kind has ability a; answers 422 when it does not. Called once the request is
+ * otherwise valid for v, so that a 422 means "ask a model of another kind", not "fix the
+ * request". */
+static int able(req_t *r, const srv_version_t *v, srv_ability_t a)
+{
+    if (srv_kind_can(v->kind, a))
+        return 1;
+    const sto_version_info_t *in = &v->model->info;
+    srv_req_error(r, 422, "model %s v%lld (kind %s) cannot %s", in->name, (long long)in->version,
+                  in->kind, srv_ability_refusal(a));
+    return 0;
+}
+
+/* r's body as JSON, or NULL after answering 400. */
+static json_t *body_json(req_t *r)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
+    if (!doc)
+        srv_req_error(r, 400, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                      jerr.text);
+    return doc;
 }
 
 /* ?k=: 1..MAX_K, default DEFAULT_K. Returns -1 after answering 400. */
@@ -214,10 +274,8 @@ static void submit(req_t *r, const eng_index_t *ix, const float *q, size_t k)
     }
 }
 
-static void recommend(req_t *r, const char *url)
+static void recommend(req_t *r, const char *uid, size_t ulen)
 {
-    size_t ulen;
-    const char *uid = path_param(url, "/v1/users/", "/recommendations", &ulen);
     long k = parse_k(r);
     int exclude_seen = k < 0 ? -1 : parse_bool(r, "exclude_seen", 1);
     if (k < 0 || exclude_seen < 0)
@@ -226,13 +284,9 @@ static void recommend(req_t *r, const char *url)
     if (!v)
         return;
     const sto_model_t *m = v->model;
-    int32_t u = eng_idmap_find(m->users, uid, ulen);
-    if (u < 0) {
-        srv_req_error(r, 404, "unknown user '%.*s' in model %s v%lld",
-                      (int)(ulen > 200 ? 200 : ulen), uid, m->info.name,
-                      (long long)m->info.version);
+    int32_t u = find_id(r, v, m->users, "user", uid, ulen);
+    if (u < 0)
         return;
-    }
     r->subject = u;
     const int32_t *seen = m->seen_idx + m->seen_ptr[u];
     size_t n_seen = exclude_seen ? (size_t)(m->seen_ptr[u + 1] - m->seen_ptr[u]) : 0;
@@ -284,10 +338,8 @@ static void recommend(req_t *r, const char *url)
     answer_items(r, "user", eng_idmap_name(m->users, u), n);
 }
 
-static void similar(req_t *r, const char *url)
+static void similar(req_t *r, const char *iid, size_t ilen)
 {
-    size_t ilen;
-    const char *iid = path_param(url, "/v1/items/", "/similar", &ilen);
     long k = parse_k(r);
     if (k < 0)
         return;
@@ -295,13 +347,9 @@ static void similar(req_t *r, const char *url)
     if (!v)
         return;
     const sto_model_t *m = v->model;
-    int32_t i = eng_idmap_find(m->items, iid, ilen);
-    if (i < 0) {
-        srv_req_error(r, 404, "unknown item '%.*s' in model %s v%lld",
-                      (int)(ilen > 200 ? 200 : ilen), iid, m->info.name,
-                      (long long)m->info.version);
+    int32_t i = find_id(r, v, m->items, "item", iid, ilen);
+    if (i < 0)
         return;
-    }
     r->subject = i;
     r->top = malloc((size_t)k * sizeof *r->top);
     r->exclude = malloc(sizeof *r->exclude);
@@ -318,27 +366,21 @@ static void similar(req_t *r, const char *url)
 }
 
 /* Resolves a JSON string id; answers 400/404 and returns -1 when it is not a known one. */
-static int32_t json_id(req_t *r, const json_t *s, const eng_idmap_t *map, const char *what)
+static int32_t json_id(req_t *r, const srv_version_t *v, const json_t *s, const eng_idmap_t *map,
+                       const char *what)
 {
     if (!json_is_string(s)) {
         srv_req_error(r, 400, "every %s must be a string", what);
         return -1;
     }
-    int32_t i = eng_idmap_find(map, json_string_value(s), json_string_length(s));
-    if (i < 0)
-        srv_req_error(r, 404, "unknown %s '%.200s'", what, json_string_value(s));
-    return i;
+    return find_id(r, v, map, what, json_string_value(s), json_string_length(s));
 }
 
 static void score(req_t *r)
 {
-    json_error_t jerr;
-    json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len, 0, &jerr);
-    if (!doc) {
-        srv_req_error(r, 400, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
-                      jerr.text);
+    json_t *doc = body_json(r);
+    if (!doc)
         return;
-    }
     json_t *user = json_object_get(doc, "user"), *items = json_object_get(doc, "items"),
            *pairs = json_object_get(doc, "pairs");
     json_t *list = pairs ? pairs : items;
@@ -370,7 +412,7 @@ static void score(req_t *r)
         goto done;
     }
     int32_t u = -1;
-    if (!pairs && (u = json_id(r, user, m->users, "user")) < 0)
+    if (!pairs && (u = json_id(r, v, user, m->users, "user")) < 0)
         goto done;
     for (size_t k = 0; k < n; k++) {
         json_t *e = json_array_get(list, k), *it = e;
@@ -380,11 +422,11 @@ static void score(req_t *r)
                 srv_req_error(r, 400, "pairs[%zu] must be a [user, item] pair of strings", k);
                 goto done;
             }
-            if ((pu = json_id(r, json_array_get(e, 0), m->users, "user")) < 0)
+            if ((pu = json_id(r, v, json_array_get(e, 0), m->users, "user")) < 0)
                 goto done;
             it = json_array_get(e, 1);
         }
-        int32_t i = json_id(r, it, m->items, "item");
+        int32_t i = json_id(r, v, it, m->items, "item");
         if (i < 0)
             goto done;
         eng_index_scores(v->dot, m->user_vecs + (size_t)pu * m->info.dim, &i, 1, &out[k]);
@@ -413,6 +455,73 @@ done:
     json_decref(doc);
 }
 
+/* POST /v1/recommend {"items": [...], "k"?}: top-K for a user the model has never seen, from the
+ * items that user interacted with. The body is checked in full (400), then the model (404, 503),
+ * then the items: ids the model does not know are ignored as long as one is known (404 when none
+ * is), then the kind (422 without fold-in). No kind folds in yet: a kind with the ability gets 501
+ * until the fold-in itself is written. */
+static void recommend_new(req_t *r)
+{
+    json_t *doc = body_json(r);
+    if (!doc)
+        return;
+    json_t *items = json_object_get(doc, "items"), *kj = json_object_get(doc, "k");
+    size_t n = json_array_size(items);
+    const char *bad = NULL;
+    if (!json_is_object(doc) || !items)
+        bad = "the body must be {\"items\": [\"i1\", ...], \"k\": 20} (k optional)";
+    else if (json_object_get(doc, "model"))
+        bad = "pick the model with ?model=NAME, not in the body";
+    else if (json_object_size(doc) != (kj ? 2u : 1u))
+        bad = "the body takes only \"items\" and \"k\"";
+    else if (!json_is_array(items) || n < 1 || n > MAX_SCORE_ITEMS)
+        bad = "items must be an array of 1..10000 item ids";
+    else if (kj &&
+             (!json_is_integer(kj) || json_integer_value(kj) < 1 || json_integer_value(kj) > MAX_K))
+        bad = "k must be an integer in 1..1000";
+    for (size_t j = 0; !bad && j < n; j++)
+        if (!json_is_string(json_array_get(items, j)))
+            bad = "every item must be a string";
+    if (bad) {
+        srv_req_error(r, 400, "%s", bad);
+        goto done;
+    }
+    srv_version_t *v = acquire(r);
+    if (!v)
+        goto done;
+    const sto_model_t *m = v->model;
+    size_t known = 0;
+    for (size_t j = 0; j < n; j++) {
+        const json_t *s = json_array_get(items, j);
+        known += eng_idmap_find(m->items, json_string_value(s), json_string_length(s)) >= 0;
+    }
+    if (known == 0) {
+        srv_req_error(r, 404, "no item in the request is known to model %s v%lld (%zu given)",
+                      m->info.name, (long long)m->info.version, n);
+        goto done;
+    }
+    if (able(r, v, SRV_ABILITY_FOLD_IN))
+        srv_req_error(r, 501, "fold-in for kind %s is not implemented in this build", m->info.kind);
+done:
+    json_decref(doc);
+}
+
+/* GET /v1/users/{user}/recommendations/{item}/explain: paths linking the user to the item. 404 for
+ * an unknown model, user or item, then 422 for a kind without explain; no kind explains yet, and
+ * a kind with the ability gets 501 until explaining is written. */
+static void explain(req_t *r, const char *uid, size_t ulen, const char *iid, size_t ilen)
+{
+    srv_version_t *v = acquire(r);
+    if (!v)
+        return;
+    const sto_model_t *m = v->model;
+    if (find_id(r, v, m->users, "user", uid, ulen) < 0 ||
+        find_id(r, v, m->items, "item", iid, ilen) < 0)
+        return;
+    if (able(r, v, SRV_ABILITY_EXPLAIN))
+        srv_req_error(r, 501, "explain for kind %s is not implemented in this build", m->info.kind);
+}
+
 static void answer_json(req_t *r, unsigned status, json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -432,12 +541,16 @@ static void models(req_t *r)
     for (int i = 0; i < n; i++) {
         const sto_version_info_t *in = &vs[i]->model->info;
         json_t *metrics = json_loads(in->metrics_json ? in->metrics_json : "{}", 0, NULL);
-        json_array_append_new(arr,
-                              json_pack("{ss,sI,ss,ss,ss,si,si,si,so}", "name", in->name, "version",
-                                        (json_int_t)in->version, "kind", in->kind, "created",
-                                        in->created, "loaded_at", vs[i]->loaded_at, "users",
-                                        in->n_users, "items", in->n_items, "dim", in->dim,
-                                        "metrics", metrics ? metrics : json_object()));
+        json_t *abilities = json_array();
+        for (int a = 0; a < SRV_ABILITY_COUNT; a++)
+            if (srv_kind_can(vs[i]->kind, a))
+                json_array_append_new(abilities, json_string(srv_ability_name(a)));
+        json_array_append_new(arr, json_pack("{ss,sI,ss,so,ss,ss,si,si,si,so}", "name", in->name,
+                                             "version", (json_int_t)in->version, "kind", in->kind,
+                                             "abilities", abilities, "created", in->created,
+                                             "loaded_at", vs[i]->loaded_at, "users", in->n_users,
+                                             "items", in->n_items, "dim", in->dim, "metrics",
+                                             metrics ? metrics : json_object()));
         srv_version_unref(vs[i]);
     }
     free(vs);
@@ -477,25 +590,32 @@ static void metrics(req_t *r)
 
 void srv_api_dispatch(req_t *r, const char *method, const char *url)
 {
-    const char *allow = NULL;
-    srv_endpoint_t ep = srv_api_route(url, &allow);
-    if (!allow) {
+    const char *seg[MAX_SEGS];
+    size_t len[MAX_SEGS];
+    const struct route *rt = route(url, seg, len);
+    if (!rt) {
         srv_req_error(r, 404, "no such path: %.200s", url);
         return;
     }
     int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    int ok = strcmp(allow, "POST") == 0 ? strcmp(method, "POST") == 0 : get;
+    int ok = strcmp(rt->allow, POST) == 0 ? strcmp(method, "POST") == 0 : get;
     if (!ok) {
-        r->allow = allow;
-        srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, allow);
+        r->allow = rt->allow;
+        srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, rt->allow);
         return;
     }
-    switch (ep) {
+    switch (rt->ep) {
     case SRV_EP_RECOMMEND:
-        recommend(r, url);
+        recommend(r, seg[0], len[0]);
+        break;
+    case SRV_EP_RECOMMEND_NEW:
+        recommend_new(r);
+        break;
+    case SRV_EP_EXPLAIN:
+        explain(r, seg[0], len[0], seg[1], len[1]);
         break;
     case SRV_EP_SIMILAR:
-        similar(r, url);
+        similar(r, seg[0], len[0]);
         break;
     case SRV_EP_SCORE:
         score(r);

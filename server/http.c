@@ -46,6 +46,10 @@ static const char *error_code(unsigned status)
         return "payload_too_large";
     case 415:
         return "unsupported_media_type";
+    case 422:
+        return "unprocessable_entity";
+    case 501:
+        return "not_implemented";
     case 503:
         return "unavailable";
     default:
@@ -139,17 +143,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->t0 = eng_now();
         const char *allow = NULL;
-        r->ep = srv_api_route(url, &allow);
+        r->ep = srv_api_route(url, &allow, &r->json_body);
         *con_cls = r;
         atomic_fetch_add(&s->in_flight, 1);
-        if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && r->ep == SRV_EP_SCORE) {
+        if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && r->json_body) {
             /* Refuse before reading the body: wrong type, or declared over the limit. */
             const char *ctype =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
             const char *clen =
                 MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
             if (!is_json(ctype)) {
-                srv_req_error(r, 415, "POST /v1/score takes Content-Type: application/json");
+                srv_req_error(r, 415, "POST %.200s takes Content-Type: application/json", url);
                 return send_answer(r);
             }
             if (clen && strtoull(clen, NULL, 10) > s->cfg.max_body) {
@@ -171,7 +175,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->ep != SRV_EP_SCORE)
+        if (!r->json_body)
             return MHD_YES; /* a body nobody reads: discard it */
         if (r->body.len + n <= s->cfg.max_body) {
             srv_buf_put(&r->body, upload_data, n);

@@ -23,6 +23,7 @@ typedef struct req {
     srv_t *srv;
     struct MHD_Connection *conn;
     srv_endpoint_t ep;
+    int json_body; /* the endpoint reads a JSON body (POST) */
     double t0;
     srv_buf_t body;     /* request body (POST) */
     srv_version_t *ver; /* held reference, or NULL */
@@ -69,6 +70,7 @@ typedef struct {
 struct srv {
     srv_config_t cfg;
     srv_registry_t *reg;
+    srv_reaper_t *reaper; /* frees released versions on the loop thread */
     srv_batcher_t *batcher;
     struct MHD_Daemon *mhd;
     uv_loop_t *loop;
@@ -98,13 +100,17 @@ void srv_req_resume(req_t *r);
 
 /* api.c: routes r (method, url) and produces its answer, or suspends it for an asynchronous one. */
 void srv_api_dispatch(req_t *r, const char *method, const char *url);
-/* Which endpoint a path is (for metrics), and the methods it allows (NULL: unknown path). */
-srv_endpoint_t srv_api_route(const char *url, const char **allow);
+/* Which endpoint a path is (for metrics), the methods it allows (NULL: unknown path), and whether
+ * it reads a JSON body (before the body is read: for 413 and 415). */
+srv_endpoint_t srv_api_route(const char *url, const char **allow, int *json_body);
 
 /* loader.c */
 int srv_loader_start(srv_t *s);
 void srv_loader_stop(srv_t *s);
 /* Queues r to be answered with the result of the next reload, and asks for one (any thread). */
 void srv_loader_request(srv_t *s, req_t *r);
+/* The reaper's callback (srv_reaped_fn, arg the srv_t): logs the freed version and starts the
+ * reload run that was waiting for it to drain. */
+void srv_loader_reaped(void *arg, const char *name, int64_t version);
 
 #endif

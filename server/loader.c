@@ -89,8 +89,9 @@ static void work(uv_work_t *w)
             continue;
         sto_model_t *m = NULL;
         err = (eng_error_t){0};
-        int rc = sto_load(db, v[i].name, v[i].version, NULL, &m, &err);
-        srv_version_t *ver = rc == 0 ? srv_version_new(m, &err) : NULL;
+        /* only the named tensors the kind's abilities need: not the optimizer state */
+        int rc = sto_load(db, v[i].name, v[i].version, srv_kind_find(v[i].kind)->tensors, &m, &err);
+        srv_version_t *ver = rc == 0 ? srv_version_new(m, s->reaper, &err) : NULL;
         if (!ver) {
             add_refused(l, v[i].name, v[i].version, eng_error_text(&err, rc ? rc : err.code));
             continue;
@@ -118,9 +119,13 @@ static void after(uv_work_t *w, int status)
     for (int i = 0; i < l->n_loaded; i++) {
         srv_version_t *v = l->loaded[i];
         const sto_version_info_t *in = &v->model->info;
-        srv_log("loaded %s v%lld (%d users, %d items, dim %d, %s kernel)", in->name,
-                (long long)in->version, in->n_users, in->n_items, in->dim,
+        srv_log("loaded %s v%lld (%s, %d users, %d items, dim %d, %s kernel)", in->name,
+                (long long)in->version, in->kind, in->n_users, in->n_items, in->dim,
                 eng_index_kernel(v->dot));
+        if (!v->kind->name)
+            srv_log("%s v%lld: kind '%s' is unknown to this build: served by inner product, "
+                    "with no fold-in or explain",
+                    in->name, (long long)in->version, in->kind);
         json_array_append_new(
             loaded, json_pack("{ss,sI}", "name", in->name, "version", (json_int_t)in->version));
         srv_metrics_reload(0);
@@ -252,6 +257,15 @@ void srv_loader_request(srv_t *s, req_t *r)
     pthread_mutex_unlock(&l->lock);
     atomic_store(&l->force_requested, 1);
     uv_async_send(&l->wake);
+}
+
+void srv_loader_reaped(void *arg, const char *name, int64_t version)
+{
+    srv_t *s = arg;
+    srv_log("freed %s v%lld (%d version(s) in memory)", name, (long long)version,
+            srv_versions_alive());
+    if (s->loader.pending)
+        start(s);
 }
 
 void srv_loader_stop(srv_t *s)

@@ -4,7 +4,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-static const unsigned statuses[] = {200, 202, 400, 404, 405, 413, 415, 500, 503};
+static const unsigned statuses[] = {200, 202, 400, 404, 405, 413, 415, 422, 500, 501, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                  0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
@@ -21,9 +21,11 @@ static _Atomic uint64_t reloads, reload_failures;
 
 const char *srv_endpoint_name(srv_endpoint_t e)
 {
-    static const char *names[SRV_EP_COUNT] = {"recommendations", "similar",      "score",
-                                              "models",          "healthz",      "readyz",
-                                              "metrics",         "admin_reload", "other"};
+    /* In enum order; a forgotten label fails the assert. */
+    static const char *const names[] = {"recommendations", "recommend",    "explain", "similar",
+                                        "score",           "models",       "healthz", "readyz",
+                                        "metrics",         "admin_reload", "other"};
+    _Static_assert(sizeof names / sizeof *names == SRV_EP_COUNT, "one label per endpoint");
     return names[e];
 }
 

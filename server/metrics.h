@@ -7,6 +7,8 @@
 
 typedef enum {
     SRV_EP_RECOMMEND,
+    SRV_EP_RECOMMEND_NEW, /* POST /v1/recommend (fold-in) */
+    SRV_EP_EXPLAIN,
     SRV_EP_SIMILAR,
     SRV_EP_SCORE,
     SRV_EP_MODELS,
@@ -18,7 +20,7 @@ typedef enum {
     SRV_EP_COUNT
 } srv_endpoint_t;
 
-/* The endpoint's label value ("recommendations", "similar", ...). */
+/* The endpoint's label value ("recommendations", "recommend", "explain", "similar", ...). */
 const char *srv_endpoint_name(srv_endpoint_t e);
 
 /* Counts one finished request and its latency. */

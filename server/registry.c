@@ -1,27 +1,44 @@
-/* Refcounted model versions and the registry of current ones. */
+/* Refcounted model versions, the registry of current ones, and the reaper that frees the rest on
+ * the loop thread. */
 #include "server/registry.h"
 
 #include <pthread.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static atomic_int alive;
 
-srv_version_t *srv_version_new(sto_model_t *m, eng_error_t *err)
+struct srv_reaper {
+    uv_async_t wake; /* the loop thread frees what is queued */
+    pthread_mutex_t lock;
+    srv_version_t *queue; /* unreferenced versions, linked by next */
+    int closed;           /* wake is closed: queued versions wait for srv_reaper_free */
+    srv_reaped_fn *reaped;
+    void *arg;
+};
+
+srv_version_t *srv_version_new(sto_model_t *m, srv_reaper_t *reaper, eng_error_t *err)
 {
     srv_version_t *v = calloc(1, sizeof *v);
     if (!v)
         goto nomem;
     v->model = m;
+    v->reaper = reaper;
     const sto_version_info_t *in = &m->info;
+    v->kind = srv_kind_find(in->kind);
     v->dot = eng_index_new(m->item_vecs, in->n_items, in->dim, 0);
     v->cos = eng_index_new(m->item_vecs, in->n_items, in->dim, 1);
     if (!v->dot || !v->cos)
         goto nomem;
+    /* The indexes hold the items from now on (eng_index_vector, eng_index_scores): the raw matrix
+     * would be a third copy nobody reads. */
+    free(m->item_vecs);
+    m->item_vecs = NULL;
     atomic_init(&v->refs, 1);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -49,10 +66,9 @@ srv_version_t *srv_version_ref(srv_version_t *v)
     return v;
 }
 
-void srv_version_unref(srv_version_t *v)
+/* Frees v, whose last reference is gone, and gives its memory back to the system. */
+static void version_free(srv_version_t *v)
 {
-    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
-        return;
     eng_index_free(v->dot);
     eng_index_free(v->cos);
     sto_model_free(v->model);
@@ -63,6 +79,82 @@ void srv_version_unref(srv_version_t *v)
      * resident memory follows "old + new" across reloads and does not drift upwards. */
     malloc_trim(0);
 #endif
+}
+
+void srv_version_unref(srv_version_t *v)
+{
+    if (!v || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    srv_reaper_t *r = v->reaper;
+    if (!r) {
+        version_free(v);
+        return;
+    }
+    /* Wake the loop under the lock: srv_reaper_close cannot close the handle in between. */
+    pthread_mutex_lock(&r->lock);
+    v->next = r->queue;
+    r->queue = v;
+    if (!r->closed)
+        uv_async_send(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Takes r's queue and frees it; with reaped set, reports each version once it is freed. */
+static void reap(srv_reaper_t *r, srv_reaped_fn *reaped)
+{
+    pthread_mutex_lock(&r->lock);
+    srv_version_t *v = r->queue;
+    r->queue = NULL;
+    pthread_mutex_unlock(&r->lock);
+    while (v) {
+        srv_version_t *next = v->next;
+        char name[80]; /* store names are at most 64 characters */
+        snprintf(name, sizeof name, "%s", v->model->info.name);
+        int64_t version = v->model->info.version;
+        version_free(v);
+        if (reaped)
+            reaped(r->arg, name, version);
+        v = next;
+    }
+}
+
+static void on_wake(uv_async_t *h)
+{
+    srv_reaper_t *r = h->data;
+    reap(r, r->reaped);
+}
+
+srv_reaper_t *srv_reaper_new(uv_loop_t *loop, srv_reaped_fn *reaped, void *arg)
+{
+    srv_reaper_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (uv_async_init(loop, &r->wake, on_wake) != 0) {
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    r->wake.data = r;
+    r->reaped = reaped;
+    r->arg = arg;
+    return r;
+}
+
+void srv_reaper_close(srv_reaper_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    r->closed = 1;
+    pthread_mutex_unlock(&r->lock);
+    uv_close((uv_handle_t *)&r->wake, NULL);
+}
+
+void srv_reaper_free(srv_reaper_t *r)
+{
+    if (!r)
+        return;
+    reap(r, NULL);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
 }
 
 int srv_versions_alive(void)

@@ -22,6 +22,7 @@ static void close_all(run_t *run)
     srv_batcher_free(s->batcher);
     s->batcher = NULL;
     srv_loader_stop(s);
+    srv_reaper_close(s->reaper); /* what is released from now on is freed after the loop */
     /* A second signal during the last steps must not kill the process mid-teardown. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
@@ -115,9 +116,9 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
         goto done;
     }
     run.term.data = run.intr.data = run.drain.data = &run;
-    if (srv_loader_start(&s) < 0 || uv_signal_init(&loop, &run.term) ||
-        uv_signal_init(&loop, &run.intr) || uv_timer_init(&loop, &run.drain) ||
-        uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
+    if (!(s.reaper = srv_reaper_new(&loop, srv_loader_reaped, &s)) || srv_loader_start(&s) < 0 ||
+        uv_signal_init(&loop, &run.term) || uv_signal_init(&loop, &run.intr) ||
+        uv_timer_init(&loop, &run.drain) || uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
         uv_signal_start(&run.intr, on_stop_signal, SIGINT)) {
         rc = eng_error_set(err, ENG_ENOMEM, "cannot set up the event loop");
         goto done; /* leaks the half-built loop's handles: libuv cannot close them unstarted */
@@ -130,6 +131,7 @@ done:
     srv_http_stop(&s);
     srv_batcher_free(s.batcher);
     srv_registry_free(s.reg);
+    srv_reaper_free(s.reaper); /* last: every version is released by now */
     if (s.access_log && s.access_log != stdout)
         fclose(s.access_log);
     pthread_mutex_destroy(&s.log_lock);

@@ -40,7 +40,8 @@ SPEC_PATH = os.path.join(SOURCE_DIR, "proto", "openapi.yaml")
 SKIP = 77  # ctest SKIP_RETURN_CODE
 
 ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large", 415: "unsupported_media_type", 500: "internal",
+               413: "payload_too_large", 415: "unsupported_media_type",
+               422: "unprocessable_entity", 500: "internal", 501: "not_implemented",
                503: "unavailable"}
 
 
@@ -255,12 +256,13 @@ def ranking_problems(got, expected, allowed_scores, tol=1e-5):
     return problems
 
 
-def publish_copy(db, name, src_version=None, damage=None):
+def publish_copy(db, name, src_version=None, damage=None, kind=None):
     """Copies the rows of a version of `name` (default: the newest), its blobs and its tensor
     manifest, into the next version number,
     'ready', in ONE transaction, so no reader can ever see it half-written. damage=(key, n)
     drops the last n bytes of that blob's last chunk: the version is then visible and ready but
-    its blob is shorter than its dimensions imply. Returns the new version number."""
+    its blob is shorter than its dimensions imply. kind, when given, replaces the model kind (as
+    a newer trainer's kind would look). Returns the new version number."""
     con = _connect(db)
     try:
         con.execute("PRAGMA foreign_keys = ON")
@@ -294,6 +296,8 @@ def publish_copy(db, name, src_version=None, damage=None):
                     "key = ?)", (n, new_id, key, new_id, key))
                 if cur.rowcount != 1:
                     raise KeyError(f"no blob {key} to damage")
+            if kind is not None:
+                con.execute("UPDATE models SET kind = ? WHERE id = ?", (kind, new_id))
             con.execute("UPDATE models SET status = 'ready' WHERE id = ?", (new_id,))
             con.execute("COMMIT")
         except BaseException:

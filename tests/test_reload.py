@@ -9,8 +9,10 @@ each publish on "live" (and at once after /admin/reload on "manual"), and never 
 any client; every answer must equal the brute-force answer of the version it names. Then a
 damaged version (ready, but its item_vecs blob 4 bytes short) is refused with a reason, counted in
 gnnrec_reload_failures_total, and both servers keep answering from the previous version; a good
-version published after it is loaded at once on SIGHUP. Finally, RSS after 15 reloads of a
-7 MB model stays within the first version's RSS plus about three versions.
+version published after it is loaded at once on SIGHUP. RSS after 15 reloads of a 7 MB model
+stays within the first version's RSS plus about three versions. Finally, a replaced version held
+by a request in flight is freed on the loop once that request completes, and only then does the
+next reload run.
 
 Run: GNNREC_BIN=build/gnnrec /usr/bin/python3 tests/test_reload.py
 Exit 77 (skipped) when the binary has no `serve` command.
@@ -18,6 +20,7 @@ Exit 77 (skipped) when the binary has no `serve` command.
 import os
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -121,12 +124,12 @@ class TestReload(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         return r.json()["version"], time.monotonic()
 
-    def metric(self, client, name):
+    def metric(self, client, name, **labels):
         r = client.get("/metrics")
         SPEC.validate_response(r)
         self.assertEqual(r.status, 200, r)
         samples, _ = sl.parse_metrics(r.body.decode())
-        return sl.metric_value(samples, name)
+        return sl.metric_value(samples, name, **labels)
 
     def wait_version(self, client, version, limit):
         """Polls until the server answers `version`; returns (seconds, monotonic time seen)."""
@@ -325,6 +328,91 @@ class TestReload(unittest.TestCase):
                                  f"versions kept?")
             self.assertEqual(srv.stop(), 0, srv.stderr()[-3000:])
         finally:
+            srv.kill()
+
+    def test_held_version_freed_on_the_loop(self):
+        """A request in flight holds the version it started on: a replaced version stays in
+        memory while it runs, the next reload waits for it (old + new at most), and when the
+        request completes on its HTTP thread, the loop thread frees the version (logging
+        "freed NAME vN"), then starts the reload that was waiting.
+
+        A request is held in flight by backpressure: 300 pipelined top-1000 requests on one
+        connection whose client reads nothing fill the socket buffers, so the server is stuck
+        writing one answer (libmicrohttpd answers pipelined requests in order) while holding
+        its version. The server polls once an hour: only the free can start the waiting run."""
+        db = self.tmp.join("held.sqlite")
+        sl.train(db, "held", seed=1)
+        srv = sl.Server(db, self.tmp.path, "--poll-ms", "3600000", name="held")
+        sock = None
+        try:
+            srv.start()
+            c = srv.client()
+            n_req = 300
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", srv.port))
+            sock.sendall(b"".join(b"GET /v1/users/u%d/recommendations?k=1000 HTTP/1.1\r\n"
+                                  b"Host: x\r\n\r\n" % (i % 2000) for i in range(n_req)))
+            deadline = time.monotonic() + 10 * sl.SLOW
+            done = None
+            while True:  # stuck when the count of answered requests stops moving
+                time.sleep(0.3)
+                now = self.metric(c, "gnnrec_http_requests_total", endpoint="recommendations")
+                if now == done and self.metric(c, "gnnrec_requests_in_flight") >= 2:
+                    break
+                done = now
+                self.assertLess(time.monotonic(), deadline, "the pipelined requests never "
+                                                            "stalled: the socket buffers took all")
+            v2 = sl.publish_copy(db, "held")
+            self.assertEqual(self.reload(c)["loaded"], [{"name": "held", "version": v2}])
+            self.assertEqual(self.metric(c, "gnnrec_versions_alive"), 2, "v1 not held")
+
+            # the next reload waits for v1 to be freed
+            v3 = sl.publish_copy(db, "held")
+            answer = {}
+
+            def reload_v3():
+                rc = srv.client(timeout=60)
+                try:
+                    answer["body"] = self.reload(rc)
+                    answer["at"] = time.monotonic()
+                finally:
+                    rc.close()
+
+            t = threading.Thread(target=reload_v3, daemon=True)
+            t.start()
+            t.join(1.0 * sl.SLOW)
+            self.assertTrue(t.is_alive(), f"reload ran while v1 was held: {answer}")
+            self.assertEqual(self.metric(c, "gnnrec_versions_alive"), 2)
+            self.assertNotIn("freed held v1", srv.stderr())
+
+            # the held request completes: v1 is freed on the loop and the reload runs
+            t_read = time.monotonic()
+            data = sl.read_until_close(sock, 3 * sl.SLOW)
+            answers = sl.split_responses(data)
+            self.assertGreater(len(answers), 10)
+            self.assertEqual({a[0] for a in answers}, {200})
+            t.join(10 * sl.SLOW)
+            self.assertFalse(t.is_alive(), "the reload waiting for v1 was not started when v1 "
+                                           "was freed")
+            self.assertEqual(answer["body"], {"loaded": [{"name": "held", "version": v3}],
+                                              "refused": []})
+            sl.log(f"  reload answered {answer['at'] - t_read:.2f} s after the client read")
+            log = srv.stderr()
+            self.assertRegex(log, r"freed held v1 \(\d version\(s\) in memory\)")
+            self.assertLess(log.index("freed held v1"), log.index(f"loaded held v{v3}"))
+            deadline = time.monotonic() + 5 * sl.SLOW
+            while self.metric(c, "gnnrec_versions_alive") != 1:
+                self.assertLess(time.monotonic(), deadline, "v2 never freed after v3 came in")
+                time.sleep(0.05)
+            self.assertIn("freed held v2", srv.stderr())
+            c.close()
+            sock.close()
+            sock = None
+            self.assertEqual(srv.stop(), 0, srv.stderr()[-3000:])
+        finally:
+            if sock is not None:
+                sock.close()
             srv.kill()
 
 

@@ -43,6 +43,13 @@ def recs_path(user, raw_query=None, **params):
     return path + ("?" + query if query else "")
 
 
+def explain_path(user, item, **params):
+    path = (f"/v1/users/{urllib.parse.quote(user, safe='')}/recommendations/"
+            f"{urllib.parse.quote(item, safe='')}/explain")
+    query = urllib.parse.urlencode(params)
+    return path + ("?" + query if query else "")
+
+
 def similar_path(item, **params):
     path = f"/v1/items/{urllib.parse.quote(item, safe='')}/similar"
     query = urllib.parse.urlencode(params)
@@ -232,7 +239,10 @@ class TestEndpoints(ServerCase):
         for k in ("0", "1001", "-1", "abc", "1.5", "", "20x", "99999999999999999999"):
             self.expect_error(self.get(self.c, recs_path("u1", k=k)), 400)
         self.expect_error(self.get(self.c, recs_path("u1", exclude_seen="maybe")), 400)
-        self.expect_error(self.get(self.c, recs_path("no-such-user")), 404)
+        r = self.get(self.c, recs_path("no-such-user"))
+        self.expect_error(r, 404)
+        self.assertEqual(r.json()["error"]["message"],
+                         f"unknown user 'no-such-user' in model {MODEL} v{self.m.version}")
         self.expect_error(self.get(self.c, recs_path("u 1")), 404)
         self.expect_error(self.get(self.c, recs_path("u2000")), 404)
 
@@ -256,8 +266,92 @@ class TestEndpoints(ServerCase):
     def test_similar_errors(self):
         for k in ("0", "1001", "x", ""):
             self.expect_error(self.get(self.c, similar_path("i1", k=k)), 400)
-        self.expect_error(self.get(self.c, similar_path("no-such-item")), 404)
+        r = self.get(self.c, similar_path("no-such-item"))
+        self.expect_error(r, 404)
+        self.assertEqual(r.json()["error"]["message"],
+                         f"unknown item 'no-such-item' in model {MODEL} v{self.m.version}")
         self.expect_error(self.get(self.c, similar_path("i1", model="no-such-model")), 404)
+
+    # -- abilities lightgcn does not have (yet): fold-in (POST /v1/recommend) and explain
+
+    def recommend_new(self, body, query="", client=None):
+        return self.post(client or self.c, "/v1/recommend" + query, json_body=body)
+
+    def test_recommend_new_bad_requests(self):
+        invalid = [
+            {"items": []},
+            {"items": ["i1"] * 10001},
+            {"items": "i1"},
+            {"items": {"i1": 1}},
+            {"items": [1, 2]},
+            {"items": ["i1", None]},
+            {"items": ["i1"], "k": 0},
+            {"items": ["i1"], "k": 1001},
+            {"items": ["i1"], "k": -3},
+            {"items": ["i1"], "k": "5"},
+            {"items": ["i1"], "k": 2.5},
+            {"items": ["i1"], "k": None},
+            {"items": ["i1"], "model": MODEL},
+            {"items": ["i1"], "user": "u1"},
+            {"k": 5},
+            {},
+            [["i1"]],
+            "i1",
+            None,
+        ]
+        for body in invalid:
+            self.assertTrue(SPEC.request_errors("/v1/recommend", "POST", body), f"{body} is valid?")
+            if body is None:
+                r = self.post(self.c, "/v1/recommend", body=b"null",
+                              headers={"Content-Type": "application/json"})
+            else:
+                r = self.recommend_new(body)
+            self.expect_error(r, 400)
+        for text in (b'{"items": [', b"{items: [i1]}", b"", b"\xff\xfe", b'{"items": ["i1"]} x'):
+            r = self.post(self.c, "/v1/recommend", body=text,
+                          headers={"Content-Type": "application/json"})
+            self.expect_error(r, 400)
+        # the body is checked before the model is looked up
+        self.expect_error(self.recommend_new({"items": []}, "?model=no-such-model"), 400)
+        # a body in another media type is refused before it is read
+        r = self.post(self.c, "/v1/recommend", body=b'{"items": ["i1"]}',
+                      headers={"Content-Type": "text/plain"})
+        self.expect_error(r, 415)
+
+    def test_recommend_new_not_found(self):
+        self.expect_error(self.recommend_new({"items": ["i1"]}, "?model=no-such-model"), 404)
+        r = self.recommend_new({"items": ["no-such-item", "nor-this-one"], "k": 5})
+        self.expect_error(r, 404)
+        self.assertIn(f"model {MODEL} v{self.m.version}", r.json()["error"]["message"])
+
+    def test_recommend_new_lightgcn_cannot_fold_in(self):
+        """A valid request to a lightgcn version: 422 naming the model, version and kind. Unknown
+        items next to a known one are ignored, so they do not turn it into a 404."""
+        self.assertEqual(self.m.kind, "lightgcn")
+        want = f"model {MODEL} v{self.m.version} (kind lightgcn) cannot fold in new users"
+        for body in ({"items": ["i1", "i2"]}, {"items": ["no-such-item", "i7"], "k": 5},
+                     {"items": ["i3"] * 3, "k": 1000}, {"items": self.m.items[:10000]}):
+            self.assertFalse(SPEC.request_errors("/v1/recommend", "POST", body))
+            for query in ("", f"?model={MODEL}"):
+                r = self.recommend_new(body, query)
+                self.expect_error(r, 422)
+                self.assertEqual(r.json()["error"]["message"], want)
+
+    def test_explain(self):
+        self.expect_error(self.get(self.c, explain_path("u1", "i1", model="no-such-model")), 404)
+        for user, item, unknown in (("no-such-user", "i1", "user 'no-such-user'"),
+                                    ("u1", "no-such-item", "item 'no-such-item'"),
+                                    ("no-such-user", "no-such-item", "user 'no-such-user'")):
+            r = self.get(self.c, explain_path(user, item))
+            self.expect_error(r, 404)
+            self.assertEqual(r.json()["error"]["message"],
+                             f"unknown {unknown} in model {MODEL} v{self.m.version}")
+        want = f"model {MODEL} v{self.m.version} (kind lightgcn) cannot explain recommendations"
+        for user, item, params in (("u1", "i1", {}), ("u1999", "i1499", {"model": MODEL}),
+                                   ("u5", self.m.seen("u5")[0], {})):
+            r = self.get(self.c, explain_path(user, item, **params))
+            self.expect_error(r, 422)
+            self.assertEqual(r.json()["error"]["message"], want)
 
     # -- score
 
@@ -341,11 +435,18 @@ class TestEndpoints(ServerCase):
             self.expect_error(r, 400)
 
     def test_score_unknown_ids(self):
-        for body in ({"user": "no-such-user", "items": ["i1"]},
-                     {"user": "u1", "items": ["i1", "no-such-item"]},
-                     {"pairs": [["u1", "i1"], ["no-such-user", "i2"]]},
-                     {"pairs": [["u1", "i1"], ["u2", "no-such-item"]]}):
-            self.expect_error(self.post(self.c, "/v1/score", json_body=body), 404)
+        """404 naming the id, the model and its version: a user or item may be known to another
+        version (the trainer publishes only the users and items it trained)."""
+        for body, what in (({"user": "no-such-user", "items": ["i1"]}, "user 'no-such-user'"),
+                           ({"user": "u1", "items": ["i1", "no-such-item"]}, "item 'no-such-item'"),
+                           ({"pairs": [["u1", "i1"], ["no-such-user", "i2"]]},
+                            "user 'no-such-user'"),
+                           ({"pairs": [["u1", "i1"], ["u2", "no-such-item"]]},
+                            "item 'no-such-item'")):
+            r = self.post(self.c, "/v1/score", json_body=body)
+            self.expect_error(r, 404)
+            self.assertEqual(r.json()["error"]["message"],
+                             f"unknown {what} in model {MODEL} v{self.m.version}")
 
     def test_score_wrong_content_type(self):
         body = b'{"user": "u1", "items": ["i1"]}'
@@ -431,7 +532,9 @@ class TestEndpoints(ServerCase):
                  ("POST", "/v1/items/i1/similar", "GET"), ("POST", "/v1/models", "GET"),
                  ("POST", "/healthz", "GET"), ("DELETE", "/readyz", "GET"),
                  ("POST", "/metrics", "GET"), ("GET", "/admin/reload", "POST"),
-                 ("PATCH", "/v1/models", "GET")]
+                 ("PATCH", "/v1/models", "GET"), ("GET", "/v1/recommend", "POST"),
+                 ("PUT", "/v1/recommend", "POST"),
+                 ("POST", "/v1/users/u1/recommendations/i1/explain", "GET")]
         for method, path, allowed in cases:
             body = b"{}" if method in ("POST", "PUT", "PATCH") else None
             headers = {"Content-Type": "application/json"} if body else {}
@@ -448,7 +551,11 @@ class TestEndpoints(ServerCase):
                              ("GET", "/v1/users/u1"), ("GET", "/v1/users/u1/recommendations/x"),
                              ("GET", "/v1/items/i1"), ("GET", "/healthzz"),
                              ("GET", "/v2/score"), ("POST", "/v1/nope"),
-                             ("GET", "/v1/users//recommendations"), ("GET", "/admin")]:
+                             ("GET", "/v1/users//recommendations"), ("GET", "/admin"),
+                             ("GET", "/v1/users/u1/recommendations/i1"),
+                             ("GET", "/v1/users/u1/recommendations//explain"),
+                             ("GET", "/v1/users/u1/recommendations/i1/explain/x"),
+                             ("POST", "/v1/recommend/x"), ("POST", "/v1/recommendations")]:
             r = self.call(self.c, method, path, body=b"{}" if method == "POST" else None,
                           headers={"Content-Type": "application/json"} if method == "POST" else {})
             self.expect_error(r, 404)
@@ -461,7 +568,7 @@ class TestEndpoints(ServerCase):
         e = models[0]
         want = {"name": MODEL, "version": self.m.version, "kind": self.m.kind,
                 "users": self.m.n_users, "items": self.m.n_items, "dim": self.m.dim,
-                "created": self.m.created}
+                "created": self.m.created, "abilities": []}  # lightgcn: no fold-in, no explain
         self.assertEqual({k: e[k] for k in want}, want)
         self.assertEqual(e["metrics"].keys(), self.m.metrics.keys())
         for key, value in self.m.metrics.items():
@@ -784,6 +891,47 @@ class TestSeveralModels(ServerCase):
             self.assertEqual(srv.stop(), 0, srv.stderr()[-2000:])
         finally:
             srv.kill()
+
+
+class TestUnknownKind(ServerCase):
+    """A version of a kind this build does not know (a newer trainer's) is served by inner
+    product with no abilities, and its load is logged once."""
+
+    def test_unknown_kind(self):
+        tmp = sl.TempDir()
+        try:
+            db = tmp.join("kinds.sqlite")
+            sl.train(db, "future", seed=4)
+            version = sl.publish_copy(db, "future", kind="kgat")
+            m = sl.StoredModel(db, "future", version)
+            srv = sl.Server(db, tmp.path, name="kinds")
+            try:
+                srv.start()
+                c = srv.client()
+                models = self.expect(self.get(c, "/v1/models"), 200)["models"]
+                self.assertEqual([(e["name"], e["version"], e["kind"], e["abilities"])
+                                  for e in models], [("future", version, "kgat", [])])
+                body = self.expect(self.get(c, recs_path("u5", k=10)), 200)
+                self.assertEqual(body["version"], version)
+                top, allowed = m.recommend("u5", 10)
+                self.check_ranking("u5, unknown kind", body["items"], top, allowed)
+                head = f"model future v{version} (kind kgat) cannot"
+                r = self.post(c, "/v1/recommend", json_body={"items": ["i1"]})
+                self.expect_error(r, 422)
+                self.assertEqual(r.json()["error"]["message"], f"{head} fold in new users")
+                r = self.get(c, explain_path("u5", "i1"))
+                self.expect_error(r, 422)
+                self.assertEqual(r.json()["error"]["message"], f"{head} explain recommendations")
+                self.assertEqual(self.expect(self.post(c, "/admin/reload"), 200)["loaded"], [])
+                c.close()
+                self.assertEqual(srv.stop(), 0, srv.stderr()[-2000:])
+                lines = [x for x in srv.stderr().splitlines() if "unknown to this build" in x]
+                self.assertEqual(len(lines), 1, f"logged {len(lines)} times: {lines}")
+                self.assertIn(f"future v{version}: kind 'kgat' is unknown", lines[0])
+            finally:
+                srv.kill()
+        finally:
+            tmp.close()
 
 
 class TestSlowClients(ServerCase):

@@ -1,0 +1,40 @@
+/* What each model kind can do beyond inner-product ranking: one row per kind.
+ *
+ * Every version is served by inner product (recommendations, similar items, scores) whatever its
+ * kind. The rows here add what varies by kind: abilities (answering POST /v1/recommend for a user
+ * the model has never seen; explaining a recommendation) and the named store tensors a kind needs
+ * in memory to exercise them. An ability is a route that answers 422 for a version whose kind
+ * lacks it (docs/serving.md, "Model kinds"). A kind this build does not know (a store written by a
+ * newer trainer) gets the fallback row: inner product only. */
+#ifndef GNNREC_SERVER_KINDS_H
+#define GNNREC_SERVER_KINDS_H
+
+typedef enum {
+    SRV_ABILITY_FOLD_IN, /* rank for a user the model has never seen, from the request's items */
+    SRV_ABILITY_EXPLAIN, /* paths linking a user to a recommended item */
+    SRV_ABILITY_COUNT
+} srv_ability_t;
+
+#define SRV_CAN(a) (1u << (a))
+
+typedef struct {
+    const char *name;           /* as in the store's models.kind; NULL in the fallback row */
+    unsigned abilities;         /* SRV_CAN(SRV_ABILITY_...) bits */
+    const char *const *tensors; /* store tensors its abilities need in memory, NULL-terminated
+                                 * (the loader reads only these, never optimizer state); empty for
+                                 * every kind today */
+} srv_kind_t;
+
+/* The row of kind name; for a name no row has (or NULL), the fallback row, whose name is NULL and
+ * which has no abilities and no tensors. Never NULL; the rows are static. */
+const srv_kind_t *srv_kind_find(const char *name);
+
+/* Non-zero when kind k has ability a. */
+int srv_kind_can(const srv_kind_t *k, srv_ability_t a);
+
+/* Static text: the ability's name ("fold-in", "explain") and what a kind without it cannot do,
+ * completing "model M vN (kind K) cannot ..." ("fold in new users", "explain recommendations"). */
+const char *srv_ability_name(srv_ability_t a);
+const char *srv_ability_refusal(srv_ability_t a);
+
+#endif
