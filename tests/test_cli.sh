@@ -38,6 +38,18 @@ expect_rc 2 "bad --split" "$bin" train --train x.csv --split sideways:0.2
 expect_rc 0 "train --model lightgcn --help" "$bin" train --model lightgcn --help
 grep -qE -- "--layers N +propagation layers \(3; 0\.\.16\)" "$tmp/out" && ok || bad "lightgcn --help lists --layers from its table"
 grep -qE -- "--negatives N" "$tmp/out" && ok || bad "--help lists the common --negatives"
+expect_rc 0 "train --model mf --help" "$bin" train --model mf --help
+grep -qE -- "^model mf: BPR-MF" "$tmp/out" && grep -qE -- "--dim N +embedding size \(64; 1\.\.4096\)" "$tmp/out" &&
+    ! grep -q -- "--layers" "$tmp/out" && ok || bad "mf --help lists its own table: $(head -c 300 "$tmp/out")"
+expect_rc 2 "a flag of another kind" "$bin" train --synthetic --model mf --layers 2
+expect_err "unknown option '--layers' for model mf" "another kind's flag is refused with the kind's name"
+expect_rc 0 "train mf" "$bin" train --synthetic --model mf --epochs 20 --threads 2 --quiet --report "$tmp/mf.json"
+python3 -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['model']=='mf' and r['params']['dim']==64 and 'layers' not in r['params']; f=r['final']; assert f['recall@20']>f['popularity']['recall@20'], f" "$tmp/mf.json" && ok || bad "mf report and quality"
+# mf is lightgcn without layers: the same vectors, bit for bit
+expect_rc 0 "mf into a store" "$bin" train --synthetic --model mf --epochs 1 --threads 2 --quiet --db "$tmp/eq.sqlite" --name a
+expect_rc 0 "lightgcn --layers 0 into a store" "$bin" train --synthetic --model lightgcn --layers 0 --epochs 1 --threads 2 --quiet --db "$tmp/eq.sqlite" --name b
+vh() { sqlite3 "$tmp/eq.sqlite" "SELECT hex(data) FROM blobs b JOIN models m ON m.id=b.model_id WHERE m.name='$1' AND b.key='$2' ORDER BY chunk" | md5sum; }
+[ "$(vh a user_vecs)" = "$(vh b user_vecs)" ] && [ "$(vh a item_vecs)" = "$(vh b item_vecs)" ] && ok || bad "mf equals lightgcn --layers 0"
 expect_rc 2 "unknown kind" "$bin" train --synthetic --model nope
 expect_err "unknown model 'nope' \(known: .*lightgcn" "unknown kind names the known ones"
 expect_rc 2 "bad choice" "$bin" train --synthetic --loss hinge

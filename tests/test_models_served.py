@@ -54,7 +54,7 @@ class Conformance(unittest.TestCase):
         with open(cls.tmp.join("test.csv"), "w") as f:
             f.write("u1,i_new\nu_new,i3\nu2,i5\n")
         cls.kinds = kinds()
-        assert "lightgcn" in cls.kinds, cls.kinds
+        assert "lightgcn" in cls.kinds and "mf" in cls.kinds, cls.kinds
         for kind in cls.kinds:
             run("train", "--model", kind, "--train", cls.tmp.join("train.csv"), "--test",
                 cls.tmp.join("test.csv"), "--dim", "16", "--lr", "0.01", "--epochs", "3",
