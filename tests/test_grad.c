@@ -11,6 +11,7 @@
 
 #include "engine/csr.h"
 #include "engine/rng.h"
+#include "tests/testdata.h"
 #include "trainer/graph.h"
 #include "trainer/lightgcn.h"
 #include "trainer/loss.h"
@@ -27,14 +28,6 @@
 static int close_enough(double a, double n)
 {
     return fabs(a - n) <= TOL_ABS + TOL_REL * fmax(fabs(a), fabs(n));
-}
-
-static void fill_normal(float *x, size_t n, double sd, uint64_t seed)
-{
-    eng_rng_t r;
-    eng_rng_seed(&r, seed, 7);
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(sd * eng_rng_normal(&r));
 }
 
 static double weighted_sum(const float *w, const float *x, size_t n)
@@ -58,8 +51,8 @@ static void check_loss(trn_loss_t kind, int nneg)
 {
     enum { B = 6, MAXN = 4 };
     float pos[B], neg[B * MAXN], dpos[B] = {0}, dneg[B * MAXN] = {0};
-    fill_normal(pos, B, 1.5, 1);
-    fill_normal(neg, (size_t)B * nneg, 1.5, 2);
+    test_fill_normal(pos, B, 1.5, 1);
+    test_fill_normal(neg, (size_t)B * nneg, 1.5, 2);
     const float margin = 0.5f;
     if (kind == TRN_LOSS_MARGIN) /* keep every pair away from the hinge's kink */
         for (int k = 0; k < B; k++)
@@ -128,8 +121,8 @@ static void test_dot(void **state)
     enum { ROWS = 5, DIM = 4, B = 7 };
     float emb[ROWS * DIM], demb[ROWS * DIM] = {0}, score[B], w[B];
     int32_t ra[B] = {0, 1, 2, 0, 4, 4, 3}, rb[B] = {3, 4, 1, 1, 2, 0, 3};
-    fill_normal(emb, ROWS * DIM, 1.0, 3);
-    fill_normal(w, B, 1.0, 4);
+    test_fill_normal(emb, ROWS * DIM, 1.0, 3);
+    test_fill_normal(w, B, 1.0, 4);
     trn_dot_backward(demb, w, emb, ra, rb, B, DIM);
     const float eps = 1e-2f;
     for (size_t i = 0; i < ROWS * DIM; i++) {
@@ -151,7 +144,7 @@ static void test_l2(void **state)
     enum { ROWS = 4, DIM = 3, N = 5 };
     float emb[ROWS * DIM], demb[ROWS * DIM] = {0};
     int32_t rows[N] = {0, 2, 2, 3, 0};
-    fill_normal(emb, ROWS * DIM, 1.0, 5);
+    test_fill_normal(emb, ROWS * DIM, 1.0, 5);
     const float scale = 0.37f;
     trn_l2_backward(demb, scale, emb, rows, N, DIM);
     const float eps = 1e-2f;
@@ -168,33 +161,10 @@ static void test_l2(void **state)
 
 /* ---- graph propagation ---- */
 
-/* A random bipartite training graph with every user and item having at least one edge. */
-static eng_csr_t *random_train(int32_t nu, int32_t ni, int per_user, uint64_t seed)
-{
-    eng_rng_t r;
-    eng_rng_seed(&r, seed, 9);
-    int64_t n = (int64_t)nu * per_user + ni;
-    int32_t *us = malloc((size_t)n * sizeof *us), *is = malloc((size_t)n * sizeof *is);
-    int64_t k = 0;
-    for (int32_t u = 0; u < nu; u++)
-        for (int j = 0; j < per_user; j++, k++) {
-            us[k] = u;
-            is[k] = (int32_t)eng_rng_below(&r, (uint32_t)ni);
-        }
-    for (int32_t i = 0; i < ni; i++, k++) {
-        us[k] = (int32_t)eng_rng_below(&r, (uint32_t)nu);
-        is[k] = i;
-    }
-    eng_csr_t *m = eng_csr_from_pairs(nu, ni, us, is, n);
-    free(us);
-    free(is);
-    return m;
-}
-
 static void test_norm_adj(void **state)
 {
     (void)state;
-    eng_csr_t *train = random_train(6, 5, 2, 11);
+    eng_csr_t *train = test_random_train(6, 5, 2, 11);
     eng_csr_t *a = trn_graph_norm_adj(train);
     assert_non_null(a);
     assert_int_equal(a->rows, 11);
@@ -215,7 +185,7 @@ static void test_norm_adj(void **state)
 static void test_spmm_threads(void **state)
 {
     (void)state;
-    eng_csr_t *train = random_train(300, 200, 7, 12);
+    eng_csr_t *train = test_random_train(300, 200, 7, 12);
     eng_csr_t *a = trn_graph_norm_adj(train);
     const int dims[] = {24, 64, 70}; /* 64 has its own register-blocked kernel */
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
@@ -223,7 +193,7 @@ static void test_spmm_threads(void **state)
         size_t n = (size_t)a->rows * dim;
         float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1),
               *y3 = malloc(n * sizeof *y3);
-        fill_normal(x, n, 1.0, 13);
+        test_fill_normal(x, n, 1.0, 13);
         eng_csr_spmm(y1, a, x, dim, 1);
         eng_csr_spmm(y3, a, x, dim, 3);
         assert_memory_equal(y1, y3, n * sizeof *y1);
@@ -274,15 +244,15 @@ static void test_spmm_threads(void **state)
 static void test_propagate(void **state)
 {
     (void)state;
-    eng_csr_t *train = random_train(7, 6, 2, 21);
+    eng_csr_t *train = test_random_train(7, 6, 2, 21);
     eng_csr_t *a = trn_graph_norm_adj(train);
     const int dim = 3, L = 3;
     size_t n = (size_t)a->rows * dim;
     float *e0 = malloc(n * sizeof *e0), *out = malloc(n * sizeof *out), *w = malloc(n * sizeof *w);
     float *layers = malloc(L * n * sizeof *layers), *scratch = malloc(2 * n * sizeof *scratch);
     float *de0 = calloc(n, sizeof *de0);
-    fill_normal(e0, n, 1.0, 22);
-    fill_normal(w, n, 1.0, 23);
+    test_fill_normal(e0, n, 1.0, 22);
+    test_fill_normal(w, n, 1.0, 23);
     trn_lgn_propagate_backward(de0, scratch, w, a, dim, L, 2);
     const float eps = 1e-2f;
     for (size_t i = 0; i < n; i++) {
@@ -312,7 +282,7 @@ static void test_propagate(void **state)
 static void test_lightgcn_fast_path(void **state)
 {
     (void)state;
-    eng_csr_t *train = random_train(120, 90, 4, 41);
+    eng_csr_t *train = test_random_train(120, 90, 4, 41);
     const trn_model_ops_t *ops = trn_model_find("lightgcn");
     assert_non_null(ops);
     for (int L = 0; L <= 3; L++) {
@@ -335,7 +305,7 @@ static void test_lightgcn_fast_path(void **state)
         eng_error_t err = {0};
         trn_model_t *m = trn_model_new(ops, cfg, &in, 2020, 2, &err);
         assert_non_null(m);
-        fill_normal(m->params, m->n_params, 0.5, 42 + L);
+        test_fill_normal(m->params, m->n_params, 0.5, 42 + L);
         trn_sampler_t *s = trn_sampler_new(train, 43);
         trn_batch_t b;
         assert_int_equal(trn_batch_alloc(&b, hp->batch, nneg), 0);

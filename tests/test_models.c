@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "engine/rng.h"
+#include "tests/testdata.h"
 #include "storage/store.h"
 #include "trainer/data.h"
 #include "trainer/model.h"
@@ -47,36 +48,6 @@ static void *config(const trn_model_ops_t *ops, const char *const *kv)
     return cfg;
 }
 
-static void fill_normal(float *x, size_t n, double sd, uint64_t seed)
-{
-    eng_rng_t r;
-    eng_rng_seed(&r, seed, 7);
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(sd * eng_rng_normal(&r));
-}
-
-/* A random bipartite graph in which every user and item has an edge. */
-static eng_csr_t *random_train(int32_t nu, int32_t ni, int per_user, uint64_t seed)
-{
-    eng_rng_t r;
-    eng_rng_seed(&r, seed, 9);
-    int64_t n = (int64_t)nu * per_user + ni, k = 0;
-    int32_t *us = malloc((size_t)n * sizeof *us), *is = malloc((size_t)n * sizeof *is);
-    for (int32_t u = 0; u < nu; u++)
-        for (int j = 0; j < per_user; j++, k++) {
-            us[k] = u;
-            is[k] = (int32_t)eng_rng_below(&r, (uint32_t)ni);
-        }
-    for (int32_t i = 0; i < ni; i++, k++) {
-        us[k] = (int32_t)eng_rng_below(&r, (uint32_t)nu);
-        is[k] = i;
-    }
-    eng_csr_t *m = eng_csr_from_pairs(nu, ni, us, is, n);
-    free(us);
-    free(is);
-    return m;
-}
-
 static int close_enough(double a, double n)
 {
     double scale = fmax(fabs(a), fabs(n));
@@ -93,7 +64,7 @@ static double objective(trn_model_t *m, const trn_batch_t *b)
 
 static void check_gradient(const trn_model_ops_t *ops, const char *loss, const char *nneg)
 {
-    eng_csr_t *train = random_train(9, 8, 3, 31);
+    eng_csr_t *train = test_random_train(9, 8, 3, 31);
     /* a large decay, so the regulariser's gradient is visible in the check */
     const char *kv[] = {"dim", "4",         "batch", "5",      "decay", "0.5", "loss",
                         loss,  "negatives", nneg,    "layers", "2",     NULL};
@@ -104,7 +75,7 @@ static void check_gradient(const trn_model_ops_t *ops, const char *loss, const c
     if (!m)
         fail_msg("%s: %s", ops->kind, err.msg);
     /* larger weights than the usual init, so the scores are not all near zero */
-    fill_normal(m->params, m->n_params, 0.7, 32);
+    test_fill_normal(m->params, m->n_params, 0.7, 32);
     trn_sampler_t *s = trn_sampler_new(train, 33);
     trn_batch_t b;
     assert_int_equal(trn_batch_alloc(&b, m->hp->batch, m->hp->negatives), 0);

@@ -1,0 +1,44 @@
+/* Random inputs shared by the cmocka tests (header-only: each test is its own executable). */
+#ifndef GNNREC_TESTS_TESTDATA_H
+#define GNNREC_TESTS_TESTDATA_H
+
+#include "engine/csr.h"
+#include "engine/rng.h"
+
+#include <stdlib.h>
+
+/* x[0..n) drawn from N(0, sd^2), the same for the same seed. */
+static inline void test_fill_normal(float *x, size_t n, double sd, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 7);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(sd * eng_rng_normal(&r));
+}
+
+/* A random bipartite training graph [nu x ni]: per_user random items per user, plus one random
+ * user per item, so that every user and every item has an edge. Free with eng_csr_free. */
+static inline eng_csr_t *test_random_train(int32_t nu, int32_t ni, int per_user, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 9);
+    int64_t n = (int64_t)nu * per_user + ni, k = 0;
+    int32_t *us = malloc((size_t)n * sizeof *us), *is = malloc((size_t)n * sizeof *is);
+    if (!us || !is)
+        abort();
+    for (int32_t u = 0; u < nu; u++)
+        for (int j = 0; j < per_user; j++, k++) {
+            us[k] = u;
+            is[k] = (int32_t)eng_rng_below(&r, (uint32_t)ni);
+        }
+    for (int32_t i = 0; i < ni; i++, k++) {
+        us[k] = (int32_t)eng_rng_below(&r, (uint32_t)nu);
+        is[k] = i;
+    }
+    eng_csr_t *m = eng_csr_from_pairs(nu, ni, us, is, n);
+    free(us);
+    free(is);
+    return m;
+}
+
+#endif
