@@ -5,6 +5,7 @@
  *   - its hyper-parameter table is well formed (defaults inside their ranges, names unique, the
  *     common rows present) and parses values and rejects bad ones;
  *   - the same seed and thread count give bit-identical vectors, twice in one process;
+ *   - the training loop draws from a kind's own sampler when it has one;
  *   - publishing then loading gives back its vectors and parameter views for exactly the trained
  *     users and items (an id only in the test file is not published), with sorted seen lists.
  * tests/test_models_served.py adds the served side: the server's top-K equals `gnnrec recommend`.
@@ -212,6 +213,62 @@ static void test_deterministic(void **state)
     trn_data_free(d);
 }
 
+/* ---- a kind with a sampler of its own: the training loop draws from it, not the shared one ----
+ */
+
+static const trn_model_ops_t *base_ops; /* the kind the test kind wraps */
+static int own_batches, foreign_examples;
+
+/* Every example is (user 0, its first item, item of the last index that user 0 lacks). */
+static void own_sample(trn_model_t *m, trn_batch_t *b, int n)
+{
+    const eng_csr_t *t = m->in->train;
+    int32_t neg = t->cols - 1;
+    while (eng_csr_has(t, 0, neg))
+        neg--;
+    for (int k = 0; k < n; k++) {
+        b->users[k] = 0;
+        b->pos[k] = t->idx[t->ptr[0]];
+        for (int j = 0; j < b->nneg; j++)
+            b->neg[k * b->nneg + j] = neg;
+    }
+    b->n = n;
+}
+
+static double own_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
+{
+    own_batches++;
+    for (int k = 0; k < b->n; k++)
+        foreign_examples += b->users[k] != 0;
+    return base_ops->batch_grad(m, b, reg);
+}
+
+static void test_own_sampler(void **state)
+{
+    (void)state;
+    base_ops = trn_model_find("mf");
+    assert_non_null(base_ops);
+    trn_model_ops_t own = *base_ops;
+    own.sample = own_sample;
+    own.batch_grad = own_batch_grad;
+    trn_data_t *d = small_data();
+    trn_inputs_t in = {.train = d->train};
+    const char *kv[] = {"dim", "8", "batch", "512", "negatives", "2", NULL};
+    void *cfg = config(&own, kv);
+    eng_error_t err = {0};
+    trn_model_t *m = trn_model_new(&own, cfg, &in, 1, 1, &err);
+    assert_non_null(m);
+    trn_epoch_t ep[1];
+    trn_train_opts_t o = {.epochs = 1, .nk = 1, .ks = {20}};
+    own_batches = foreign_examples = 0;
+    assert_int_equal(trn_train_run(m, d, &o, ep, &err), 0);
+    assert_int_equal(own_batches, (int)((d->train->nnz + 511) / 512));
+    assert_int_equal(foreign_examples, 0);
+    trn_model_free(m);
+    free(cfg);
+    trn_data_free(d);
+}
+
 /* Data with a user (u_new) and an item (i_new) that only the test file has. */
 static trn_data_t *data_with_test_only_ids(const char *dir)
 {
@@ -346,9 +403,8 @@ static void test_publish_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hparam_tables),
-        cmocka_unit_test(test_gradients),
-        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_hparam_tables),      cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_deterministic),      cmocka_unit_test(test_own_sampler),
         cmocka_unit_test(test_publish_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,8 @@
  *   - its hyper-parameters: a config struct starting with trn_common_hp_t and a table describing
  *     every field (trainer/hparams.h), from which the command builds flags, help and `params`;
  *   - the inputs it needs: bits of trn_inputs_t beyond the interaction graph;
- *   - its training step over a batch of (user, positive, nneg negatives) from the shared sampler;
+ *   - its training step over a batch of (user, positive, nneg negatives) from the shared sampler
+ *     or from a sampler of its own;
  *   - what it publishes: the vectors the server ranks with by inner product, and named views of
  *     its parameter block, each published with its optimizer moments (trainer/publish.h).
  *
@@ -80,6 +81,11 @@ typedef struct {
     /* Initialises m->params (from m->seed) and builds m->impl; returns 0, ENG_ENOMEM, or another
      * negative code with err filled. */
     int (*init)(trn_model_t *m, eng_error_t *err);
+    /* Optional: draws the next n training examples into b itself (b->nneg negatives each, the
+     * capacity allocated for the kind's batch and negatives settings) instead of the shared
+     * sampler, for a kind whose examples are not uniform (user, positive, negatives) triples
+     * (subgraph or knowledge-graph sampling). NULL: the shared sampler (trainer/sampler.h). */
+    void (*sample)(trn_model_t *m, trn_batch_t *b, int n);
     /* Forward and backward for one batch: ADDS the gradient of (mean loss + regulariser) into
      * m->grads, stores the regulariser's value in *reg and returns the mean loss (reported
      * without the regulariser, as the papers do). */

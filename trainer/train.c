@@ -28,7 +28,7 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         eng_error_set(err, rc, "out of memory allocating the sampler");
         goto done;
     }
-    if (trn_sampler_users(s) == 0) {
+    if (!m->ops->sample && trn_sampler_users(s) == 0) {
         rc = eng_error_set(err, ENG_EEMPTY, "no user has a training item to sample from");
         goto done;
     }
@@ -43,7 +43,10 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         for (int k = 0; k < n_batches; k++) {
             int64_t left = n_train - (int64_t)k * batch;
             int n = left < batch ? (int)left : batch;
-            trn_sampler_next(s, &b, n);
+            if (m->ops->sample)
+                m->ops->sample(m, &b, n);
+            else
+                trn_sampler_next(s, &b, n);
             double loss = trn_model_step(m, &b);
             total += loss;
             if (o->on_batch)
