@@ -81,9 +81,7 @@ static void on_stop_signal(uv_signal_t *h, int sig)
     srv_log("%s: finishing %d request(s) in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             atomic_load(&run->s->in_flight));
     /* Stop accepting; connections already open finish their requests. */
-    MHD_socket fd = MHD_quiesce_daemon(run->s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    srv_http_quiesce(run->s);
     run->drain_started = (double)uv_now(h->loop);
     uv_timer_start(&run->drain, on_drain, 0, 10);
 }
