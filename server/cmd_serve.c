@@ -226,15 +226,22 @@ int srv_cmd_serve(int argc, char **argv)
         goto done;
     }
     s.loop = &loop;
+    /* The loader before the daemon: an HTTP thread may queue a reload (srv_loader_request, which
+     * uses the loader's lock and async handle) as soon as the daemon listens. */
+    if (srv_loader_start(&s) < 0) {
+        fputs("gnnrec: cannot set up the event loop\n", stderr);
+        goto done; /* leaks the half-built loop: the process is exiting */
+    }
     if (srv_http_start(&s, err, sizeof err) < 0) {
         fprintf(stderr, "gnnrec: %s\n", err);
+        srv_loader_stop(&s);
+        uv_run(&loop, UV_RUN_DEFAULT); /* the loader's handles close */
         uv_loop_close(&loop);
         goto done;
     }
     run.term.data = run.intr.data = run.drain.data = &run;
-    if (srv_loader_start(&s) < 0 || uv_signal_init(&loop, &run.term) ||
-        uv_signal_init(&loop, &run.intr) || uv_timer_init(&loop, &run.drain) ||
-        uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
+    if (uv_signal_init(&loop, &run.term) || uv_signal_init(&loop, &run.intr) ||
+        uv_timer_init(&loop, &run.drain) || uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
         uv_signal_start(&run.intr, on_stop_signal, SIGINT)) {
         fputs("gnnrec: cannot set up the event loop\n", stderr);
         goto done; /* leaks the half-built loop: the process is exiting */
