@@ -4,7 +4,7 @@
  *   sgemv    one cblas_sgemv + eng_topk per query (the path before the index)
  *   sgemm    cblas_sgemm over 64 queries + eng_topk per row (the DESIGN.md yardstick)
  *   index/N  eng_index_topk in batches of N = 1, 8, 32, 64 queries, for each kind of kernel the
- *            CPU runs (avx512, avx2, baseline; GNNREC_INDEX_ISA picks them)
+ *            CPU runs (avx512, avx2, baseline; eng_isa_force picks them)
  * Each user excludes 27 random seen items (gowalla's mean). Every mode runs the same 512 queries,
  * best of 3 passes; the index results are checked against the sgemv path's (same items; scores
  * may differ in the last bits, since the summation order differs). Built on request only:
@@ -17,6 +17,7 @@
 #include "engine/clock.h"
 #include "engine/index.h"
 #include "engine/rng.h"
+#include "engine/simd.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -107,22 +108,15 @@ int main(int argc, char **argv)
     }
     printf("%-12s %8.1f us/query\n", "sgemm/64", 1e6 * best / N_QUERIES);
 
-    static const char *const kinds[] = {"", "avx2", "baseline"};
     static const int batches[] = {1, 8, 32, 64};
-    const char *prev = "";
-    for (size_t kd = 0; kd < sizeof kinds / sizeof *kinds; kd++) {
-        if (*kinds[kd])
-            setenv("GNNREC_INDEX_ISA", kinds[kd], 1);
+    for (int kd = ENG_ISA_COUNT - 1; kd >= 0; kd--) {
+        if (eng_isa_force((eng_isa_t)kd) != (eng_isa_t)kd)
+            continue; /* the CPU lacks this kind */
         eng_index_t *ix = eng_index_new(items, n_items, dim, 0);
         void *ixs = malloc(eng_index_scratch_bytes(ix, 64));
         if (!ix || !ixs)
             return 1;
-        if (strcmp(eng_index_kernel(ix), prev) == 0) { /* the CPU lacks the asked-for kind */
-            eng_index_free(ix);
-            free(ixs);
-            continue;
-        }
-        prev = eng_index_kernel(ix);
+        const char *kind = eng_index_kernel(ix);
         for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
             int nq = batches[b];
             for (int u = 0; u < N_QUERIES; u++)
@@ -146,7 +140,7 @@ int main(int argc, char **argv)
                     bad += got[u * k + j].idx != ref[u * k + j].idx;
             }
             char name[32];
-            snprintf(name, sizeof name, "%s/%d", prev, nq);
+            snprintf(name, sizeof name, "%s/%d", kind, nq);
             printf("%-12s %8.1f us/query  (%d entries differ from sgemv's order)\n", name,
                    1e6 * best / N_QUERIES, bad);
         }

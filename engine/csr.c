@@ -1,6 +1,8 @@
 /* Compressed sparse rows: construction, lookup and the sparse x dense product. */
 #include "engine/csr.h"
 
+#include "engine/simd.h"
+
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,30 +127,23 @@ static int32_t split_row(const eng_csr_t *m, int t, int parts)
  * several misses in flight is what speeds the product up (measured in DESIGN.md). */
 #define PREFETCH_AHEAD 8
 
-/* The row kernels are compiled twice, for AVX2+FMA and for baseline x86-64, and the loader picks
- * the best one the CPU has (GCC target_clones): packaged binaries stay portable, and the gathers,
- * which are what this code is about, get full-width loads on current CPUs. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ENG_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define ENG_CLONES
-#endif
-
-typedef float v8f __attribute__((vector_size(32), aligned(4)));
+/* The row kernels below are always inlined into one function per kind of CPU (engine/simd.h), and
+ * each call runs the kind eng_isa() names: packaged binaries stay portable, and the gathers, which
+ * are what this code is about, get full-width loads on current CPUs. */
 
 /* One output row for dim == 64, the common case: eight 8-wide accumulators that stay in
  * registers (AVX2) while the neighbour rows stream through. */
-static inline void row64(float *restrict o, const eng_csr_t *m, const float *restrict x, int64_t b,
-                         int64_t e, int64_t pf_end)
+static ENG_ALWAYS_INLINE void row64(float *restrict o, const eng_csr_t *m, const float *restrict x,
+                                    int64_t b, int64_t e, int64_t pf_end)
 {
-    v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    eng_v8f_u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
     for (int64_t k = b; k < e; k++) {
         if (k + PREFETCH_AHEAD < pf_end) {
             const char *p = (const char *)(x + (size_t)m->idx[k + PREFETCH_AHEAD] * 64);
             for (int j = 0; j < 256; j += 64)
                 __builtin_prefetch(p + j);
         }
-        const v8f *xr = (const v8f *)(x + (size_t)m->idx[k] * 64);
+        const eng_v8f_u *xr = (const eng_v8f_u *)(x + (size_t)m->idx[k] * 64);
         const float v = m->val[k];
         a0 += v * xr[0];
         a1 += v * xr[1];
@@ -159,14 +154,15 @@ static inline void row64(float *restrict o, const eng_csr_t *m, const float *res
         a6 += v * xr[6];
         a7 += v * xr[7];
     }
-    v8f * or = (v8f *)o;
+    eng_v8f_u * or = (eng_v8f_u *)o;
     or [0] = a0, or [1] = a1, or [2] = a2, or [3] = a3;
     or [4] = a4, or [5] = a5, or [6] = a6, or [7] = a7;
 }
 
 /* Any other width: accumulate straight into the output row. */
-static inline void row_any(float *restrict o, const eng_csr_t *m, const float *restrict x, int dim,
-                           int64_t b, int64_t e, int64_t pf_end)
+static ENG_ALWAYS_INLINE void row_any(float *restrict o, const eng_csr_t *m,
+                                      const float *restrict x, int dim, int64_t b, int64_t e,
+                                      int64_t pf_end)
 {
     for (int j = 0; j < dim; j++)
         o[j] = 0.0f;
@@ -185,9 +181,9 @@ static inline void row_any(float *restrict o, const eng_csr_t *m, const float *r
 
 /* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL), and
  * acc[r] += alpha * out[r] when acc is not NULL. */
-ENG_CLONES
-static void spmm_rows(float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,
-                      const float *restrict x, int dim, const int32_t *list, int32_t r0, int32_t r1)
+static ENG_ALWAYS_INLINE void rows_kernel(float *restrict out, float *restrict acc, float alpha,
+                                          const eng_csr_t *m, const float *restrict x, int dim,
+                                          const int32_t *list, int32_t r0, int32_t r1)
 {
     /* Over a run of consecutive rows the prefetch looks ahead into the next rows' neighbours
      * too: most rows are shorter than the distance that hides the latency. */
@@ -208,15 +204,79 @@ static void spmm_rows(float *restrict out, float *restrict acc, float alpha, con
     }
 }
 
+/* One thread's part of eng_csr_scatter_rows: the contributions of the n listed rows to the
+ * destination rows c0..c1, found by binary search in each sorted row. */
+static ENG_ALWAYS_INLINE void scatter_kernel(float *restrict out, float *restrict acc, float alpha,
+                                             const eng_csr_t *m, const float *restrict x, int dim,
+                                             const int32_t *rows, int32_t n, int32_t c0, int32_t c1)
+{
+    for (int32_t q = 0; q < n; q++) {
+        int32_t r = rows[q];
+        const float *xr = x + (size_t)r * dim;
+        int64_t k = lower_bound(m->idx, m->ptr[r], m->ptr[r + 1], c0);
+        const int64_t e = lower_bound(m->idx, k, m->ptr[r + 1], c1);
+        for (; k < e; k++) {
+            float v = m->val[k], va = alpha * v;
+            float *o = out + (size_t)m->idx[k] * dim;
+            for (int j = 0; j < dim; j++)
+                o[j] += v * xr[j];
+            if (acc) {
+                float *a = acc + (size_t)m->idx[k] * dim;
+                for (int j = 0; j < dim; j++)
+                    a[j] += va * xr[j];
+            }
+        }
+    }
+}
+
+/* The instances, one per kind. AVX-512 runs the AVX2 ones: the rows are 8-float vectors, and
+ * what limits the product is memory latency, not vector width. */
+#define ROWS_ARGS                                                                                  \
+    float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,                     \
+        const float *restrict x, int dim, const int32_t *list, int32_t r0, int32_t r1
+#define SCATTER_ARGS                                                                               \
+    float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,                     \
+        const float *restrict x, int dim, const int32_t *rows, int32_t n, int32_t c0, int32_t c1
+
+static void rows_baseline(ROWS_ARGS)
+{
+    rows_kernel(out, acc, alpha, m, x, dim, list, r0, r1);
+}
+
+static void scatter_baseline(SCATTER_ARGS)
+{
+    scatter_kernel(out, acc, alpha, m, x, dim, rows, n, c0, c1);
+}
+
+#if ENG_SIMD_X86
+ENG_TARGET_AVX2 static void rows_avx2(ROWS_ARGS)
+{
+    rows_kernel(out, acc, alpha, m, x, dim, list, r0, r1);
+}
+
+ENG_TARGET_AVX2 static void scatter_avx2(SCATTER_ARGS)
+{
+    scatter_kernel(out, acc, alpha, m, x, dim, rows, n, c0, c1);
+}
+#endif
+
+typedef void rows_fn(ROWS_ARGS);
+typedef void scatter_fn(SCATTER_ARGS);
+static rows_fn *const rows_kinds[ENG_ISA_COUNT] =
+    ENG_ISA_TABLE(rows_baseline, rows_avx2, rows_avx2);
+static scatter_fn *const scatter_kinds[ENG_ISA_COUNT] =
+    ENG_ISA_TABLE(scatter_baseline, scatter_avx2, scatter_avx2);
+
 void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
                       int dim, int threads)
 {
     if (threads < 1)
         threads = 1;
+    rows_fn *kernel = rows_kinds[eng_isa()];
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        spmm_rows(out, acc, alpha, m, x, dim, NULL, split_row(m, t, nt), split_row(m, t + 1, nt));
+        kernel(out, acc, alpha, m, x, dim, NULL, split_row(m, t, nt), split_row(m, t + 1, nt));
     }
 }
 
@@ -230,45 +290,28 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, 
 {
     if (threads < 1)
         threads = 1;
+    rows_fn *kernel = rows_kinds[eng_isa()];
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int32_t r0 = (int32_t)((int64_t)n * t / nt), r1 = (int32_t)((int64_t)n * (t + 1) / nt);
-        spmm_rows(out, NULL, 0.0f, m, x, dim, rows, r0, r1);
+        kernel(out, NULL, 0.0f, m, x, dim, rows, r0, r1);
     }
 }
 
-ENG_CLONES
-void eng_csr_scatter_rows(float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,
-                          const float *restrict x, int dim, const int32_t *rows, int32_t n,
-                          int threads)
+void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                          int dim, const int32_t *rows, int32_t n, int threads)
 {
     if (threads < 1)
         threads = 1;
+    scatter_fn *kernel = scatter_kinds[eng_isa()];
     /* Each thread owns a range of destination rows (columns of m, split as eng_csr_spmm splits
-     * rows) and walks every listed row's entries inside its range, found by binary search in the
-     * sorted row. A destination row thus receives its contributions in list order from one
-     * thread: the same sums as a serial scatter, for any thread count, without locks. */
+     * rows) and walks every listed row's entries inside its range. A destination row thus
+     * receives its contributions in list order from one thread: the same sums as a serial
+     * scatter, for any thread count, without locks. */
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int32_t c0 = split_row(m, t, nt), c1 = split_row(m, t + 1, nt);
-        for (int32_t q = 0; q < n; q++) {
-            int32_t r = rows[q];
-            const float *xr = x + (size_t)r * dim;
-            int64_t k = lower_bound(m->idx, m->ptr[r], m->ptr[r + 1], c0);
-            const int64_t e = lower_bound(m->idx, k, m->ptr[r + 1], c1);
-            for (; k < e; k++) {
-                float v = m->val[k], va = alpha * v;
-                float *o = out + (size_t)m->idx[k] * dim;
-                for (int j = 0; j < dim; j++)
-                    o[j] += v * xr[j];
-                if (acc) {
-                    float *a = acc + (size_t)m->idx[k] * dim;
-                    for (int j = 0; j < dim; j++)
-                        a[j] += va * xr[j];
-                }
-            }
-        }
+        kernel(out, acc, alpha, m, x, dim, rows, n, split_row(m, t, nt), split_row(m, t + 1, nt));
     }
 }

@@ -35,7 +35,9 @@ int eng_csr_has(const eng_csr_t *m, int32_t row, int32_t col);
 
 /* out[rows x dim] = m[rows x cols] * x[cols x dim] (val must not be NULL). Rows are split
  * statically among `threads` OpenMP threads with balanced non-zeros; each output row is computed
- * by one thread in a fixed order, so the result does not depend on the thread count. */
+ * by one thread in a fixed order, so the result does not depend on the thread count. The products
+ * below run the kernel kind eng_isa() names (engine/simd.h); the kinds give the same bits, except
+ * baseline, which rounds each multiply and add separately (no fused multiply-add). */
 void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int threads);
 
 /* As eng_csr_spmm, and also acc[rows x dim] += alpha * out in the same pass (acc may be NULL):

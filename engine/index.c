@@ -20,6 +20,7 @@
 #include "engine/index.h"
 
 #include "engine/err.h"
+#include "engine/simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -32,38 +33,19 @@
  * registers, 6 x 4 + 4 + 1 most of the 32 AVX-512 ones. */
 #define QBLOCK 6
 
-/* The scoring code is compiled three times: for baseline x86-64, for AVX2+FMA (x86-64-v3) and for
- * AVX-512 (x86-64-v4: 16-float vectors and 32 registers, twice the multiply-adds per
- * instruction). eng_index_new picks the best the CPU has, lowered by GNNREC_INDEX_ISA, and the
- * index runs that kind for every call. Picking once, rather than through target_clones as
- * engine/csr.c does, is what lets eng_index_scores follow topk's choice (and lets the tests run
- * every kind on one machine). AVX2 and AVX-512 give the same bits, one rounding per multiply-add
- * lane by lane; baseline rounds twice, so its last bits differ. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define X86_KERNELS 1
-#define AVX2_TARGET __attribute__((target("arch=x86-64-v3")))
-#define AVX512_TARGET __attribute__((target("arch=x86-64-v4")))
-#else
-#define X86_KERNELS 0
-#endif
-enum { ISA_BASE, ISA_AVX2, ISA_AVX512 };
-
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-/* Naturally aligned: panel columns are 64-byte aligned. */
-typedef float v4f __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-typedef float v16f __attribute__((vector_size(64)));
-typedef int32_t v16i __attribute__((vector_size(64)));
+/* The scoring code is compiled for each kind of CPU in engine/simd.h: baseline (4-float vectors),
+ * AVX2+FMA (8 floats) and AVX-512 (16 floats and 32 registers, twice the multiply-adds per
+ * instruction). eng_index_new fixes the kind eng_isa() names at that moment and the index runs it
+ * for every call, so that eng_index_scores always follows topk's choice (and the tests can build
+ * an index of each kind on one machine). AVX2 and AVX-512 give the same bits, one rounding per
+ * multiply-add lane by lane; baseline rounds twice, so its last bits differ. */
 
 struct eng_index {
     int32_t n_items;
     int dim;
     int32_t n_groups;
     size_t panel_floats; /* dim * PANEL */
-    int isa;             /* ISA_*: which compilation of the kernels to run */
+    eng_isa_t isa;       /* which compilation of the kernels to run */
     float *panels;       /* [n_groups * GROUP][dim][PANEL], 64-byte aligned, padding zero */
 };
 
@@ -74,25 +56,6 @@ typedef struct {
     float thr;  /* a score must be above this to enter: -INFINITY until the heap is full, then
                  * the heap's worst score */
 } qstate_t;
-
-/* The best ISA_* the CPU runs, lowered to GNNREC_INDEX_ISA (baseline, avx2) when that is set. */
-static int pick_isa(void)
-{
-#if X86_KERNELS
-    __builtin_cpu_init();
-    int isa = __builtin_cpu_supports("x86-64-v4")   ? ISA_AVX512
-              : __builtin_cpu_supports("x86-64-v3") ? ISA_AVX2
-                                                    : ISA_BASE;
-    const char *cap = getenv("GNNREC_INDEX_ISA");
-    if (cap && strcmp(cap, "baseline") == 0)
-        isa = ISA_BASE;
-    if (cap && strcmp(cap, "avx2") == 0 && isa > ISA_AVX2)
-        isa = ISA_AVX2;
-    return isa;
-#else
-    return ISA_BASE;
-#endif
-}
 
 eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int normalize)
 {
@@ -112,7 +75,7 @@ eng_index_t *eng_index_new(const float *item_vecs, int32_t n_items, int dim, int
     ix->dim = dim;
     ix->n_groups = n_groups;
     ix->panel_floats = panel_floats;
-    ix->isa = pick_isa();
+    ix->isa = eng_isa();
     ix->panels = aligned_alloc(64, bytes ? bytes : 64);
     if (!ix->panels)
         goto fail;
@@ -158,7 +121,7 @@ int eng_index_dim(const eng_index_t *ix)
 
 const char *eng_index_kernel(const eng_index_t *ix)
 {
-    return ix->isa == ISA_AVX512 ? "avx512" : ix->isa == ISA_AVX2 ? "avx2" : "baseline";
+    return eng_isa_name(ix->isa);
 }
 
 int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
@@ -179,9 +142,9 @@ int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
  * the int vector of the same size; a panel's 16 lanes are VPC vectors. Each lane's arithmetic is
  * the same in all of them. */
 #define DEFINE_KERNEL(name, VF, VI)                                                                \
-    static ALWAYS_INLINE unsigned name(const int nqb, const int npan, int dim,                     \
-                                       const float *const *q, const float *const *pan,             \
-                                       const float *thr, float *out)                               \
+    static ENG_ALWAYS_INLINE unsigned name(const int nqb, const int npan, int dim,                 \
+                                           const float *const *q, const float *const *pan,         \
+                                           const float *thr, float *out)                           \
     {                                                                                              \
         enum { VPC = PANEL * sizeof(float) / sizeof(VF) };                                         \
         VF acc[QBLOCK][GROUP][VPC];                                                                \
@@ -223,9 +186,9 @@ int eng_index_vector(const eng_index_t *ix, int32_t i, float *out)
         return hits;                                                                               \
     }
 
-DEFINE_KERNEL(kernel4, v4f, v4i)
-DEFINE_KERNEL(kernel8, v8f, v8i)
-DEFINE_KERNEL(kernel16, v16f, v16i)
+DEFINE_KERNEL(kernel4, eng_v4f, eng_v4i)
+DEFINE_KERNEL(kernel8, eng_v8f, eng_v8i)
+DEFINE_KERNEL(kernel16, eng_v16f, eng_v16i)
 
 /* Scores nqb queries against the GROUP panels starting at g into buf [nqb][GROUP_ITEMS], with a
  * kernel shape that keeps enough independent accumulators (multiply-add latency times throughput
@@ -235,9 +198,9 @@ DEFINE_KERNEL(kernel16, v16f, v16i)
  *    8 (AVX2, 16 registers): one query x 4 panels (8 accumulators) up to 6 queries x 1 panel (12);
  *    4 (SSE or NEON, 16 registers): pairs of queries x 1 panel (8), a last single query x 2.
  * Returns the kernels' mask over the whole group. */
-static ALWAYS_INLINE unsigned score_group(const int width, int nqb, int dim, const float *const *q,
-                                          const float *g, size_t panel_floats, const float *thr,
-                                          float *buf)
+static ENG_ALWAYS_INLINE unsigned score_group(const int width, int nqb, int dim,
+                                              const float *const *q, const float *g,
+                                              size_t panel_floats, const float *thr, float *buf)
 {
     const float *pan[GROUP];
     for (int p = 0; p < GROUP; p++)
@@ -321,8 +284,8 @@ static void offer(eng_query_t *q, qstate_t *st, float *sc, int n, int32_t base)
 }
 
 /* Scores every item for the active queries and feeds their heaps. width: see score_group. */
-static ALWAYS_INLINE void topk_batch(const int width, const eng_index_t *ix, eng_query_t *qs,
-                                     const int *active, int na, qstate_t *st, float *buf)
+static ENG_ALWAYS_INLINE void topk_batch(const int width, const eng_index_t *ix, eng_query_t *qs,
+                                         const int *active, int na, qstate_t *st, float *buf)
 {
     const int dim = ix->dim;
     for (int32_t g = 0; g < ix->n_groups; g++) {
@@ -360,21 +323,23 @@ static void topk_base(const eng_index_t *ix, eng_query_t *qs, const int *active,
     topk_batch(4, ix, qs, active, na, st, buf);
 }
 
-#if X86_KERNELS
-AVX2_TARGET
-static void topk_avx2(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
-                      qstate_t *st, float *buf)
+#if ENG_SIMD_X86
+ENG_TARGET_AVX2 static void topk_avx2(const eng_index_t *ix, eng_query_t *qs, const int *active,
+                                      int na, qstate_t *st, float *buf)
 {
     topk_batch(8, ix, qs, active, na, st, buf);
 }
 
-AVX512_TARGET
-static void topk_avx512(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
-                        qstate_t *st, float *buf)
+ENG_TARGET_AVX512 static void topk_avx512(const eng_index_t *ix, eng_query_t *qs, const int *active,
+                                          int na, qstate_t *st, float *buf)
 {
     topk_batch(16, ix, qs, active, na, st, buf);
 }
 #endif
+
+typedef void topk_fn(const eng_index_t *ix, eng_query_t *qs, const int *active, int na,
+                     qstate_t *st, float *buf);
+static topk_fn *const topk_kinds[ENG_ISA_COUNT] = ENG_ISA_TABLE(topk_base, topk_avx2, topk_avx512);
 
 /* Scratch layout: the score buffer (aligned), then the query states, then the active list. */
 #define BUF_BYTES ((size_t)QBLOCK * GROUP_ITEMS * sizeof(float))
@@ -406,14 +371,7 @@ void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratc
         st[j] = (qstate_t){0, 0, -INFINITY};
     if (na == 0)
         return;
-#if X86_KERNELS
-    if (ix->isa == ISA_AVX512)
-        topk_avx512(ix, qs, active, na, st, buf);
-    else if (ix->isa == ISA_AVX2)
-        topk_avx2(ix, qs, active, na, st, buf);
-    else
-#endif
-        topk_base(ix, qs, active, na, st, buf);
+    topk_kinds[ix->isa](ix, qs, active, na, st, buf);
     for (int j = 0; j < na; j++) {
         eng_query_t *q = &qs[active[j]];
         eng_topk_finish(q->out, st[j].len);
@@ -423,8 +381,8 @@ void eng_index_topk(const eng_index_t *ix, eng_query_t *qs, int nq, void *scratc
 
 /* Four items at a time through the one-query kernel shape, each lane computed exactly as in
  * topk_batch (other lanes of the panels are computed and dropped). */
-static ALWAYS_INLINE void scores_items(const int width, const eng_index_t *ix, const float *q,
-                                       const int32_t *items, size_t n, float *out)
+static ENG_ALWAYS_INLINE void scores_items(const int width, const eng_index_t *ix, const float *q,
+                                           const int32_t *items, size_t n, float *out)
 {
     float buf[GROUP_ITEMS] __attribute__((aligned(64)));
     for (size_t j = 0; j < n; j += GROUP) {
@@ -451,15 +409,20 @@ static void scores_base(const eng_index_t *ix, const float *q, const int32_t *it
     scores_items(4, ix, q, items, n, out);
 }
 
-/* Serves ISA_AVX512 too: a lane's fused multiply-adds give the same bits at either width. */
-#if X86_KERNELS
-AVX2_TARGET
-static void scores_avx2(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
-                        float *out)
+#if ENG_SIMD_X86
+ENG_TARGET_AVX2 static void scores_avx2(const eng_index_t *ix, const float *q, const int32_t *items,
+                                        size_t n, float *out)
 {
     scores_items(8, ix, q, items, n, out);
 }
 #endif
+
+/* AVX-512 runs the AVX2 instance: a lane's fused multiply-adds give the same bits at either
+ * width, and one query against four items fills 8-float vectors. */
+typedef void scores_fn(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
+                       float *out);
+static scores_fn *const scores_kinds[ENG_ISA_COUNT] =
+    ENG_ISA_TABLE(scores_base, scores_avx2, scores_avx2);
 
 int eng_index_scores(const eng_index_t *ix, const float *q, const int32_t *items, size_t n,
                      float *out)
@@ -467,11 +430,6 @@ int eng_index_scores(const eng_index_t *ix, const float *q, const int32_t *items
     for (size_t j = 0; j < n; j++)
         if (items[j] < 0 || items[j] >= ix->n_items)
             return ENG_EINVAL;
-#if X86_KERNELS
-    if (ix->isa != ISA_BASE)
-        scores_avx2(ix, q, items, n, out);
-    else
-#endif
-        scores_base(ix, q, items, n, out);
+    scores_kinds[ix->isa](ix, q, items, n, out);
     return 0;
 }

@@ -26,12 +26,12 @@ void eng_index_free(eng_index_t *ix);
 int32_t eng_index_items(const eng_index_t *ix);
 int eng_index_dim(const eng_index_t *ix);
 
-/* Which compilation of the scoring code ix runs: "avx512", "avx2" or "baseline" (static text), for
- * logs. eng_index_new picks the best the CPU has; the environment variable GNNREC_INDEX_ISA=avx2
- * or =baseline lowers that choice for indexes created afterwards (to compare, or to test every
- * kind on one machine). AVX-512 and AVX2 give bit-identical scores; baseline (4-float vectors;
- * on x86 SSE2, without fused multiply-add) may differ from them in the last bits. Off x86-64 and
- * GCC, baseline is the only kind. */
+/* Which compilation of the scoring code ix runs: eng_isa_name of the kind eng_isa() named when
+ * eng_index_new built it ("avx512", "avx2" or "baseline"; engine/simd.h), for logs. The index
+ * keeps that kind for every call, so eng_index_scores gives the bits eng_index_topk gives.
+ * AVX-512 and AVX2 give bit-identical scores; baseline (4-float vectors; on x86 SSE2, without
+ * fused multiply-add) may differ from them in the last bits. Off x86-64 and GCC, baseline is the
+ * only kind. */
 const char *eng_index_kernel(const eng_index_t *ix);
 
 /* One top-K request. The caller fills q, k, exclude, n_exclude and out; eng_index_topk fills

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 void srv_log(const char *fmt, ...)
 {
@@ -244,6 +245,7 @@ int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "--listen: '%s' is not an IPv4 address", s->cfg.host);
         return -1;
     }
+    s->quiesced = MHD_INVALID_SOCKET;
     unsigned flags =
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO;
     s->mhd = MHD_start_daemon(flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
@@ -265,9 +267,22 @@ int srv_http_start(srv_t *s, char *errbuf, size_t errlen)
     return 0;
 }
 
+void srv_http_quiesce(srv_t *s)
+{
+    if (s->quiesced == MHD_INVALID_SOCKET)
+        s->quiesced = MHD_quiesce_daemon(s->mhd);
+}
+
 void srv_http_stop(srv_t *s)
 {
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
+    if (!s->mhd)
+        return;
+    MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    /* Only now (microhttpd.h, MHD_quiesce_daemon): closed earlier, the socket's number could be
+     * reused by a new connection while a daemon thread still removes the old one from its epoll
+     * set. ThreadSanitizer reported the close racing with that epoll_ctl. */
+    if (s->quiesced != MHD_INVALID_SOCKET)
+        close(s->quiesced);
+    s->quiesced = MHD_INVALID_SOCKET;
 }

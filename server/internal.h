@@ -73,6 +73,7 @@ struct srv {
     srv_reaper_t *reaper; /* frees released versions on the loop thread */
     srv_batcher_t *batcher;
     struct MHD_Daemon *mhd;
+    MHD_socket quiesced; /* the listening socket after srv_http_quiesce, closed by srv_http_stop */
     uv_loop_t *loop;
     srv_loader_t loader;
     atomic_int in_flight; /* requests between first callback and completion */
@@ -87,6 +88,11 @@ void srv_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* http.c */
 int srv_http_start(srv_t *s, char *errbuf, size_t errlen);
+/* Stops accepting connections; those open go on. The listening socket stays open until
+ * srv_http_stop: libmicrohttpd's threads may still use it until they are stopped. */
+void srv_http_quiesce(srv_t *s);
+/* Stops the daemon (waits for its threads), then closes the quiesced socket. Harmless when the
+ * daemon was never started. */
 void srv_http_stop(srv_t *s);
 /* Sets r's answer: status, body (taken), content type. */
 void srv_req_answer(req_t *r, unsigned status, char *body, size_t len, const char *ctype);

@@ -59,9 +59,7 @@ static void on_stop_signal(uv_signal_t *h, int sig)
     srv_log("%s: finishing %d request(s) in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             atomic_load(&run->s->in_flight));
     /* Stop accepting; connections already open finish their requests. */
-    MHD_socket fd = MHD_quiesce_daemon(run->s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    srv_http_quiesce(run->s);
     run->drain_started = (double)uv_now(h->loop);
     uv_timer_start(&run->drain, on_drain, 0, 10);
 }
@@ -110,14 +108,23 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
         goto done;
     }
     s.loop = &loop;
+    /* The reaper and the loader before the daemon: an HTTP thread may queue a reload
+     * (srv_loader_request uses the loader's lock and async handle) as soon as the daemon
+     * listens. */
+    if (!(s.reaper = srv_reaper_new(&loop, srv_loader_reaped, &s)) || srv_loader_start(&s) < 0) {
+        rc = eng_error_set(err, ENG_ENOMEM, "cannot set up the event loop");
+        goto done; /* leaks the half-built loop's handles: libuv cannot close them unstarted */
+    }
     if (srv_http_start(&s, msg, sizeof msg) < 0) {
         rc = eng_error_set(err, ENG_EIO, "%s", msg);
+        srv_loader_stop(&s);
+        srv_reaper_close(s.reaper);
+        uv_run(&loop, UV_RUN_DEFAULT); /* the loader's and the reaper's handles close */
         uv_loop_close(&loop);
         goto done;
     }
     run.term.data = run.intr.data = run.drain.data = &run;
-    if (!(s.reaper = srv_reaper_new(&loop, srv_loader_reaped, &s)) || srv_loader_start(&s) < 0 ||
-        uv_signal_init(&loop, &run.term) || uv_signal_init(&loop, &run.intr) ||
+    if (uv_signal_init(&loop, &run.term) || uv_signal_init(&loop, &run.intr) ||
         uv_timer_init(&loop, &run.drain) || uv_signal_start(&run.term, on_stop_signal, SIGTERM) ||
         uv_signal_start(&run.intr, on_stop_signal, SIGINT)) {
         rc = eng_error_set(err, ENG_ENOMEM, "cannot set up the event loop");

@@ -60,16 +60,23 @@ def require_serve():
         sys.exit(SKIP)
 
 
-def _sanitized():
+def _sanitizer():
+    """The sanitizer the binary was built with: "AddressSanitizer", "ThreadSanitizer" or None."""
     try:
         with open(BIN, "rb") as f:
-            return b"__asan_init" in f.read()
+            data = f.read()
     except OSError:
-        return False
+        return None
+    if b"__asan_init" in data:
+        return "AddressSanitizer"
+    if b"__tsan_init" in data:
+        return "ThreadSanitizer"
+    return None
 
 
-SANITIZED = _sanitized()
-# Waits that are not part of the contract (startup, training, draining) stretch under ASan.
+SANITIZER = _sanitizer()
+SANITIZED = SANITIZER is not None
+# Waits that are not part of the contract (startup, training, draining) stretch under a sanitizer.
 SLOW = 3.0 if SANITIZED else 1.0
 
 

@@ -11,6 +11,7 @@
 
 #include "engine/csr.h"
 #include "engine/rng.h"
+#include "engine/simd.h"
 #include "tests/testdata.h"
 #include "trainer/graph.h"
 #include "trainer/lightgcn.h"
@@ -182,61 +183,111 @@ static void test_norm_adj(void **state)
     eng_csr_free(train);
 }
 
-static void test_spmm_threads(void **state)
+/* The rounding error bound of a float sum of n products, in any order, fused or not:
+ * |fl(sum) - sum| <= gamma_n * sum |product|, gamma_n = n u / (1 - n u), u = 2^-24. */
+static double sum_bound(int64_t n, double scale)
+{
+    double nu = (double)n * 0x1p-24;
+    return nu / (1.0 - nu) * scale + 1e-37;
+}
+
+/* Checks y = a * x (rows of width dim), computed in float, against the double product: every
+ * entry within the bound of its row's sum. When only is not NULL, only the n_only listed rows of
+ * x count (x is zero elsewhere), as for eng_csr_scatter_rows. */
+static void check_product(const float *y, const eng_csr_t *a, const float *x, int dim,
+                          const int32_t *only, int n_only)
+{
+    for (int32_t r = 0; r < a->rows; r++)
+        for (int j = 0; j < dim; j++) {
+            double s = 0, scale = 0;
+            int64_t terms = 0;
+            for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
+                int listed = !only;
+                for (int q = 0; q < n_only; q++)
+                    listed |= only[q] == a->idx[k];
+                if (!listed)
+                    continue;
+                double p = (double)a->val[k] * x[(size_t)a->idx[k] * dim + j];
+                s += p;
+                scale += fabs(p);
+                terms++;
+            }
+            double got = y[(size_t)r * dim + j];
+            if (fabs(got - s) > sum_bound(terms, scale))
+                fail_msg("row %d col %d of %d: %.9g, exact %.9g", r, j, dim, got, s);
+        }
+}
+
+/* eng_csr_spmm, _acc, _rows and scatter_rows under every kernel kind the CPU runs
+ * (engine/simd.h): each against the double-precision product, each bit-identical for 1 and 3
+ * threads, and the kinds bit-identical to one another except baseline, which rounds each
+ * multiply and add separately (within the same bound). */
+static void test_spmm_kinds(void **state)
 {
     (void)state;
     eng_csr_t *train = test_random_train(300, 200, 7, 12);
     eng_csr_t *a = trn_graph_norm_adj(train);
+    const eng_isa_t saved = eng_isa();
     const int dims[] = {24, 64, 70}; /* 64 has its own register-blocked kernel */
+    int32_t rows[] = {5, 0, 499, 250, 17};
     for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
         const int dim = dims[di];
-        size_t n = (size_t)a->rows * dim;
-        float *x = malloc(n * sizeof *x), *y1 = malloc(n * sizeof *y1),
-              *y3 = malloc(n * sizeof *y3);
+        const size_t n = (size_t)a->rows * dim, bytes = n * sizeof(float);
+        float *x = malloc(bytes), *xs = calloc(n, sizeof *xs);
+        float *y[ENG_ISA_COUNT] = {0}, *s[ENG_ISA_COUNT] = {0};
+        float *y3 = malloc(bytes), *acc = malloc(bytes), *s3 = malloc(bytes), *sacc = malloc(bytes);
         test_fill_normal(x, n, 1.0, 13);
-        eng_csr_spmm(y1, a, x, dim, 1);
-        eng_csr_spmm(y3, a, x, dim, 3);
-        assert_memory_equal(y1, y3, n * sizeof *y1);
-        /* against a naive double-precision product */
-        for (int32_t r = 0; r < a->rows; r++)
-            for (int j = 0; j < dim; j++) {
-                double s = 0;
-                for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++)
-                    s += (double)a->val[k] * x[(size_t)a->idx[k] * dim + j];
-                assert_true(fabs(s - y1[(size_t)r * dim + j]) < 1e-5);
-            }
-        /* listed rows only: the same values on those rows, the others untouched */
-        int32_t rows[] = {5, 0, 499, 250, 17};
-        memset(y3, 0, n * sizeof *y3);
-        eng_csr_spmm_rows(y3, a, x, dim, rows, 5, 2);
-        for (int q = 0; q < 5; q++)
-            assert_memory_equal(y3 + (size_t)rows[q] * dim, y1 + (size_t)rows[q] * dim,
-                                dim * sizeof *y1);
-        assert_true(y3[(size_t)1 * dim] == 0.0f);
-        /* scatter from the listed rows = the product of x restricted to them (a is symmetric);
-         * 1 and 3 threads give the same bits */
-        float *xs = calloc(n, sizeof *xs), *s1 = calloc(n, sizeof *s1), *s3 = calloc(n, sizeof *s3);
-        float *acc1 = calloc(n, sizeof *acc1), *acc3 = calloc(n, sizeof *acc3);
-        for (int q = 0; q < 5; q++)
+        for (int q = 0; q < 5; q++) /* x restricted to the listed rows */
             memcpy(xs + (size_t)rows[q] * dim, x + (size_t)rows[q] * dim, dim * sizeof *xs);
-        eng_csr_spmm(y1, a, xs, dim, 1);
-        eng_csr_scatter_rows(s1, acc1, 0.5f, a, xs, dim, rows, 5, 1);
-        eng_csr_scatter_rows(s3, acc3, 0.5f, a, xs, dim, rows, 5, 3);
-        assert_memory_equal(s1, s3, n * sizeof *s1);
-        assert_memory_equal(acc1, acc3, n * sizeof *acc1);
-        for (size_t i = 0; i < n; i++) {
-            assert_true(fabsf(s1[i] - y1[i]) < 1e-5f);
-            assert_true(fabsf(acc1[i] - 0.5f * y1[i]) < 1e-5f);
+        for (int k = 0; k < ENG_ISA_COUNT; k++) {
+            if (eng_isa_force((eng_isa_t)k) != (eng_isa_t)k)
+                continue; /* the CPU lacks it */
+            y[k] = malloc(bytes);
+            s[k] = calloc(n, sizeof *s[k]);
+            eng_csr_spmm(y[k], a, x, dim, 1);
+            check_product(y[k], a, x, dim, NULL, 0);
+            /* acc += 0.5 out: exact scaling, so the very bits of out / 2 */
+            memset(acc, 0, bytes);
+            eng_csr_spmm_acc(y3, acc, 0.5f, a, x, dim, 3);
+            assert_memory_equal(y3, y[k], bytes);
+            for (size_t i = 0; i < n; i++)
+                assert_true(acc[i] == 0.5f * y[k][i]);
+            /* listed rows only: the same bits on those rows, the others untouched */
+            memset(y3, 0, bytes);
+            eng_csr_spmm_rows(y3, a, x, dim, rows, 5, 2);
+            for (int q = 0; q < 5; q++)
+                assert_memory_equal(y3 + (size_t)rows[q] * dim, y[k] + (size_t)rows[q] * dim,
+                                    dim * sizeof *y3);
+            assert_true(y3[(size_t)1 * dim] == 0.0f);
+            /* scatter from the listed rows = the product of x restricted to them (a is
+             * symmetric), the same bits for 1 and 3 threads */
+            float *s1 = s[k];
+            memset(s3, 0, bytes);
+            memset(sacc, 0, bytes);
+            eng_csr_scatter_rows(s1, NULL, 0.0f, a, xs, dim, rows, 5, 1);
+            eng_csr_scatter_rows(s3, sacc, 0.5f, a, xs, dim, rows, 5, 3);
+            check_product(s1, a, xs, dim, rows, 5);
+            assert_memory_equal(s1, s3, bytes);
+            for (size_t i = 0; i < n; i++)
+                assert_true(sacc[i] == 0.5f * s1[i]);
         }
-        free(xs);
-        free(s1);
-        free(s3);
-        free(acc1);
-        free(acc3);
+        for (int k = ENG_ISA_AVX2 + 1; k < ENG_ISA_COUNT; k++)
+            if (y[k]) {
+                assert_memory_equal(y[k], y[ENG_ISA_AVX2], bytes);
+                assert_memory_equal(s[k], s[ENG_ISA_AVX2], bytes);
+            }
+        for (int k = 0; k < ENG_ISA_COUNT; k++) {
+            free(y[k]);
+            free(s[k]);
+        }
         free(x);
-        free(y1);
+        free(xs);
         free(y3);
+        free(acc);
+        free(s3);
+        free(sacc);
     }
+    eng_isa_force(saved);
     eng_csr_free(a);
     eng_csr_free(train);
 }
@@ -392,7 +443,7 @@ int main(void)
         cmocka_unit_test(test_dot),
         cmocka_unit_test(test_l2),
         cmocka_unit_test(test_norm_adj),
-        cmocka_unit_test(test_spmm_threads),
+        cmocka_unit_test(test_spmm_kinds),
         cmocka_unit_test(test_propagate),
         cmocka_unit_test(test_adam_matches_torch),
         cmocka_unit_test(test_lightgcn_fast_path),

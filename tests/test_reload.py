@@ -291,7 +291,7 @@ class TestReload(unittest.TestCase):
         m = sl.StoredModel(db, "big")
         vec = m.vector_bytes()
         env = {"MALLOC_ARENA_MAX": "2"}
-        if sl.SANITIZED:
+        if sl.SANITIZER == "AddressSanitizer":
             # ASan parks freed memory in a quarantine (256 MB by default), which RSS would count
             env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=0"
         srv = sl.Server(db, self.tmp.path, "--poll-ms", "3600000", name="memory", env=env)
@@ -421,5 +421,5 @@ if __name__ == "__main__":
     t0 = time.monotonic()
     prog = unittest.main(verbosity=2, exit=False)
     sl.log(f"test_reload.py: {time.monotonic() - t0:.1f} s"
-           f"{' (AddressSanitizer build)' if sl.SANITIZED else ''}")
+           f"{f' ({sl.SANITIZER} build)' if sl.SANITIZED else ''}")
     sys.exit(0 if prog.result.wasSuccessful() else 1)

@@ -11,14 +11,15 @@
  *    any position, and eng_index_scores agrees bitwise with the scores eng_index_topk returns;
  *    the AVX-512 and AVX2 kernels agree bitwise.
  *
- * The whole suite runs once per kind of kernel (best the CPU has, AVX2, baseline), chosen with
- * GNNREC_INDEX_ISA, so every compiled path is tested on one machine.
+ * The whole suite runs once per kind of kernel the CPU has (AVX-512, AVX2, baseline), forced with
+ * eng_isa_force (engine/simd.h), so every compiled path is tested on one machine.
  *
  * Output arrays and scratch are allocated at exactly the size the contract promises, so ASan
  * catches any write past it. */
 #include "engine/err.h"
 #include "engine/index.h"
 #include "engine/rng.h"
+#include "engine/simd.h"
 
 #include <math.h>
 #include <setjmp.h>
@@ -467,6 +468,7 @@ static void test_edges(void **state)
     float *qv = random_matrix(&r, 3, dim);
     eng_index_t *ix = eng_index_new(items, n, dim, 0);
     assert_non_null(ix);
+    assert_string_equal(eng_index_kernel(ix), eng_isa_name(eng_isa())); /* the kind in force */
     void *scratch = xmalloc(eng_index_scratch_bytes(ix, 3));
 
     /* k = 0 beside k > n: the first returns nothing and touches no output. */
@@ -570,18 +572,19 @@ static void test_nonfinite(void **state)
 static void test_kernels_agree(void **state)
 {
     (void)state;
-    const char *saved = getenv("GNNREC_INDEX_ISA");
-    if (saved && strcmp(saved, "baseline") == 0)
+    const eng_isa_t saved = eng_isa();
+    if (saved == ENG_ISA_BASELINE)
         return; /* baseline rounds differently */
     eng_rng_t r;
     eng_rng_seed(&r, 8, 0);
     int32_t n = 3001;
     int dim = 64;
     float *items = random_matrix(&r, (size_t)n, dim);
-    unsetenv("GNNREC_INDEX_ISA");
+    eng_isa_force(ENG_ISA_AVX512);
     eng_index_t *best = eng_index_new(items, n, dim, 0);
-    setenv("GNNREC_INDEX_ISA", "avx2", 1);
+    eng_isa_force(ENG_ISA_AVX2);
     eng_index_t *avx2 = eng_index_new(items, n, dim, 0);
+    eng_isa_force(saved);
     assert_non_null(best);
     assert_non_null(avx2);
     enum { NQ = 13 };
@@ -609,10 +612,6 @@ static void test_kernels_agree(void **state)
         assert_int_equal(eng_index_scores(avx2, a.qs[j].q, it, NQ, sb), 0);
         assert_memory_equal(sa, sb, sizeof sa);
     }
-    if (saved)
-        setenv("GNNREC_INDEX_ISA", saved, 1);
-    else
-        unsetenv("GNNREC_INDEX_ISA");
     batch_free(&a);
     batch_free(&b);
     free(qv);
@@ -621,8 +620,9 @@ static void test_kernels_agree(void **state)
     eng_index_free(avx2);
 }
 
-/* Every test runs once for each kind of kernel this CPU has (GNNREC_INDEX_ISA lowers the
- * choice), so the AVX2 and baseline code is tested on an AVX-512 machine too. */
+/* Every test runs once for each kind of kernel this CPU has (eng_isa_force picks it; an index
+ * keeps the kind it was built with), so the AVX2 and baseline code is tested on an AVX-512 machine
+ * too. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,14 +634,9 @@ int main(void)
         cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_kernels_agree),
     };
-    static const char *const kinds[] = {"best", "avx2", "baseline"};
     int failed = 0;
-    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
-        if (i == 0)
-            unsetenv("GNNREC_INDEX_ISA");
-        else
-            setenv("GNNREC_INDEX_ISA", kinds[i], 1);
-        failed += cmocka_run_group_tests_name(kinds[i], tests, NULL, NULL);
-    }
+    for (int k = ENG_ISA_COUNT - 1; k >= 0; k--)
+        if (eng_isa_force((eng_isa_t)k) == (eng_isa_t)k)
+            failed += cmocka_run_group_tests_name(eng_isa_name((eng_isa_t)k), tests, NULL, NULL);
     return failed;
 }

@@ -1146,5 +1146,5 @@ if __name__ == "__main__":
     t0 = time.monotonic()
     prog = unittest.main(verbosity=2, exit=False)
     sl.log(f"test_server.py: {time.monotonic() - t0:.1f} s"
-           f"{' (AddressSanitizer build)' if sl.SANITIZED else ''}")
+           f"{f' ({sl.SANITIZER} build)' if sl.SANITIZED else ''}")
     sys.exit(0 if prog.result.wasSuccessful() else 1)
