@@ -7,7 +7,8 @@ and an item that the training file lacks, publish, serve, and check that
   - the user present only in the test file gets 404 from the server and is absent from
     `gnnrec recommend` (exit 1, "unknown user"), and the test-only item is never recommended;
   - `gnnrec models --json` counts only trained users and items.
-A new model kind gets these checks by being registered.
+A new model kind gets these checks by being registered. Also: a schema-1 store, written before
+named tensors, is upgraded by the server and served with the answers of the build that wrote it.
 
 Run: GNNREC_BIN=build/gnnrec /usr/bin/python3 tests/test_models_served.py
 """
@@ -112,6 +113,37 @@ class Conformance(unittest.TestCase):
                 self.assertEqual(row["kind"], kind)
                 self.assertEqual(row["users"], 60)
                 self.assertEqual(row["items"], 40)
+
+
+class SchemaOneStore(unittest.TestCase):
+    """A store written by schema-1 gnnrec (tests/cases/store/schema1) is upgraded by the server's
+    read-only open and served with the answers that build gave."""
+
+    def test_serves_after_upgrade(self):
+        fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases", "store",
+                               "schema1")
+        tmp = sl.TempDir("gnnrec-schema1-")
+        try:
+            db = tmp.join("store.sqlite")
+            with open(os.path.join(fixture, "store.sqlite"), "rb") as src, open(db, "wb") as dst:
+                dst.write(src.read())
+            expected = {}
+            for line in open(os.path.join(fixture, "recommend.expected")):
+                m = re.match(r"user (\S+) \(legacy v2\):(.*)", line)
+                expected[m.group(1)] = re.findall(r" (\S+?)\([-0-9.e]+\)", m.group(2))
+            server = sl.Server(db, tmp.path).start()
+            try:
+                c = server.client()
+                for user, items in expected.items():
+                    r = c.get(f"/v1/users/{user}/recommendations?k=5")
+                    self.assertEqual(r.status, 200, r.body)
+                    self.assertEqual(r.json()["version"], 2)
+                    self.assertEqual([e["item"] for e in r.json()["items"]], items, user)
+                c.close()
+            finally:
+                server.stop()
+        finally:
+            tmp.close()
 
 
 if __name__ == "__main__":
