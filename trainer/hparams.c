@@ -140,15 +140,14 @@ void trn_hp_help(const trn_hparam_t *t, int n, char *buf, size_t len)
         double d = t[i].def;
         if (t[i].type == TRN_HP_CHOICE) {
             choice_name(&t[i], (int)d, def, sizeof def);
-            snprintf(flag, sizeof flag, "--%s %s", t[i].name, t[i].choices);
-            snprintf(range, sizeof range, "%s", def);
+            snprintf(flag, sizeof flag, "--%s NAME", t[i].name);
+            snprintf(range, sizeof range, "%s; one of %s", def, t[i].choices);
+        } else if (t[i].type == TRN_HP_INT) {
+            snprintf(flag, sizeof flag, "--%s N", t[i].name);
+            snprintf(range, sizeof range, "%.0f; %.0f..%.0f", d, t[i].lo, t[i].hi);
         } else {
-            if (t[i].type == TRN_HP_INT)
-                snprintf(def, sizeof def, "%.0f", d);
-            else
-                snprintf(def, sizeof def, "%g", d);
-            snprintf(flag, sizeof flag, "--%s %s", t[i].name, t[i].type == TRN_HP_INT ? "N" : "X");
-            snprintf(range, sizeof range, "%s; %g..%g", def, t[i].lo, t[i].hi);
+            snprintf(flag, sizeof flag, "--%s X", t[i].name);
+            snprintf(range, sizeof range, "%g; %g..%g", d, t[i].lo, t[i].hi);
         }
         int w = snprintf(buf + off, len - off, "  %-20s%s (%s)\n", flag, t[i].help, range);
         off += w > 0 ? (size_t)w : 0;
