@@ -258,10 +258,7 @@ static int lightgcn_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 /* The layer-0 embeddings: users' rows first, then items'. */
 static int lightgcn_views(const trn_model_t *m, trn_view_t *out)
 {
-    const int64_t dim = ((const lightgcn_cfg_t *)m->cfg)->dim;
-    out[0] = (trn_view_t){"user_emb", 0, m->n_users, dim, TRN_ROWS_USERS};
-    out[1] = (trn_view_t){"item_emb", (size_t)m->n_users * dim, m->n_items, dim, TRN_ROWS_ITEMS};
-    return 2;
+    return trn_embedding_views(m, ((const lightgcn_cfg_t *)m->cfg)->dim, out);
 }
 
 const trn_model_ops_t trn_lightgcn_ops = {

@@ -123,10 +123,7 @@ static int mf_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 
 static int mf_views(const trn_model_t *m, trn_view_t *out)
 {
-    const int64_t dim = ((const mf_cfg_t *)m->cfg)->dim;
-    out[0] = (trn_view_t){"user_emb", 0, m->n_users, dim, TRN_ROWS_USERS};
-    out[1] = (trn_view_t){"item_emb", (size_t)m->n_users * dim, m->n_items, dim, TRN_ROWS_ITEMS};
-    return 2;
+    return trn_embedding_views(m, ((const mf_cfg_t *)m->cfg)->dim, out);
 }
 
 const trn_model_ops_t trn_mf_ops = {

@@ -128,6 +128,13 @@ double trn_model_step(trn_model_t *m, const trn_batch_t *b)
     return loss;
 }
 
+int trn_embedding_views(const trn_model_t *m, int64_t dim, trn_view_t *out)
+{
+    out[0] = (trn_view_t){"user_emb", 0, m->n_users, dim, TRN_ROWS_USERS};
+    out[1] = (trn_view_t){"item_emb", (size_t)m->n_users * dim, m->n_items, dim, TRN_ROWS_ITEMS};
+    return 2;
+}
+
 int trn_model_vectors(trn_model_t *m, float **user_vecs, float **item_vecs)
 {
     const size_t dim = (size_t)m->ops->vec_dim(m->cfg);

@@ -130,6 +130,11 @@ void trn_model_free(trn_model_t *m);
 /* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. */
 double trn_model_step(trn_model_t *m, const trn_batch_t *b);
 
+/* For the many kinds whose block begins with the user and then the item embedding tables,
+ * [n_users x dim] and [n_items x dim]: fills out[0..2) with the views user_emb and item_emb and
+ * returns 2. */
+int trn_embedding_views(const trn_model_t *m, int64_t dim, trn_view_t *out);
+
 /* The model's final vectors into new arrays *user_vecs and *item_vecs (free both with free);
  * returns 0 or a negative code (both NULL then). */
 int trn_model_vectors(trn_model_t *m, float **user_vecs, float **item_vecs);
