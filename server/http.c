@@ -115,6 +115,10 @@ static enum MHD_Result send_answer(req_t *r)
                             r->content_type ? r->content_type : "application/json");
     if (r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    /* While draining, a keep-alive client's next request must go to a new connection (another
+     * server behind the balancer), not arrive here after the last answer and get a 503. */
+    if (atomic_load(&r->srv->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
     MHD_destroy_response(resp);
     return ret;

@@ -78,6 +78,7 @@ struct srv {
     srv_loader_t loader;
     atomic_int in_flight; /* requests between first callback and completion */
     atomic_int suspended; /* connections suspended for an asynchronous answer */
+    atomic_int draining;  /* SIGTERM seen: every answer closes its connection */
     atomic_int closing;   /* shutting down: answer everything synchronously */
     FILE *access_log;
     pthread_mutex_t log_lock;

@@ -58,7 +58,8 @@ static void on_stop_signal(uv_signal_t *h, int sig)
     run->stopping = 1;
     srv_log("%s: finishing %d request(s) in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
             atomic_load(&run->s->in_flight));
-    /* Stop accepting; connections already open finish their requests. */
+    /* Stop accepting; connections already open finish their requests, then close. */
+    atomic_store(&run->s->draining, 1);
     srv_http_quiesce(run->s);
     run->drain_started = (double)uv_now(h->loop);
     uv_timer_start(&run->drain, on_drain, 0, 10);
@@ -89,6 +90,7 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
     pthread_mutex_init(&s.log_lock, NULL);
     atomic_init(&s.in_flight, 0);
     atomic_init(&s.suspended, 0);
+    atomic_init(&s.draining, 0);
     atomic_init(&s.closing, 0);
     run_t run = {.s = &s};
     uv_loop_t loop;
