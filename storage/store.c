@@ -1144,20 +1144,18 @@ static int read_idmap(sto_db_t *s, const char *label, int64_t id, int p, int32_t
     return ENG_OK;
 }
 
-/* Reads the named tensor t->name of model row id into t, after checking its manifest row. */
-static int read_tensor(sto_db_t *s, const char *label, int64_t id, sto_tensor_t *t,
+/* Reads the named tensor t->name of model row id into t, after checking its manifest row;
+ * *found is 0 (and t untouched) when the version has no such tensor. */
+static int read_tensor(sto_db_t *s, const char *label, int64_t id, sto_tensor_t *t, int *found,
                        eng_error_t *err)
 {
     char what[96];
     snprintf(what, sizeof what, "tensor '%s'", t->name);
     part_t p;
-    int found;
     void *data;
     int rc = check_tensor_name(t->name, label, ENG_ECORRUPT, err);
-    if (rc < 0 || (rc = read_manifest(s, label, what, id, t->name, &p, &found, err)) < 0)
+    if (rc < 0 || (rc = read_manifest(s, label, what, id, t->name, &p, found, err)) < 0 || !*found)
         return rc;
-    if (!found)
-        return eng_error_set(err, ENG_ECORRUPT, "%s has no tensor '%s'", label, t->name);
     if (!public_dtype(p.dtype))
         return eng_error_set(err, ENG_ECORRUPT, "%s: %s has dtype %s, which only id maps have",
                              label, what, dtypes[p.dtype].name);
@@ -1204,8 +1202,22 @@ static int read_tensors(sto_db_t *s, const char *label, int64_t id, const char *
             rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory for tensor names", label);
     }
     sqlite3_finalize(st);
-    for (int i = 0; rc == ENG_OK && i < n; i++)
-        rc = read_tensor(s, label, id, &m->tensors[i], err);
+    /* A listed name the version lacks is skipped: the tensors kept close up in list order. */
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int found = 0;
+        if (rc == ENG_OK)
+            rc = read_tensor(s, label, id, &m->tensors[i], &found, err);
+        if (rc == ENG_OK && found)
+            m->tensors[kept++] = m->tensors[i];
+        else
+            free((void *)m->tensors[i].name);
+    }
+    m->n_tensors = kept;
+    if (kept == 0) {
+        free(m->tensors);
+        m->tensors = NULL;
+    }
     return rc;
 }
 

@@ -117,7 +117,9 @@ typedef struct {
 /* Loads version `version` of model name (version 0: the newest ready one) into a new *out (free
  * with sto_model_free), with the named tensors chosen by tensors: NULL for every named tensor of
  * the version (in byte order of their names), else a NULL-terminated list of names, loaded in
- * that order ({NULL}: none). The core parts are always loaded.
+ * that order ({NULL}: none); a listed name the version lacks is skipped (a tensor an older
+ * trainer did not publish: the caller asks sto_model_tensor and does without). The core parts are
+ * always loaded.
  *
  * Checks what it loads against the version's manifest before allocating for it: each blob's
  * manifest row has a known dtype and a shape of 0..4 non-negative integers whose size in bytes
@@ -128,8 +130,7 @@ typedef struct {
  *
  * Fails with ENG_EINVAL when a listed name is not a tensor name (malformed, a core part's name,
  * or listed twice), ENG_ENOTFOUND when there is no such ready version, and ENG_ECORRUPT when a
- * check fails or a listed tensor is not in the version ("... has no tensor 'X'"); the message
- * says which. */
+ * check fails; the message says which. */
 int sto_load(sto_db_t *db, const char *name, int64_t version, const char *const *tensors,
              sto_model_t **out, eng_error_t *err);
 void sto_model_free(sto_model_t *m);
