@@ -119,11 +119,17 @@ static int32_t find_id(req_t *r, const srv_version_t *v, const eng_idmap_t *map,
  * request". */
 static int able(req_t *r, const srv_version_t *v, srv_ability_t a)
 {
-    if (srv_kind_can(v->kind, a))
+    if (v->abilities & SRV_CAN(a))
         return 1;
     const sto_version_info_t *in = &v->model->info;
-    srv_req_error(r, 422, "model %s v%lld (kind %s) cannot %s", in->name, (long long)in->version,
-                  in->kind, srv_ability_refusal(a));
+    if (srv_kind_can(v->kind, a))
+        srv_req_error(r, 422,
+                      "model %s v%lld (kind %s) was published without what it needs to %s: "
+                      "retrain it with this build",
+                      in->name, (long long)in->version, in->kind, srv_ability_refusal(a));
+    else
+        srv_req_error(r, 422, "model %s v%lld (kind %s) cannot %s", in->name,
+                      (long long)in->version, in->kind, srv_ability_refusal(a));
     return 0;
 }
 
@@ -219,7 +225,8 @@ static int32_t *merge_sorted(const int32_t *a, size_t na, const int32_t *b, size
     return m;
 }
 
-/* Writes {"model","version",<subject_key>:<subject>,"items":[...]} for r's top list. */
+/* Writes {"model","version",<subject_key>:<subject>,"items":[...]} for r's top list; with
+ * subject_key NULL (a folded-in user), "known_items" in place of the subject. */
 static void answer_items(req_t *r, const char *subject_key, const char *subject, size_t n)
 {
     const sto_model_t *m = r->ver->model;
@@ -227,9 +234,15 @@ static void answer_items(req_t *r, const char *subject_key, const char *subject,
     srv_buf_init(&b, 96 + 48 * n);
     srv_buf_puts(&b, "{\"model\":");
     srv_buf_json_str(&b, m->info.name);
-    srv_buf_printf(&b, ",\"version\":%lld,\"%s\":", (long long)m->info.version, subject_key);
-    srv_buf_json_str(&b, subject);
-    srv_buf_puts(&b, ",\"items\":[");
+    srv_buf_printf(&b, ",\"version\":%lld,", (long long)m->info.version);
+    if (subject_key) {
+        srv_buf_printf(&b, "\"%s\":", subject_key);
+        srv_buf_json_str(&b, subject);
+        srv_buf_puts(&b, ",");
+    } else {
+        srv_buf_printf(&b, "\"known_items\":%lld,", (long long)r->n_known);
+    }
+    srv_buf_puts(&b, "\"items\":[");
     for (size_t i = 0; i < n; i++) {
         srv_buf_puts(&b, i ? ",{\"item\":" : "{\"item\":");
         srv_buf_json_str(&b, eng_idmap_name(m->items, r->top[i].idx));
@@ -251,6 +264,8 @@ static void topk_done(srv_job_t *job)
         srv_req_error(r, 500, "out of memory scoring the request");
     else if (r->ep == SRV_EP_RECOMMEND)
         answer_items(r, "user", eng_idmap_name(r->ver->model->users, r->subject), job->q.n_out);
+    else if (r->ep == SRV_EP_RECOMMEND_NEW)
+        answer_items(r, NULL, NULL, job->q.n_out);
     else
         answer_items(r, "item", eng_idmap_name(r->ver->model->items, r->subject), job->q.n_out);
     srv_req_resume(r);
@@ -458,8 +473,8 @@ done:
 /* POST /v1/recommend {"items": [...], "k"?}: top-K for a user the model has never seen, from the
  * items that user interacted with. The body is checked in full (400), then the model (404, 503),
  * then the items: ids the model does not know are ignored as long as one is known (404 when none
- * is), then the kind (422 without fold-in). No kind folds in yet: a kind with the ability gets 501
- * until the fold-in itself is written. */
+ * is), then the version's abilities (422 without fold-in). The kind's fold_in makes the user's
+ * vector, and the top-K is batched like any other, the known items excluded as seen. */
 static void recommend_new(req_t *r)
 {
     json_t *doc = body_json(r);
@@ -490,18 +505,40 @@ static void recommend_new(req_t *r)
     if (!v)
         goto done;
     const sto_model_t *m = v->model;
-    size_t known = 0;
+    int32_t *known = malloc(n * sizeof *known);
+    if (!known) {
+        srv_req_error(r, 500, "out of memory");
+        goto done;
+    }
+    size_t n_known = 0;
     for (size_t j = 0; j < n; j++) {
         const json_t *s = json_array_get(items, j);
-        known += eng_idmap_find(m->items, json_string_value(s), json_string_length(s)) >= 0;
+        int32_t i = eng_idmap_find(m->items, json_string_value(s), json_string_length(s));
+        if (i >= 0)
+            known[n_known++] = i;
     }
-    if (known == 0) {
+    r->exclude = known; /* freed with r */
+    if (n_known == 0) {
         srv_req_error(r, 404, "no item in the request is known to model %s v%lld (%zu given)",
                       m->info.name, (long long)m->info.version, n);
         goto done;
     }
-    if (able(r, v, SRV_ABILITY_FOLD_IN))
-        srv_req_error(r, 501, "fold-in for kind %s is not implemented in this build", m->info.kind);
+    if (!able(r, v, SRV_ABILITY_FOLD_IN))
+        goto done;
+    /* The new user's items are their seen items: excluded, as a known user's are. */
+    n_known = eng_sort_unique_i32(known, n_known);
+    const size_t k = kj ? (size_t)json_integer_value(kj) : DEFAULT_K;
+    r->n_known = (int64_t)n_known;
+    r->qbuf = malloc((size_t)m->info.dim * sizeof *r->qbuf);
+    r->top = malloc(k * sizeof *r->top);
+    if (!r->qbuf || !r->top) {
+        srv_req_error(r, 500, "out of memory");
+        goto done;
+    }
+    v->kind->fold_in(v, known, n_known, r->qbuf);
+    r->job.q.exclude = known;
+    r->job.q.n_exclude = n_known;
+    submit(r, v->dot, r->qbuf, k);
 done:
     json_decref(doc);
 }
@@ -543,7 +580,7 @@ static void models(req_t *r)
         json_t *metrics = json_loads(in->metrics_json ? in->metrics_json : "{}", 0, NULL);
         json_t *abilities = json_array();
         for (int a = 0; a < SRV_ABILITY_COUNT; a++)
-            if (srv_kind_can(vs[i]->kind, a))
+            if (vs[i]->abilities & SRV_CAN(a))
                 json_array_append_new(abilities, json_string(srv_ability_name(a)));
         json_array_append_new(arr, json_pack("{ss,sI,ss,so,ss,ss,si,si,si,so}", "name", in->name,
                                              "version", (json_int_t)in->version, "kind", in->kind,

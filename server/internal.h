@@ -40,6 +40,7 @@ typedef struct req {
     int32_t *exclude;
     float *qbuf;             /* query vector copy (similar items) */
     int32_t subject;         /* user or item index */
+    int64_t n_known;         /* fold-in: the request's items the model knows */
     struct req *next_waiter; /* reload waiters list */
 } req_t;
 

@@ -1,7 +1,10 @@
 /* The model kinds table and the abilities table. */
 #include "server/kinds.h"
+#include "engine/err.h"
+#include "server/registry.h"
 
-#include <stddef.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* One row per ability, in enum order. A new ability needs a row here, a route that checks it,
@@ -20,13 +23,82 @@ _Static_assert(sizeof abilities / sizeof *abilities == SRV_ABILITY_COUNT,
 /* No tensors beyond what every version has (ids, vectors, seen lists). */
 static const char *const no_tensors[] = {NULL};
 
+/* ---- LightGCN fold-in ----
+ *
+ * LightGCN's propagation gives a user who interacted with the items I, at layer k + 1,
+ *     e_u(k+1) = sum over i in I of e_i(k) / sqrt(|I| d_i),
+ * and the user's vector is the mean of layers 0..L. A user the model has never seen has no
+ * layer-0 embedding (taken as 0); the items' layers e_i(0..L-1) are the trained ones, published
+ * as the tensor lgn.item_layers [n_items x L*dim], and d_i counts the new user's edge (the
+ * training degree + 1). So the new user is one step of the trained propagation, with the items
+ * as they are: the graph is not re-propagated, which would move the items too. */
+
+static const char *const lightgcn_tensors[] = {"lgn.item_layers", NULL};
+
+typedef struct {
+    const float *layers; /* [n_items x L*dim]: lgn.item_layers */
+    int n_layers;        /* L */
+    float *inv_sqrt_deg; /* [n_items]: 1 / sqrt(training degree + 1) */
+} lightgcn_fold_t;
+
+static void lightgcn_release(void *data)
+{
+    lightgcn_fold_t *f = data;
+    free(f->inv_sqrt_deg);
+    free(f);
+}
+
+static int lightgcn_prepare(srv_version_t *v)
+{
+    const sto_model_t *m = v->model;
+    const int32_t n_items = m->info.n_items, dim = m->info.dim;
+    const sto_tensor_t *t = sto_model_tensor(m, "lgn.item_layers");
+    if (!t || t->dtype != STO_F32 || t->ndim != 2 || t->shape[0] != n_items ||
+        t->shape[1] % dim != 0 || t->shape[1] == 0) {
+        v->abilities &= ~SRV_CAN(SRV_ABILITY_FOLD_IN); /* an older trainer's version */
+        return ENG_OK;
+    }
+    lightgcn_fold_t *f = calloc(1, sizeof *f);
+    if (!f || !(f->inv_sqrt_deg = calloc((size_t)n_items + 1, sizeof *f->inv_sqrt_deg))) {
+        free(f);
+        return ENG_ENOMEM;
+    }
+    f->layers = t->data;
+    f->n_layers = (int)(t->shape[1] / dim);
+    const int64_t nnz = m->seen_ptr[m->info.n_users];
+    for (int64_t k = 0; k < nnz; k++) /* the seen lists are the training graph */
+        f->inv_sqrt_deg[m->seen_idx[k]] += 1.0f;
+    for (int32_t i = 0; i < n_items; i++)
+        f->inv_sqrt_deg[i] = 1.0f / sqrtf(f->inv_sqrt_deg[i] + 1.0f);
+    v->kind_data = f;
+    return ENG_OK;
+}
+
+static void lightgcn_fold_in(const srv_version_t *v, const int32_t *items, size_t n, float *q)
+{
+    const lightgcn_fold_t *f = v->kind_data;
+    const int dim = v->model->info.dim, L = f->n_layers;
+    const float su = 1.0f / sqrtf((float)n);
+    memset(q, 0, (size_t)dim * sizeof *q);
+    for (size_t j = 0; j < n; j++) {
+        const float *row = f->layers + (size_t)items[j] * L * dim;
+        const float w = su * f->inv_sqrt_deg[items[j]];
+        for (int l = 0; l < L; l++)
+            for (int d = 0; d < dim; d++)
+                q[d] += w * row[l * dim + d];
+    }
+    for (int d = 0; d < dim; d++)
+        q[d] /= (float)(L + 1);
+}
+
 static const srv_kind_t kinds[] = {
-    {"lightgcn", 0, no_tensors},
-    {"mf", 0, no_tensors},
+    {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
+     lightgcn_fold_in},
+    {"mf", 0, no_tensors, NULL, NULL, NULL},
 };
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */
-static const srv_kind_t fallback = {NULL, 0, no_tensors};
+static const srv_kind_t fallback = {NULL, 0, no_tensors, NULL, NULL, NULL};
 
 const srv_kind_t *srv_kind_find(const char *name)
 {

@@ -3,11 +3,14 @@
  * Every version is served by inner product (recommendations, similar items, scores) whatever its
  * kind. The rows here add what varies by kind: abilities (answering POST /v1/recommend for a user
  * the model has never seen; explaining a recommendation) and the named store tensors a kind needs
- * in memory to exercise them. An ability is a route that answers 422 for a version whose kind
- * lacks it (docs/serving.md, "Model kinds"). A kind this build does not know (a store written by a
- * newer trainer) gets the fallback row: inner product only. */
+ * in memory to exercise them, and the functions that do so. An ability is a route that answers 422
+ * for a version whose kind lacks it (docs/serving.md, "Model kinds"). A kind this build does not
+ * know (a store written by a newer trainer) gets the fallback row: inner product only. */
 #ifndef GNNREC_SERVER_KINDS_H
 #define GNNREC_SERVER_KINDS_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     SRV_ABILITY_FOLD_IN, /* rank for a user the model has never seen, from the request's items */
@@ -17,12 +20,21 @@ typedef enum {
 
 #define SRV_CAN(a) (1u << (a))
 
+struct srv_version;
+
 typedef struct {
     const char *name;           /* as in the store's models.kind; NULL in the fallback row */
     unsigned abilities;         /* SRV_CAN(SRV_ABILITY_...) bits */
     const char *const *tensors; /* store tensors its abilities need in memory, NULL-terminated
-                                 * (the loader reads only these, never optimizer state); empty for
-                                 * every kind today */
+                                 * (the loader reads only these, never optimizer state) */
+    /* Builds what the abilities need from a loaded version into v->kind_data, and clears from
+     * v->abilities an ability the version lacks the tensors for (a version published by an older
+     * trainer). Returns 0 or ENG_ENOMEM. NULL: nothing to build. */
+    int (*prepare)(struct srv_version *v);
+    void (*release)(void *kind_data);
+    /* Fold-in: q[dim] = the vector of a user the model has not seen who interacted with items
+     * (n > 0 item indices, sorted, unique). Needed by SRV_ABILITY_FOLD_IN. */
+    void (*fold_in)(const struct srv_version *v, const int32_t *items, size_t n, float *q);
 } srv_kind_t;
 
 /* The row of kind name; for a name no row has (or NULL), the fallback row, whose name is NULL and

@@ -39,6 +39,9 @@ srv_version_t *srv_version_new(sto_model_t *m, srv_reaper_t *reaper, eng_error_t
      * would be a third copy nobody reads. */
     free(m->item_vecs);
     m->item_vecs = NULL;
+    v->abilities = v->kind->abilities;
+    if (v->kind->prepare && v->kind->prepare(v) < 0)
+        goto nomem;
     atomic_init(&v->refs, 1);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -54,6 +57,8 @@ nomem:
     if (v) {
         eng_index_free(v->dot);
         eng_index_free(v->cos);
+        if (v->kind_data)
+            v->kind->release(v->kind_data);
         free(v);
     }
     sto_model_free(m);
@@ -71,6 +76,8 @@ static void version_free(srv_version_t *v)
 {
     eng_index_free(v->dot);
     eng_index_free(v->cos);
+    if (v->kind_data)
+        v->kind->release(v->kind_data);
     sto_model_free(v->model);
     free(v);
     atomic_fetch_sub(&alive, 1);

@@ -26,6 +26,8 @@ typedef struct srv_version {
     struct srv_version *next; /* in the reaper's queue */
     sto_model_t *model;       /* ids, user vectors, seen lists, info; item_vecs is NULL */
     const srv_kind_t *kind;   /* the row of model->info.kind (the fallback row when unknown) */
+    unsigned abilities;       /* the kind's, less those this version lacks the tensors for */
+    void *kind_data;          /* what kind->prepare built for the abilities, or NULL */
     eng_index_t *dot;         /* item vectors laid out for top-K by inner product */
     eng_index_t *cos;         /* unit item vectors, for similar items */
     char loaded_at[32];       /* ISO-8601 UTC */

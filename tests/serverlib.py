@@ -170,6 +170,13 @@ class StoredModel:
             self.item_vecs = np.frombuffer(_blob(con, self.id, "item_vecs"), "<f4").reshape(ni, dim)
             self.seen_ptr = np.frombuffer(_blob(con, self.id, "seen_ptr"), "<i8")
             self.seen_idx = np.frombuffer(_blob(con, self.id, "seen_idx"), "<i4")
+            self.tensors = {}
+            for tname, dtype, shape in con.execute(
+                    "SELECT name, dtype, shape FROM tensors WHERE model_id = ? AND name IN "
+                    "('lgn.item_layers', 'param.user_emb')", (self.id,)):
+                assert dtype == "f32", (tname, dtype)
+                self.tensors[tname] = np.frombuffer(_blob(con, self.id, tname),
+                                                    "<f4").reshape(json.loads(shape))
             con.execute("COMMIT")
         finally:
             con.close()
@@ -217,6 +224,27 @@ class StoredModel:
         for e in exclude:
             if e in self.item_index:
                 allowed[self.item_index[e]] = False
+        return self._top(scores, allowed, k), {self.items[i]: float(scores[i])
+                                                for i in np.flatnonzero(allowed)}
+
+    def fold_in_vector(self, items):
+        """LightGCN's fold-in of a new user who interacted with items (docs/serving.md): one
+        propagation step from the published item layers, degrees counting the new edge, layer 0
+        of the user zero, the mean over layers 0..L. float64."""
+        known = sorted({self.item_index[i] for i in items if i in self.item_index})
+        layers = self.tensors["lgn.item_layers"].astype(np.float64)
+        n_layers = layers.shape[1] // self.dim
+        deg = np.bincount(self.seen_idx, minlength=self.n_items).astype(np.float64) + 1
+        w = 1 / np.sqrt(len(known)) / np.sqrt(deg[known])
+        q = (w[:, None] * layers[known]).sum(axis=0).reshape(n_layers, self.dim).sum(axis=0)
+        return q / (n_layers + 1), known
+
+    def recommend_new(self, items, k=20):
+        """The exact fold-in answer: [(item, score)] best first, and every allowed item's score."""
+        q, known = self.fold_in_vector(items)
+        scores = self.item_vecs.astype(np.float64) @ q
+        allowed = np.ones(self.n_items, bool)
+        allowed[known] = False
         return self._top(scores, allowed, k), {self.items[i]: float(scores[i])
                                                 for i in np.flatnonzero(allowed)}
 

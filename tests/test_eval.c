@@ -2,8 +2,8 @@
  * graphs, thread-count independence, skipped users and argument checks.
  *
  * The random comparison uses vectors with small integer entries, so every inner product is exact
- * in float whatever order the kernel sums in: the reference and the library must then produce the very
- * same rankings (ties included, and there are many), and the metrics agree to rounding. */
+ * in float whatever order the kernel sums in: the reference and the library must then produce the
+ * very same rankings (ties included, and there are many), and the metrics agree to rounding. */
 #include "engine/csr.h"
 #include "engine/err.h"
 #include "engine/rng.h"

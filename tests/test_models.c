@@ -6,8 +6,8 @@
  *     common rows present) and parses values and rejects bad ones;
  *   - the same seed and thread count give bit-identical vectors, twice in one process;
  *   - the training loop draws from a kind's own sampler when it has one;
- *   - publishing then loading gives back its vectors and parameter views for exactly the trained
- *     users and items (an id only in the test file is not published), with sorted seen lists.
+ *   - publishing then loading gives back its vectors, parameter views and extras for exactly the
+ * trained users and items (an id only in the test file is not published), with sorted seen lists.
  * tests/test_models_served.py adds the served side: the server's top-K equals `gnnrec recommend`.
  *
  * Pass criterion of the gradient check: |analytic - numeric| <= TOL_ABS + TOL_REL * max(|analytic|,
@@ -385,6 +385,32 @@ static void test_publish_round_trip(void **state)
                                         (size_t)views[v].cols * sizeof(float));
                 }
             }
+        /* the kind's extras, rows as the vectors' */
+        trn_extra_t extras[TRN_MAX_VIEWS];
+        int ne = ops->extras ? ops->extras(m, extras) : 0;
+        assert_true(ne >= 0);
+        for (int x = 0; x < ne; x++) {
+            const sto_tensor_t *t = sto_model_tensor(s, extras[x].name);
+            if (!t)
+                fail_msg("%s: no tensor %s", ops->kind, extras[x].name);
+            assert_int_equal(t->ndim, 2);
+            assert_int_equal(t->shape[1], extras[x].cols);
+            const eng_idmap_t *ids = extras[x].rows_of == TRN_ROWS_USERS   ? s->users
+                                     : extras[x].rows_of == TRN_ROWS_ITEMS ? s->items
+                                                                           : NULL;
+            const eng_idmap_t *src = extras[x].rows_of == TRN_ROWS_USERS ? d->users : d->items;
+            assert_int_equal(t->shape[0], ids ? eng_idmap_size(ids) : extras[x].rows);
+            for (int64_t r = 0; r < t->shape[0]; r++) {
+                int64_t from = r;
+                if (ids) {
+                    const char *id = eng_idmap_name(ids, (int32_t)r);
+                    from = eng_idmap_find(src, id, strlen(id));
+                }
+                assert_memory_equal((const float *)t->data + r * t->shape[1],
+                                    extras[x].data + from * extras[x].cols,
+                                    (size_t)extras[x].cols * sizeof(float));
+            }
+        }
         const sto_tensor_t *step = sto_model_tensor(s, "adam.step");
         assert_non_null(step);
         assert_int_equal(*(const int64_t *)step->data, m->adam.step);

@@ -6,7 +6,8 @@ and an item that the training file lacks, publish, serve, and check that
     items in the same order: one kernel offline and online);
   - the user present only in the test file gets 404 from the server and is absent from
     `gnnrec recommend` (exit 1, "unknown user"), and the test-only item is never recommended;
-  - `gnnrec models --json` counts only trained users and items.
+  - `gnnrec models --json` counts only trained users and items;
+  - POST /v1/recommend folds a new user in for a kind that can, and is 422 for one that cannot.
 A new model kind gets these checks by being registered. Also: a schema-1 store, written before
 named tensors, is upgraded by the server and served with the answers of the build that wrote it.
 
@@ -104,6 +105,31 @@ class Conformance(unittest.TestCase):
                 self.assertNotIn("user u_new", p.stdout)
                 self.assertIn("user u1", p.stdout)
 
+    def test_fold_in_or_422(self):
+        """POST /v1/recommend: a kind whose version lists fold-in answers with a top-K that
+        excludes the given items; any other answers 422 naming its kind."""
+        listed = {m["name"]: m for m in self.client.get("/v1/models").json()["models"]}
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                items = ["i1", "i2", "i_new", "i2"]
+                r = self.client.post(f"/v1/recommend?model={kind}",
+                                     json_body={"items": items, "k": 10})
+                if "fold-in" in listed[kind]["abilities"]:
+                    self.assertEqual(r.status, 200, r.body)
+                    out = r.json()
+                    self.assertEqual(out["known_items"], 2)
+                    got = [e["item"] for e in out["items"]]
+                    self.assertEqual(len(got), 10)
+                    self.assertFalse({"i1", "i2", "i_new"} & set(got))
+                    scores = [e["score"] for e in out["items"]]
+                    self.assertEqual(scores, sorted(scores, reverse=True))
+                else:
+                    self.assertEqual(r.status, 422, r.body)
+                    self.assertIn(f"(kind {kind}) cannot fold in new users",
+                                  r.json()["error"]["message"])
+        self.assertIn("fold-in", listed["lightgcn"]["abilities"])
+        self.assertNotIn("fold-in", listed["mf"]["abilities"])
+
     def test_models_counts_trained_only(self):
         listed = json.loads(run("models", "--db", self.db, "--json").stdout)
         rows = listed["models"] if isinstance(listed, dict) else listed
@@ -139,6 +165,10 @@ class SchemaOneStore(unittest.TestCase):
                     self.assertEqual(r.status, 200, r.body)
                     self.assertEqual(r.json()["version"], 2)
                     self.assertEqual([e["item"] for e in r.json()["items"]], items, user)
+                # served, but without fold-in: that version has no lgn.item_layers
+                r = c.post("/v1/recommend", json_body={"items": ["i1"]})
+                self.assertEqual(r.status, 422, r.body)
+                self.assertIn("retrain it with this build", r.json()["error"]["message"])
                 c.close()
             finally:
                 server.stop()

@@ -64,11 +64,18 @@ static void test_kinds_table(void **state)
         const srv_kind_t *k = srv_kind_find(*name);
         assert_non_null(k->name);
         assert_string_equal(k->name, *name);
-        /* no kind has an ability yet: the routes answer 422 for all of them */
-        for (int a = 0; a < SRV_ABILITY_COUNT; a++)
-            assert_false(srv_kind_can(k, a));
-        assert_null(k->tensors[0]);
+        /* a row with an ability has what doing it takes */
+        if (srv_kind_can(k, SRV_ABILITY_FOLD_IN))
+            assert_non_null(k->fold_in);
+        if (k->tensors[0])
+            assert_true(k->prepare && k->release);
+        assert_false(srv_kind_can(k, SRV_ABILITY_EXPLAIN)); /* no kind explains yet */
     }
+    /* lightgcn folds in with its published item layers; mf cannot fold in */
+    assert_true(srv_kind_can(srv_kind_find("lightgcn"), SRV_ABILITY_FOLD_IN));
+    assert_string_equal(srv_kind_find("lightgcn")->tensors[0], "lgn.item_layers");
+    assert_false(srv_kind_can(srv_kind_find("mf"), SRV_ABILITY_FOLD_IN));
+    assert_null(srv_kind_find("mf")->tensors[0]);
     for (const char *const *name = (const char *const[]){"kgat", "LightGCN", "", NULL}; *name;
          name++) {
         const srv_kind_t *k = srv_kind_find(*name);
@@ -91,6 +98,9 @@ static void test_version_kind(void **state)
     srv_version_t *v = srv_version_new(toy_model("a", 1, "lightgcn"), NULL, &err);
     assert_non_null(v);
     assert_ptr_equal(v->kind, srv_kind_find("lightgcn"));
+    /* published without lgn.item_layers (an older trainer): served, but not folding in */
+    assert_false(v->abilities & SRV_CAN(SRV_ABILITY_FOLD_IN));
+    assert_null(v->kind_data);
     srv_version_t *w = srv_version_new(toy_model("b", 2, "from-the-future"), NULL, &err);
     assert_non_null(w);
     assert_null(w->kind->name);

@@ -27,6 +27,8 @@ import time
 import unittest
 import urllib.parse
 
+import numpy as np
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib as sl  # noqa: E402
 
@@ -324,18 +326,44 @@ class TestEndpoints(ServerCase):
         self.expect_error(r, 404)
         self.assertIn(f"model {MODEL} v{self.m.version}", r.json()["error"]["message"])
 
-    def test_recommend_new_lightgcn_cannot_fold_in(self):
-        """A valid request to a lightgcn version: 422 naming the model, version and kind. Unknown
-        items next to a known one are ignored, so they do not turn it into a 404."""
+    def test_recommend_new_fold_in(self):
+        """A lightgcn version folds a new user in: the top-K equals numpy's ranking of the item
+        vectors against the fold-in vector computed from the stored tensors, the known items
+        excluded as seen; unknown items next to a known one are ignored, repeats count once."""
         self.assertEqual(self.m.kind, "lightgcn")
-        want = f"model {MODEL} v{self.m.version} (kind lightgcn) cannot fold in new users"
-        for body in ({"items": ["i1", "i2"]}, {"items": ["no-such-item", "i7"], "k": 5},
-                     {"items": ["i3"] * 3, "k": 1000}, {"items": self.m.items[:10000]}):
+        cases = [(["i1", "i2"], 20), (["no-such-item", "i7"], 5), (["i3"] * 3, 1000),
+                 (self.m.seen("u5"), 50), (self.m.items[:10000], 20)]
+        for items, k in cases:
+            body = {"items": items, "k": k}
             self.assertFalse(SPEC.request_errors("/v1/recommend", "POST", body))
             for query in ("", f"?model={MODEL}"):
-                r = self.recommend_new(body, query)
-                self.expect_error(r, 422)
-                self.assertEqual(r.json()["error"]["message"], want)
+                out = self.expect(self.recommend_new(body, query), 200)
+                self.assertEqual((out["model"], out["version"]), (MODEL, self.m.version))
+                known = {i for i in items if i in self.m.item_index}
+                self.assertEqual(out["known_items"], len(known))
+                expected, allowed = self.m.recommend_new(items, k)
+                got = out["items"]
+                self.assertEqual(len(got), min(k, self.m.n_items - len(known)))
+                self.assertFalse(known & {e["item"] for e in got}, "a known item was recommended")
+                problems = sl.ranking_problems(got, expected, allowed, 1e-4)
+                self.assertFalse(problems, f"{items[:5]}: {problems[:3]}")
+
+    def test_published_item_layers_rebuild_the_user_vectors(self):
+        """lgn.item_layers holds each item's embedding at layers 0..L-1: a trained user's stored
+        vector is (e_u + sum over layers of one propagation step from them) / (L + 1), with the
+        training degrees. So the tensor the fold-in uses is the model's own propagation."""
+        layers = self.m.tensors["lgn.item_layers"].astype(np.float64)
+        emb = self.m.tensors["param.user_emb"].astype(np.float64)
+        n_layers = layers.shape[1] // self.m.dim
+        self.assertEqual(n_layers, self.m.params["layers"])
+        deg = np.bincount(self.m.seen_idx, minlength=self.m.n_items).astype(np.float64)
+        for user in self.users[:20]:
+            u = self.m.user_index[user]
+            items = self.m.seen_idx[self.m.seen_ptr[u]:self.m.seen_ptr[u + 1]]
+            w = 1 / np.sqrt(len(items)) / np.sqrt(deg[items])
+            prop = (w[:, None] * layers[items]).sum(axis=0).reshape(n_layers, self.m.dim)
+            want = (emb[u] + prop.sum(axis=0)) / (n_layers + 1)
+            np.testing.assert_allclose(self.m.user_vecs[u], want, rtol=1e-4, atol=1e-5)
 
     def test_explain(self):
         self.expect_error(self.get(self.c, explain_path("u1", "i1", model="no-such-model")), 404)
@@ -568,7 +596,7 @@ class TestEndpoints(ServerCase):
         e = models[0]
         want = {"name": MODEL, "version": self.m.version, "kind": self.m.kind,
                 "users": self.m.n_users, "items": self.m.n_items, "dim": self.m.dim,
-                "created": self.m.created, "abilities": []}  # lightgcn: no fold-in, no explain
+                "created": self.m.created, "abilities": ["fold-in"]}  # lightgcn folds in
         self.assertEqual({k: e[k] for k in want}, want)
         self.assertEqual(e["metrics"].keys(), self.m.metrics.keys())
         for key, value in self.m.metrics.items():

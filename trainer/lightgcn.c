@@ -66,6 +66,7 @@ typedef struct {
     uint32_t *mark; /* [N] mark[r] == stamp: row r already in rows */
     uint32_t stamp;
     float *pos, *neg, *dpos, *dneg;
+    float *item_layers; /* [n_items x layers * dim], built for publishing (extras) */
 } lightgcn_t;
 
 static void lightgcn_free(void *impl)
@@ -88,6 +89,7 @@ static void lightgcn_free(void *impl)
     free(g->neg);
     free(g->dpos);
     free(g->dneg);
+    free(g->item_layers);
     free(g);
 }
 
@@ -255,6 +257,31 @@ static int lightgcn_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
     return ENG_OK;
 }
 
+/* What the server folds a new user in with: each item's embedding at layers 0..L-1 (the inputs of
+ * the propagation steps a user's layers 1..L sum), one row per item, layer after layer. A model
+ * without layers has nothing to propagate and publishes none. */
+static int lightgcn_extras(trn_model_t *m, trn_extra_t *out)
+{
+    lightgcn_t *g = m->impl;
+    const int dim = g->dim, L = g->layers;
+    if (L == 0)
+        return 0;
+    const size_t nd = m->n_params, cols = (size_t)L * dim;
+    if (!g->item_layers && !(g->item_layers = malloc((size_t)m->n_items * cols * sizeof(float))))
+        return ENG_ENOMEM;
+    trn_lgn_propagate_forward(g->final, g->layer_out, g->adj, m->params, dim, L, m->threads);
+    for (int l = 0; l < L; l++) {
+        const float *e =
+            (l == 0 ? m->params : g->layer_out + (size_t)(l - 1) * nd) + (size_t)m->n_users * dim;
+        for (int32_t i = 0; i < m->n_items; i++)
+            memcpy(g->item_layers + (size_t)i * cols + (size_t)l * dim, e + (size_t)i * dim,
+                   (size_t)dim * sizeof(float));
+    }
+    out[0] =
+        (trn_extra_t){"lgn.item_layers", g->item_layers, m->n_items, (int64_t)cols, TRN_ROWS_ITEMS};
+    return 1;
+}
+
 /* The layer-0 embeddings: users' rows first, then items'. */
 static int lightgcn_views(const trn_model_t *m, trn_view_t *out)
 {
@@ -273,5 +300,6 @@ const trn_model_ops_t trn_lightgcn_ops = {
     .batch_grad = lightgcn_batch_grad,
     .vectors = lightgcn_vectors,
     .views = lightgcn_views,
+    .extras = lightgcn_extras,
     .free_impl = lightgcn_free,
 };

@@ -7,8 +7,9 @@
  *   - the inputs it needs: bits of trn_inputs_t beyond the interaction graph;
  *   - its training step over a batch of (user, positive, nneg negatives) from the shared sampler
  *     or from a sampler of its own;
- *   - what it publishes: the vectors the server ranks with by inner product, and named views of
- *     its parameter block, each published with its optimizer moments (trainer/publish.h).
+ *   - what it publishes: the vectors the server ranks with by inner product, named views of its
+ *     parameter block, each published with its optimizer moments, and any extra tensors its
+ *     serving abilities need (trainer/publish.h).
  *
  * The weights live in one block `params` of n_params floats; `grads`, `adam_m` and `adam_v`
  * mirror its layout in the same allocation, so a step is: zero grads, the model's forward and
@@ -65,6 +66,14 @@ typedef struct {
 
 #define TRN_MAX_VIEWS 32
 
+/* A tensor published besides the parameter views: [rows x cols] float32 the model owns. */
+typedef struct {
+    const char *name;
+    const float *data;
+    int64_t rows, cols;
+    trn_rows_t rows_of;
+} trn_extra_t;
+
 typedef struct trn_model trn_model_t;
 
 typedef struct {
@@ -95,6 +104,10 @@ typedef struct {
     int (*vectors)(trn_model_t *m, float *user_vecs, float *item_vecs);
     /* Named views of the parameter block into out[TRN_MAX_VIEWS]; returns their count. */
     int (*views)(const trn_model_t *m, trn_view_t *out);
+    /* Optional: what the server needs of the kind beyond the vectors (LightGCN's per-layer item
+     * embeddings, which fold a new user in), into out[TRN_MAX_VIEWS]; returns the count, or a
+     * negative code. The data stays valid until the next call on m. */
+    int (*extras)(trn_model_t *m, trn_extra_t *out);
     void (*free_impl)(void *impl);
 } trn_model_ops_t;
 

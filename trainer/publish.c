@@ -58,9 +58,9 @@ typedef struct {
     float *uv, *iv, *cuv, *civ;
     int64_t *seen_ptr;
     int32_t *seen_idx;
-    sto_tensor_t t[3 * TRN_MAX_VIEWS + 1];
-    char names[3 * TRN_MAX_VIEWS][80];
-    float *owned[3 * TRN_MAX_VIEWS]; /* compacted copies */
+    sto_tensor_t t[4 * TRN_MAX_VIEWS + 1];
+    char names[4 * TRN_MAX_VIEWS][80];
+    float *owned[4 * TRN_MAX_VIEWS]; /* compacted copies */
     int n_t, n_owned;
     int64_t step;
 } pub_t;
@@ -79,26 +79,26 @@ static void pub_free(pub_t *p)
         free(p->owned[i]);
 }
 
-/* Adds the view v of block (params or a moment) as tensor "prefix.NAME", compacted by its rows. */
-static int add_view(pub_t *p, const char *prefix, const trn_view_t *v, const float *block)
+/* Adds [rows x cols] data as tensor "prefix.name" (or "name" when prefix is NULL), keeping the
+ * trained rows when rows_of says whose rows they are. */
+static int add_tensor(pub_t *p, const char *prefix, const char *name, const float *data,
+                      int64_t rows, int64_t cols, trn_rows_t rows_of)
 {
-    const rows_t *r = v->rows_of == TRN_ROWS_USERS   ? &p->users
-                      : v->rows_of == TRN_ROWS_ITEMS ? &p->items
-                                                     : NULL;
-    const float *data = block + v->offset;
-    int64_t rows = v->rows;
+    const rows_t *r = rows_of == TRN_ROWS_USERS   ? &p->users
+                      : rows_of == TRN_ROWS_ITEMS ? &p->items
+                                                  : NULL;
     if (r) {
-        float *c = compact(r, data, v->cols);
+        float *c = compact(r, data, cols);
         if (!c)
             return ENG_ENOMEM;
         p->owned[p->n_owned++] = c;
         data = c;
         rows = r->kept;
     }
-    char *name = p->names[p->n_t];
-    snprintf(name, sizeof p->names[0], "%s.%s", prefix, v->name);
+    char *full = p->names[p->n_t];
+    snprintf(full, sizeof p->names[0], "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
     p->t[p->n_t++] = (sto_tensor_t){
-        .name = name, .dtype = STO_F32, .ndim = 2, .shape = {rows, v->cols}, .data = data};
+        .name = full, .dtype = STO_F32, .ndim = 2, .shape = {rows, cols}, .data = data};
     return ENG_OK;
 }
 
@@ -152,8 +152,22 @@ int trn_publish(sto_db_t *db, trn_model_t *m, const trn_data_t *d, const trn_pub
     const float *block[3] = {m->params, m->adam_m, m->adam_v};
     for (int b = 0; b < 3; b++)
         for (int i = 0; i < nv; i++)
-            if (add_view(&p, prefix[b], &views[i], block[b]) < 0)
+            if (add_tensor(&p, prefix[b], views[i].name, block[b] + views[i].offset, views[i].rows,
+                           views[i].cols, views[i].rows_of) < 0)
                 goto nomem;
+    if (m->ops->extras) {
+        trn_extra_t extras[TRN_MAX_VIEWS];
+        int ne = m->ops->extras(m, extras);
+        if (ne < 0) {
+            rc = eng_error_set(err, ne, "computing the %s tensors: %s", m->ops->kind,
+                               eng_strerror(ne));
+            goto done;
+        }
+        for (int i = 0; i < ne; i++)
+            if (add_tensor(&p, NULL, extras[i].name, extras[i].data, extras[i].rows, extras[i].cols,
+                           extras[i].rows_of) < 0)
+                goto nomem;
+    }
     p.step = m->adam.step;
     p.t[p.n_t++] =
         (sto_tensor_t){.name = "adam.step", .dtype = STO_I64, .ndim = 0, .data = &p.step};

@@ -4,8 +4,9 @@
  * that have at least one training interaction (an id seen only in the test data has an untrained,
  * random vector: it is left out, so the server answers 404 for it and `models` does not count it),
  * and, for every named view of the parameter block, three tensors: `param.NAME`, `adam_m.NAME`
- * and `adam_v.NAME`, plus `adam.step` (int64 scalar), which is what a warm start needs. Views of
- * user or item rows keep the same rows as the vectors, in the same order. */
+ * and `adam_v.NAME`, plus `adam.step` (int64 scalar), which is what a warm start needs, and the
+ * kind's extras (what its serving abilities need) under their own names. Tensors of user or item
+ * rows keep the same rows as the vectors, in the same order. */
 #ifndef GNNREC_TRAINER_PUBLISH_H
 #define GNNREC_TRAINER_PUBLISH_H
 
