@@ -21,8 +21,10 @@ _Static_assert(sizeof abilities / sizeof *abilities == SRV_ABILITY_COUNT,
 static const char *const no_tensors[] = {NULL};
 
 static const srv_kind_t kinds[] = {
+    {"gcn", 0, no_tensors},
     {"lightgcn", 0, no_tensors},
     {"mf", 0, no_tensors},
+    {"ngcf", 0, no_tensors},
 };
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */

@@ -77,7 +77,8 @@ void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, si
 {
     if (p <= 0.0f) {
         memset(mask, 1, n);
-        memcpy(out, in, n * sizeof *out);
+        if (out != in)
+            memcpy(out, in, n * sizeof *out);
         return;
     }
     const float scale = 1.0f / (1.0f - p);
@@ -154,4 +155,11 @@ void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_
     for (int64_t r = 0; r < n; r++)
         for (int j = 0; j < d; j++)
             din[r * d + j] += dout[r * d_out + col + j];
+}
+
+void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng)
+{
+    const double limit = sqrt(6.0 / (double)(rows + cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)(limit * (2.0 * eng_rng_uniform(rng) - 1.0));
 }

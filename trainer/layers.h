@@ -34,8 +34,8 @@ void trn_lrelu_backward(float *din, const float *dout, const float *in, float sl
 
 /* Inverted dropout with an explicit mask: mask[i] = 1 with probability 1 - p, drawn in order from
  * rng, and out[i] = in[i] * mask[i] / (1 - p). p in [0, 1); with p 0 the mask is all ones and rng
- * is not used. Whoever needs the same mask again (the backward, a repeated gradient evaluation)
- * keeps mask or re-seeds rng identically. */
+ * is not used. out may be in. Whoever needs the same mask again (the backward, a repeated
+ * gradient evaluation) keeps mask or re-seeds rng identically. */
 void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, size_t n,
                          eng_rng_t *rng);
 
@@ -64,5 +64,9 @@ void trn_concat_forward(float *out, const float *in, int64_t n, int d, int d_out
 
 /* din[n x d] += dout[n x d_out] columns [col, col + d). */
 void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_out, int col);
+
+/* w[rows x cols] drawn uniform in +-sqrt(6 / (rows + cols)): Glorot & Bengio's (Xavier)
+ * initialisation, as TensorFlow's xavier_initializer. */
+void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng);
 
 #endif

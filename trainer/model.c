@@ -4,12 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops;
+extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops, trn_gcn_ops;
 
 /* Every model kind: adding one is a file and a line here. */
 static const trn_model_ops_t *const models[] = {
     &trn_lightgcn_ops,
     &trn_mf_ops,
+    &trn_gcn_ops,
 };
 
 #define N_MODELS ((int)(sizeof models / sizeof models[0]))
@@ -126,6 +127,14 @@ double trn_model_step(trn_model_t *m, const trn_batch_t *b)
     double loss = m->ops->batch_grad(m, b, &reg);
     eng_adam_update(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->threads);
     return loss;
+}
+
+/* Stream 0 is the kinds' initialisation and 1 the sampler's; the batches' streams start at 2^32. */
+#define BATCH_STREAMS (1ULL << 32)
+
+void trn_model_batch_rng(const trn_model_t *m, eng_rng_t *rng)
+{
+    eng_rng_seed(rng, m->seed, BATCH_STREAMS + (uint64_t)m->adam.step);
 }
 
 int trn_embedding_views(const trn_model_t *m, int64_t dim, trn_view_t *out)

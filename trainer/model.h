@@ -19,6 +19,7 @@
 #include "engine/adam.h"
 #include "engine/csr.h"
 #include "engine/err.h"
+#include "engine/rng.h"
 #include "trainer/hparams.h"
 #include "trainer/loss.h"
 #include "trainer/sampler.h"
@@ -129,6 +130,12 @@ void trn_model_free(trn_model_t *m);
 
 /* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. */
 double trn_model_step(trn_model_t *m, const trn_batch_t *b);
+
+/* The RNG of one batch's random draws (dropout masks), seeded from (m->seed, m->adam.step): the
+ * same draws for every batch_grad call until the next trn_model_step, so that evaluating a
+ * batch's objective twice (the finite-difference test, a line search) sees one function. Every
+ * stochastic kind draws from it, never from a generator that advances between calls. */
+void trn_model_batch_rng(const trn_model_t *m, eng_rng_t *rng);
 
 /* For the many kinds whose block begins with the user and then the item embedding tables,
  * [n_users x dim] and [n_items x dim]: fills out[0..2) with the views user_emb and item_emb and
