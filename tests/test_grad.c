@@ -14,6 +14,7 @@
 #include "engine/simd.h"
 #include "tests/testdata.h"
 #include "trainer/graph.h"
+#include "trainer/layers.h"
 #include "trainer/lightgcn.h"
 #include "trainer/loss.h"
 #include "trainer/model.h"
@@ -166,20 +167,26 @@ static void test_norm_adj(void **state)
 {
     (void)state;
     eng_csr_t *train = test_random_train(6, 5, 2, 11);
-    eng_csr_t *a = trn_graph_norm_adj(train);
-    assert_non_null(a);
-    assert_int_equal(a->rows, 11);
-    assert_int_equal(a->nnz, 2 * train->nnz);
-    /* symmetric, and every entry 1/sqrt(deg_r deg_c) */
-    for (int32_t r = 0; r < a->rows; r++)
-        for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
-            int32_t c = a->idx[k];
-            assert_true(eng_csr_has(a, c, r));
-            double dr = (double)(a->ptr[r + 1] - a->ptr[r]),
-                   dc = (double)(a->ptr[c + 1] - a->ptr[c]);
-            assert_true(fabs(a->val[k] - 1.0 / sqrt(dr * dc)) < 1e-6);
+    for (int self = 0; self <= 1; self++) {
+        eng_csr_t *a = trn_graph_norm_adj(train, self);
+        assert_non_null(a);
+        assert_int_equal(a->rows, 11);
+        assert_int_equal(a->nnz, 2 * train->nnz + self * 11);
+        /* symmetric, rows sorted, every entry 1/sqrt(deg_r deg_c) with the degrees of A (+ I),
+         * which are the row lengths; the diagonal present exactly with self-loops */
+        for (int32_t r = 0; r < a->rows; r++) {
+            assert_int_equal(eng_csr_has(a, r, r), self);
+            for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
+                int32_t c = a->idx[k];
+                assert_true(k == a->ptr[r] || c > a->idx[k - 1]);
+                assert_true(eng_csr_has(a, c, r));
+                double dr = (double)(a->ptr[r + 1] - a->ptr[r]),
+                       dc = (double)(a->ptr[c + 1] - a->ptr[c]);
+                assert_true(fabs(a->val[k] - 1.0 / sqrt(dr * dc)) < 1e-6);
+            }
         }
-    eng_csr_free(a);
+        eng_csr_free(a);
+    }
     eng_csr_free(train);
 }
 
@@ -226,7 +233,7 @@ static void test_spmm_kinds(void **state)
 {
     (void)state;
     eng_csr_t *train = test_random_train(300, 200, 7, 12);
-    eng_csr_t *a = trn_graph_norm_adj(train);
+    eng_csr_t *a = trn_graph_norm_adj(train, 0);
     const eng_isa_t saved = eng_isa();
     const int dims[] = {24, 64, 70}; /* 64 has its own register-blocked kernel */
     int32_t rows[] = {5, 0, 499, 250, 17};
@@ -296,7 +303,7 @@ static void test_propagate(void **state)
 {
     (void)state;
     eng_csr_t *train = test_random_train(7, 6, 2, 21);
-    eng_csr_t *a = trn_graph_norm_adj(train);
+    eng_csr_t *a = trn_graph_norm_adj(train, 0);
     const int dim = 3, L = 3;
     size_t n = (size_t)a->rows * dim;
     float *e0 = malloc(n * sizeof *e0), *out = malloc(n * sizeof *out), *w = malloc(n * sizeof *w);
@@ -366,7 +373,7 @@ static void test_lightgcn_fast_path(void **state)
         double loss = m->ops->batch_grad(m, &b, &reg);
 
         /* reference: full propagation forward and backward */
-        eng_csr_t *adj = trn_graph_norm_adj(train);
+        eng_csr_t *adj = trn_graph_norm_adj(train, 0);
         size_t nd = m->n_params;
         int n = b.n, nn = n * nneg;
         float *fin = malloc(nd * sizeof *fin), *lay = malloc((L + 1) * nd * sizeof *lay);
@@ -410,6 +417,203 @@ static void test_lightgcn_fast_path(void **state)
     eng_csr_free(train);
 }
 
+/* ---- dense layers (trainer/layers.h) ---- */
+
+/* Central differences of sum(w * out) in every x[i], out recomputed by f(ctx), against g[i]. */
+static void check_fd(const char *what, float *x, const float *g, size_t n, float eps,
+                     void (*f)(void *), void *ctx, const float *w, const float *out, size_t n_out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float x0 = x[i];
+        x[i] = x0 + eps;
+        f(ctx);
+        double fp = weighted_sum(w, out, n_out);
+        x[i] = x0 - eps;
+        f(ctx);
+        double fm = weighted_sum(w, out, n_out);
+        x[i] = x0;
+        check(what, i, g[i], (fp - fm) / (2.0 * (double)eps));
+    }
+}
+
+enum { DN = 300, DIN = 5, DOUT = 3 }; /* DN > 256 rows: more than one sgemm block */
+
+typedef struct {
+    float in[DN * DIN], w[DIN * DOUT], b[DOUT], out[DN * DOUT];
+    int threads;
+} dense_t;
+
+static void dense_f(void *ctx)
+{
+    dense_t *d = ctx;
+    trn_dense_forward(d->out, d->in, d->w, d->b, DN, DIN, DOUT, d->threads);
+}
+
+static void test_dense(void **state)
+{
+    (void)state;
+    static dense_t d;
+    static float w[DN * DOUT], din[DN * DIN], dw[DIN * DOUT], db[DOUT], one[DN * DOUT];
+    test_fill_normal(d.in, DN * DIN, 1.0, 51);
+    test_fill_normal(d.w, DIN * DOUT, 1.0, 52);
+    test_fill_normal(d.b, DOUT, 1.0, 53);
+    test_fill_normal(w, DN * DOUT, 1.0, 54);
+    /* backward accumulates: start from non-zero gradients and subtract them afterwards */
+    test_fill_normal(din, DN * DIN, 1.0, 55);
+    float din0[DN * DIN];
+    memcpy(din0, din, sizeof din);
+    trn_dense_backward(din, dw, db, w, d.in, d.w, DN, DIN, DOUT, 2);
+    for (size_t i = 0; i < DN * DIN; i++)
+        din[i] -= din0[i];
+    /* the same bits for 1 and 3 threads */
+    d.threads = 1;
+    dense_f(&d);
+    memcpy(one, d.out, sizeof one);
+    d.threads = 3;
+    dense_f(&d);
+    assert_memory_equal(one, d.out, sizeof one);
+    /* the forward against a plain loop */
+    for (int r = 0; r < DN; r++)
+        for (int j = 0; j < DOUT; j++) {
+            double s = d.b[j];
+            for (int k = 0; k < DIN; k++)
+                s += (double)d.in[r * DIN + k] * d.w[k * DOUT + j];
+            assert_true(fabs(d.out[r * DOUT + j] - s) < 1e-5 * (1 + fabs(s)));
+        }
+    d.threads = 2;
+    const float eps = 1e-2f;
+    check_fd("dense d/dw", d.w, dw, DIN * DOUT, eps, dense_f, &d, w, d.out, DN * DOUT);
+    check_fd("dense d/db", d.b, db, DOUT, eps, dense_f, &d, w, d.out, DN * DOUT);
+    check_fd("dense d/din", d.in, din, DN * DIN, eps, dense_f, &d, w, d.out, DN * DOUT);
+    /* without a bias: the same product, no bias term */
+    trn_dense_forward(one, d.in, d.w, NULL, DN, DIN, DOUT, 2);
+    dense_f(&d);
+    for (size_t i = 0; i < DN * DOUT; i++)
+        assert_true(fabsf(d.out[i] - d.b[i % DOUT] - one[i]) < 1e-5f * (1 + fabsf(one[i])));
+}
+
+enum { EN = 40 };
+
+typedef struct {
+    float a[EN], b[EN], out[EN], slope, p;
+    uint8_t mask[EN];
+} elem_t;
+
+static void lrelu_f(void *ctx)
+{
+    elem_t *e = ctx;
+    trn_lrelu_forward(e->out, e->a, e->slope, EN);
+}
+
+static void test_lrelu(void **state)
+{
+    (void)state;
+    const float slopes[] = {0.0f, 0.2f}; /* ReLU and NGCF's LeakyReLU */
+    for (int s = 0; s < 2; s++) {
+        elem_t e = {.slope = slopes[s]};
+        float w[EN], g[EN] = {0};
+        test_fill_normal(e.a, EN, 1.0, 61);
+        test_fill_normal(w, EN, 1.0, 62);
+        for (int i = 0; i < EN; i++) /* away from the kink */
+            if (fabsf(e.a[i]) < 0.05f)
+                e.a[i] += 0.1f;
+        trn_lrelu_backward(g, w, e.a, e.slope, EN);
+        check_fd("lrelu", e.a, g, EN, 1e-2f, lrelu_f, &e, w, e.out, EN);
+    }
+}
+
+/* The mask is drawn again on every evaluation from the same seed: the rule a model follows so
+ * that repeated gradient evaluations of one batch see one mask (docs/models.md). */
+static void dropout_f(void *ctx)
+{
+    elem_t *e = ctx;
+    eng_rng_t rng;
+    eng_rng_seed(&rng, 71, 3);
+    trn_dropout_forward(e->out, e->mask, e->a, e->p, EN, &rng);
+}
+
+static void test_dropout(void **state)
+{
+    (void)state;
+    elem_t e = {.p = 0.3f};
+    float w[EN], g[EN] = {0};
+    test_fill_normal(e.a, EN, 1.0, 72);
+    test_fill_normal(w, EN, 1.0, 73);
+    dropout_f(&e);
+    int kept = 0;
+    for (int i = 0; i < EN; i++) {
+        kept += e.mask[i];
+        assert_true(e.out[i] == (e.mask[i] ? e.a[i] * (1.0f / (1.0f - 0.3f)) : 0.0f));
+    }
+    assert_true(kept > 0 && kept < EN); /* some dropped, some kept */
+    trn_dropout_backward(g, w, e.mask, e.p, EN);
+    check_fd("dropout", e.a, g, EN, 1e-2f, dropout_f, &e, w, e.out, EN);
+    /* p 0: the identity, mask all ones */
+    e.p = 0.0f;
+    dropout_f(&e);
+    assert_memory_equal(e.out, e.a, sizeof e.a);
+}
+
+static void mul_f(void *ctx)
+{
+    elem_t *e = ctx;
+    trn_mul_forward(e->out, e->a, e->b, EN);
+}
+
+static void test_mul(void **state)
+{
+    (void)state;
+    elem_t e = {0};
+    float w[EN], ga[EN] = {0}, gb[EN] = {0};
+    test_fill_normal(e.a, EN, 1.0, 81);
+    test_fill_normal(e.b, EN, 1.0, 82);
+    test_fill_normal(w, EN, 1.0, 83);
+    trn_mul_backward(ga, gb, w, e.a, e.b, EN);
+    check_fd("mul d/da", e.a, ga, EN, 1e-2f, mul_f, &e, w, e.out, EN);
+    check_fd("mul d/db", e.b, gb, EN, 1e-2f, mul_f, &e, w, e.out, EN);
+}
+
+enum { NR = 7, ND = 5, NCAT = 12 };
+
+typedef struct {
+    float in[NR * ND], out[NR * ND], norm[NR], cat[NR * NCAT];
+} rows_t;
+
+static void l2norm_f(void *ctx)
+{
+    rows_t *r = ctx;
+    trn_l2norm_forward(r->out, r->norm, r->in, NR, ND, 2);
+}
+
+static void concat_f(void *ctx)
+{
+    rows_t *r = ctx;
+    trn_concat_forward(r->cat, r->in, NR, ND, NCAT, 4);
+}
+
+static void test_l2norm_concat(void **state)
+{
+    (void)state;
+    rows_t r = {0};
+    float w[NR * NCAT], g[NR * ND] = {0};
+    test_fill_normal(r.in, NR * ND, 1.0, 91);
+    test_fill_normal(w, NR * NCAT, 1.0, 92);
+    l2norm_f(&r);
+    for (int i = 0; i < NR; i++) {
+        double ss = 0;
+        for (int j = 0; j < ND; j++)
+            ss += (double)r.out[i * ND + j] * r.out[i * ND + j];
+        assert_true(fabs(ss - 1.0) < 1e-5);
+    }
+    trn_l2norm_backward(g, w, r.out, r.norm, NR, ND, 2);
+    check_fd("l2norm", r.in, g, NR * ND, 1e-3f, l2norm_f, &r, w, r.out, NR * ND);
+    /* concat: columns 4..8 of a 12-wide table, the others untouched */
+    float gc[NR * ND] = {0};
+    trn_concat_backward(gc, w, NR, ND, NCAT, 4);
+    check_fd("concat", r.in, gc, NR * ND, 1e-2f, concat_f, &r, w, r.cat, NR * NCAT);
+    assert_true(r.cat[0] == 0.0f && r.cat[NCAT - 1] == 0.0f);
+}
+
 static void test_adam_matches_torch(void **state)
 {
     (void)state;
@@ -447,6 +651,11 @@ int main(void)
         cmocka_unit_test(test_propagate),
         cmocka_unit_test(test_adam_matches_torch),
         cmocka_unit_test(test_lightgcn_fast_path),
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_lrelu),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_mul),
+        cmocka_unit_test(test_l2norm_concat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,32 +28,42 @@ fail:
     return NULL;
 }
 
-eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train)
+eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops)
 {
-    const int32_t nu = train->rows, ni = train->cols;
+    const int32_t nu = train->rows, ni = train->cols, s = self_loops ? 1 : 0;
     eng_csr_t *items = trn_graph_transpose(train);
-    eng_csr_t *a = eng_csr_new(nu + ni, nu + ni, 2 * train->nnz, 1);
+    eng_csr_t *a = eng_csr_new(nu + ni, nu + ni, 2 * train->nnz + (int64_t)s * (nu + ni), 1);
     if (!items || !a)
         goto fail;
+    /* A user's self-loop precedes its item columns and an item's follows its user columns, so
+     * the rows come out sorted. */
     int64_t w = 0;
     for (int32_t u = 0; u < nu; u++) {
         a->ptr[u] = w;
-        double du = (double)(train->ptr[u + 1] - train->ptr[u]);
+        double du = (double)(train->ptr[u + 1] - train->ptr[u] + s);
+        if (s) {
+            a->idx[w] = u;
+            a->val[w++] = (float)(1.0 / du);
+        }
         for (int64_t k = train->ptr[u]; k < train->ptr[u + 1]; k++) {
             int32_t i = train->idx[k];
-            double di = (double)(items->ptr[i + 1] - items->ptr[i]);
+            double di = (double)(items->ptr[i + 1] - items->ptr[i] + s);
             a->idx[w] = nu + i;
             a->val[w++] = (float)(1.0 / sqrt(du * di));
         }
     }
     for (int32_t i = 0; i < ni; i++) {
         a->ptr[nu + i] = w;
-        double di = (double)(items->ptr[i + 1] - items->ptr[i]);
+        double di = (double)(items->ptr[i + 1] - items->ptr[i] + s);
         for (int64_t k = items->ptr[i]; k < items->ptr[i + 1]; k++) {
             int32_t u = items->idx[k];
-            double du = (double)(train->ptr[u + 1] - train->ptr[u]);
+            double du = (double)(train->ptr[u + 1] - train->ptr[u] + s);
             a->idx[w] = u;
             a->val[w++] = (float)(1.0 / sqrt(du * di));
+        }
+        if (s) {
+            a->idx[w] = nu + i;
+            a->val[w++] = (float)(1.0 / di);
         }
     }
     a->ptr[nu + ni] = w;

@@ -117,7 +117,7 @@ static int lightgcn_init(trn_model_t *m, eng_error_t *err)
     m->impl = g;
     g->dim = c->dim;
     g->layers = L;
-    g->adj = trn_graph_norm_adj(m->in->train);
+    g->adj = trn_graph_norm_adj(m->in->train, 0);
     if (!g->adj)
         return ENG_ENOMEM;
     g->final = malloc(nd * sizeof(float));

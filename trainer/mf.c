@@ -22,9 +22,7 @@ static const trn_hparam_t hparams[] = {
 
 typedef struct {
     int dim;
-    int32_t *ru, *rp;  /* [batch] user rows and positive item rows (items after the users) */
-    int32_t *rn, *rnu; /* [batch x negatives] negative item rows and the user row of each */
-    float *pos, *neg, *dpos, *dneg;
+    trn_scores_t scores;
 } mf_t;
 
 static void mf_free(void *impl)
@@ -32,14 +30,7 @@ static void mf_free(void *impl)
     mf_t *f = impl;
     if (!f)
         return;
-    free(f->ru);
-    free(f->rp);
-    free(f->rn);
-    free(f->rnu);
-    free(f->pos);
-    free(f->neg);
-    free(f->dpos);
-    free(f->dneg);
+    trn_scores_free(&f->scores);
     free(f);
 }
 
@@ -58,21 +49,12 @@ static int mf_init(trn_model_t *m, eng_error_t *err)
 {
     (void)err;
     const mf_cfg_t *c = m->cfg;
-    const size_t cap = (size_t)c->common.batch, nn = cap * (size_t)c->common.negatives;
     mf_t *f = calloc(1, sizeof *f);
     if (!f)
         return ENG_ENOMEM;
     m->impl = f;
     f->dim = c->dim;
-    f->ru = malloc(cap * sizeof(int32_t));
-    f->rp = malloc(cap * sizeof(int32_t));
-    f->rn = malloc(nn * sizeof(int32_t));
-    f->rnu = malloc(nn * sizeof(int32_t));
-    f->pos = malloc(cap * sizeof(float));
-    f->dpos = malloc(cap * sizeof(float));
-    f->neg = malloc(nn * sizeof(float));
-    f->dneg = malloc(nn * sizeof(float));
-    if (!f->ru || !f->rp || !f->rn || !f->rnu || !f->pos || !f->dpos || !f->neg || !f->dneg)
+    if (trn_scores_alloc(&f->scores, c->common.batch, c->common.negatives) < 0)
         return ENG_ENOMEM;
     eng_rng_t rng;
     eng_rng_seed(&rng, m->seed, 0);
@@ -84,32 +66,8 @@ static int mf_init(trn_model_t *m, eng_error_t *err)
 static double mf_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 {
     mf_t *f = m->impl;
-    const trn_common_hp_t *hp = m->hp;
-    const int dim = f->dim, n = b->n, nneg = b->nneg, nn = n * nneg;
-    const int32_t nu = m->n_users;
-    for (int k = 0; k < n; k++) {
-        f->ru[k] = b->users[k];
-        f->rp[k] = nu + b->pos[k];
-        for (int j = 0; j < nneg; j++) {
-            f->rnu[k * nneg + j] = b->users[k];
-            f->rn[k * nneg + j] = nu + b->neg[k * nneg + j];
-        }
-    }
-    const float *e = m->params;
-    trn_dot_forward(f->pos, e, f->ru, f->rp, n, dim);
-    trn_dot_forward(f->neg, e, f->rnu, f->rn, nn, dim);
-    double loss = trn_loss_forward(hp->loss, f->pos, f->neg, n, nneg, hp->margin);
-    memset(f->dpos, 0, (size_t)n * sizeof(float));
-    memset(f->dneg, 0, (size_t)nn * sizeof(float));
-    trn_loss_backward(hp->loss, f->dpos, f->dneg, 1.0f, f->pos, f->neg, n, nneg, hp->margin);
-    trn_dot_backward(m->grads, f->dpos, e, f->ru, f->rp, n, dim);
-    trn_dot_backward(m->grads, f->dneg, e, f->rnu, f->rn, nn, dim);
-    const float dl2 = hp->decay * 0.5f / (float)n;
-    trn_l2_backward(m->grads, dl2, e, f->ru, n, dim);
-    trn_l2_backward(m->grads, dl2, e, f->rp, n, dim);
-    trn_l2_backward(m->grads, dl2, e, f->rn, nn, dim);
-    *reg = (double)dl2 * (trn_l2_forward(e, f->ru, n, dim) + trn_l2_forward(e, f->rp, n, dim) +
-                          trn_l2_forward(e, f->rn, nn, dim));
+    double loss = trn_scores_loss(&f->scores, m->grads, m->params, f->dim, m, b);
+    *reg = trn_scores_l2(&f->scores, m->grads, m->params, f->dim, m->hp->decay, b);
     return loss;
 }
 

@@ -4,12 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops;
+extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops, trn_gcn_ops;
 
 /* Every model kind: adding one is a file and a line here. */
 static const trn_model_ops_t *const models[] = {
     &trn_lightgcn_ops,
     &trn_mf_ops,
+    &trn_gcn_ops,
 };
 
 #define N_MODELS ((int)(sizeof models / sizeof models[0]))
@@ -128,6 +129,14 @@ double trn_model_step(trn_model_t *m, const trn_batch_t *b)
     return loss;
 }
 
+/* Stream 0 is the kinds' initialisation and 1 the sampler's; the batches' streams start at 2^32. */
+#define BATCH_STREAMS (1ULL << 32)
+
+void trn_model_batch_rng(const trn_model_t *m, eng_rng_t *rng)
+{
+    eng_rng_seed(rng, m->seed, BATCH_STREAMS + (uint64_t)m->adam.step);
+}
+
 int trn_embedding_views(const trn_model_t *m, int64_t dim, trn_view_t *out)
 {
     out[0] = (trn_view_t){"user_emb", 0, m->n_users, dim, TRN_ROWS_USERS};
@@ -149,4 +158,67 @@ int trn_model_vectors(trn_model_t *m, float **user_vecs, float **item_vecs)
     *user_vecs = uv;
     *item_vecs = iv;
     return rc;
+}
+
+int trn_scores_alloc(trn_scores_t *s, int cap, int nneg)
+{
+    const size_t n = (size_t)cap, nn = n * (size_t)nneg;
+    s->ru = malloc(n * sizeof *s->ru);
+    s->rp = malloc(n * sizeof *s->rp);
+    s->rn = malloc(nn * sizeof *s->rn);
+    s->rnu = malloc(nn * sizeof *s->rnu);
+    s->pos = malloc(n * sizeof *s->pos);
+    s->dpos = malloc(n * sizeof *s->dpos);
+    s->neg = malloc(nn * sizeof *s->neg);
+    s->dneg = malloc(nn * sizeof *s->dneg);
+    return s->ru && s->rp && s->rn && s->rnu && s->pos && s->dpos && s->neg && s->dneg ? ENG_OK
+                                                                                       : ENG_ENOMEM;
+}
+
+void trn_scores_free(trn_scores_t *s)
+{
+    free(s->ru);
+    free(s->rp);
+    free(s->rn);
+    free(s->rnu);
+    free(s->pos);
+    free(s->dpos);
+    free(s->neg);
+    free(s->dneg);
+}
+
+double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
+                       const trn_model_t *m, const trn_batch_t *b)
+{
+    const trn_common_hp_t *hp = m->hp;
+    const int n = b->n, nneg = b->nneg, nn = n * nneg;
+    for (int k = 0; k < n; k++) {
+        s->ru[k] = b->users[k];
+        s->rp[k] = m->n_users + b->pos[k];
+        for (int j = 0; j < nneg; j++) {
+            s->rnu[k * nneg + j] = b->users[k];
+            s->rn[k * nneg + j] = m->n_users + b->neg[k * nneg + j];
+        }
+    }
+    trn_dot_forward(s->pos, emb, s->ru, s->rp, n, dim);
+    trn_dot_forward(s->neg, emb, s->rnu, s->rn, nn, dim);
+    double loss = trn_loss_forward(hp->loss, s->pos, s->neg, n, nneg, hp->margin);
+    memset(s->dpos, 0, (size_t)n * sizeof *s->dpos);
+    memset(s->dneg, 0, (size_t)nn * sizeof *s->dneg);
+    trn_loss_backward(hp->loss, s->dpos, s->dneg, 1.0f, s->pos, s->neg, n, nneg, hp->margin);
+    trn_dot_backward(demb, s->dpos, emb, s->ru, s->rp, n, dim);
+    trn_dot_backward(demb, s->dneg, emb, s->rnu, s->rn, nn, dim);
+    return loss;
+}
+
+double trn_scores_l2(const trn_scores_t *s, float *demb, const float *emb, int dim, float decay,
+                     const trn_batch_t *b)
+{
+    const int n = b->n, nn = n * b->nneg;
+    const float dl2 = decay * 0.5f / (float)n;
+    trn_l2_backward(demb, dl2, emb, s->ru, n, dim);
+    trn_l2_backward(demb, dl2, emb, s->rp, n, dim);
+    trn_l2_backward(demb, dl2, emb, s->rn, nn, dim);
+    return (double)dl2 * (trn_l2_forward(emb, s->ru, n, dim) + trn_l2_forward(emb, s->rp, n, dim) +
+                          trn_l2_forward(emb, s->rn, nn, dim));
 }

@@ -20,6 +20,7 @@
 #include "engine/adam.h"
 #include "engine/csr.h"
 #include "engine/err.h"
+#include "engine/rng.h"
 #include "trainer/hparams.h"
 #include "trainer/loss.h"
 #include "trainer/sampler.h"
@@ -143,10 +144,41 @@ void trn_model_free(trn_model_t *m);
 /* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. */
 double trn_model_step(trn_model_t *m, const trn_batch_t *b);
 
+/* The RNG of one batch's random draws (dropout masks), seeded from (m->seed, m->adam.step): the
+ * same draws for every batch_grad call until the next trn_model_step, so that evaluating a
+ * batch's objective twice (the finite-difference test, a line search) sees one function. Every
+ * stochastic kind draws from it, never from a generator that advances between calls. */
+void trn_model_batch_rng(const trn_model_t *m, eng_rng_t *rng);
+
 /* For the many kinds whose block begins with the user and then the item embedding tables,
  * [n_users x dim] and [n_items x dim]: fills out[0..2) with the views user_emb and item_emb and
  * returns 2. */
 int trn_embedding_views(const trn_model_t *m, int64_t dim, trn_view_t *out);
+
+/* A batch scored by inner product on a node table [(n_users + n_items) x dim] (users' rows
+ * first, then items'): the rows the batch reads, its scores and their gradients, for batches of
+ * up to cap positives with nneg negatives each. For the kinds whose whole forward ends in one
+ * such table (gcn, ngcf). */
+typedef struct {
+    int32_t *ru, *rp;  /* [cap] the user and positive rows */
+    int32_t *rn, *rnu; /* [cap x nneg] the negative rows, and the user row of each */
+    float *pos, *neg, *dpos, *dneg;
+} trn_scores_t;
+
+/* Allocates s; returns 0 or ENG_ENOMEM. Free with trn_scores_free, also after a failure. */
+int trn_scores_alloc(trn_scores_t *s, int cap, int nneg);
+void trn_scores_free(trn_scores_t *s);
+
+/* The mean loss (hp->loss) of batch b scored on emb [.. x dim]; ADDS its gradient into demb
+ * [.. x dim]. Fills s's rows for b first (m gives the number of user rows). */
+double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
+                       const trn_model_t *m, const trn_batch_t *b);
+
+/* The regulariser decay / 2 / b->n * (sum of ||emb[r]||^2 over the rows of the last
+ * trn_scores_loss's users, positives and negatives, each occurrence counted) of the LightGCN and
+ * NGCF code; ADDS its gradient into demb and returns its value. */
+double trn_scores_l2(const trn_scores_t *s, float *demb, const float *emb, int dim, float decay,
+                     const trn_batch_t *b);
 
 /* The model's final vectors into new arrays *user_vecs and *item_vecs (free both with free);
  * returns 0 or a negative code (both NULL then). */

@@ -1,0 +1,165 @@
+/* Dense layers: the matrix products with OpenBLAS, the element-wise layers in plain loops.
+ *
+ * Why sgemm here and hand-written kernels for the sparse products: a dense layer does din * dout
+ * multiply-adds per row on data that stays in cache, so it is compute-bound, and a tuned sgemm
+ * (blocking, packing, FMA microkernels) is several times faster than a plain loop; the sparse
+ * products stream the graph from memory once per layer and are bound by memory bandwidth, where
+ * sgemm has nothing to offer.
+ *
+ * Threads: OpenBLAS's own pool is set to one thread and the parallelism is ours, over fixed
+ * blocks of BLOCK rows, so the result does not depend on the thread count and OpenBLAS's threads
+ * never compete with the OpenMP threads of the sparse products. */
+#include "trainer/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Rows per sgemm call: fixed, so each row's arithmetic is the same whatever the thread count. */
+#define BLOCK 256
+
+void trn_dense_forward(float *out, const float *in, const float *w, const float *b, int64_t n,
+                       int din, int dout, int threads)
+{
+    openblas_set_num_threads(1);
+    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t k = 0; k < blocks; k++) {
+        const int64_t r0 = k * BLOCK, rows = n - r0 < BLOCK ? n - r0 : BLOCK;
+        float *o = out + r0 * dout;
+        if (b)
+            for (int64_t r = 0; r < rows; r++)
+                memcpy(o + r * dout, b, (size_t)dout * sizeof *o);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, dout, din, 1.0f,
+                    in + r0 * din, din, w, dout, b ? 1.0f : 0.0f, o, dout);
+    }
+}
+
+void trn_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
+                        const float *w, int64_t n, int din_cols, int dout_cols, int threads)
+{
+    openblas_set_num_threads(1);
+    if (n == 0)
+        return;
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, din_cols, dout_cols, (int)n, 1.0f, in,
+                    din_cols, dout, dout_cols, 1.0f, dw, dout_cols);
+    if (db)
+        for (int64_t r = 0; r < n; r++)
+            for (int j = 0; j < dout_cols; j++)
+                db[j] += dout[r * dout_cols + j];
+    if (!din)
+        return;
+    const int64_t blocks = (n + BLOCK - 1) / BLOCK;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t k = 0; k < blocks; k++) {
+        const int64_t r0 = k * BLOCK, rows = n - r0 < BLOCK ? n - r0 : BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, din_cols, dout_cols, 1.0f,
+                    dout + r0 * dout_cols, dout_cols, w, dout_cols, 1.0f, din + r0 * din_cols,
+                    din_cols);
+    }
+}
+
+void trn_lrelu_forward(float *out, const float *in, float slope, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = in[i] > 0.0f ? in[i] : slope * in[i];
+}
+
+void trn_lrelu_backward(float *din, const float *dout, const float *in, float slope, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        din[i] += in[i] > 0.0f ? dout[i] : slope * dout[i];
+}
+
+void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, size_t n,
+                         eng_rng_t *rng)
+{
+    if (p <= 0.0f) {
+        memset(mask, 1, n);
+        if (out != in)
+            memcpy(out, in, n * sizeof *out);
+        return;
+    }
+    const float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++) {
+        mask[i] = eng_rng_uniform(rng) >= (double)p;
+        out[i] = mask[i] ? in[i] * scale : 0.0f;
+    }
+}
+
+void trn_dropout_backward(float *din, const float *dout, const uint8_t *mask, float p, size_t n)
+{
+    const float scale = 1.0f / (1.0f - p);
+    for (size_t i = 0; i < n; i++)
+        if (mask[i])
+            din[i] += dout[i] * scale;
+}
+
+void trn_mul_forward(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] * b[i];
+}
+
+void trn_mul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                      size_t n)
+{
+    for (size_t i = 0; da && i < n; i++)
+        da[i] += dout[i] * b[i];
+    for (size_t i = 0; db && i < n; i++)
+        db[i] += dout[i] * a[i];
+}
+
+/* tf.math.l2_normalize's floor on the squared length. */
+#define L2NORM_FLOOR 1e-12
+
+void trn_l2norm_forward(float *out, float *norm, const float *in, int64_t n, int d, int threads)
+{
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < n; r++) {
+        const float *x = in + r * d;
+        double ss = 0;
+        for (int j = 0; j < d; j++)
+            ss += (double)x[j] * x[j];
+        norm[r] = (float)sqrt(fmax(ss, L2NORM_FLOOR));
+        for (int j = 0; j < d; j++)
+            out[r * d + j] = x[j] / norm[r];
+    }
+}
+
+void trn_l2norm_backward(float *din, const float *dout, const float *out, const float *norm,
+                         int64_t n, int d, int threads)
+{
+    const float floor_norm = (float)sqrt(L2NORM_FLOOR);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t r = 0; r < n; r++) {
+        const float *y = out + r * d, *g = dout + r * d;
+        double dot = 0;
+        if (norm[r] > floor_norm)
+            for (int j = 0; j < d; j++)
+                dot += (double)y[j] * g[j];
+        for (int j = 0; j < d; j++)
+            din[r * d + j] += (g[j] - (float)dot * y[j]) / norm[r];
+    }
+}
+
+void trn_concat_forward(float *out, const float *in, int64_t n, int d, int d_out, int col)
+{
+    for (int64_t r = 0; r < n; r++)
+        memcpy(out + r * d_out + col, in + r * d, (size_t)d * sizeof *out);
+}
+
+void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_out, int col)
+{
+    for (int64_t r = 0; r < n; r++)
+        for (int j = 0; j < d; j++)
+            din[r * d + j] += dout[r * d_out + col + j];
+}
+
+void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng)
+{
+    const double limit = sqrt(6.0 / (double)(rows + cols));
+    for (int64_t i = 0; i < rows * cols; i++)
+        w[i] = (float)(limit * (2.0 * eng_rng_uniform(rng) - 1.0));
+}
