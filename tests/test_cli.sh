@@ -53,7 +53,7 @@ vh() { sqlite3 "$tmp/eq.sqlite" "SELECT hex(data) FROM blobs b JOIN models m ON 
 expect_rc 2 "unknown kind" "$bin" train --synthetic --model nope
 expect_err "unknown model 'nope' \(known: .*lightgcn" "unknown kind names the known ones"
 expect_rc 2 "bad choice" "$bin" train --synthetic --loss hinge
-expect_err "--loss: expected one of bpr\|bce\|margin, got 'hinge'" "bad choice message"
+expect_err "--loss: expected one of bpr\|bce\|margin\|mse, got 'hinge'" "bad choice message"
 expect_rc 2 "bad float" "$bin" train --synthetic --lr -1
 expect_err "--lr: expected a number in" "bad float message"
 expect_rc 2 "missing value" "$bin" train --synthetic --dim

@@ -98,10 +98,11 @@ static double mf_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     const float *e = m->params;
     trn_dot_forward(f->pos, e, f->ru, f->rp, n, dim);
     trn_dot_forward(f->neg, e, f->rnu, f->rn, nn, dim);
-    double loss = trn_loss_forward(hp->loss, f->pos, f->neg, n, nneg, hp->margin);
+    double loss = trn_loss_forward(hp->loss, f->pos, f->neg, b->rating, n, nneg, hp->margin);
     memset(f->dpos, 0, (size_t)n * sizeof(float));
     memset(f->dneg, 0, (size_t)nn * sizeof(float));
-    trn_loss_backward(hp->loss, f->dpos, f->dneg, 1.0f, f->pos, f->neg, n, nneg, hp->margin);
+    trn_loss_backward(hp->loss, f->dpos, f->dneg, 1.0f, f->pos, f->neg, b->rating, n, nneg,
+                      hp->margin);
     trn_dot_backward(m->grads, f->dpos, e, f->ru, f->rp, n, dim);
     trn_dot_backward(m->grads, f->dneg, e, f->rnu, f->rn, nn, dim);
     const float dl2 = hp->decay * 0.5f / (float)n;
