@@ -9,9 +9,13 @@ int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int n
 {
     float *uv, *iv;
     int rc = trn_model_vectors(m, &uv, &iv);
+    const int dim = rc == ENG_OK ? m->ops->vec_dim(m->cfg) : 0;
     if (rc == ENG_OK)
-        rc = trn_eval_ranking(uv, iv, m->ops->vec_dim(m->cfg), d->train, d->test, ks, nk,
-                              m->threads, out);
+        rc = trn_eval_ranking(uv, iv, dim, d->train, d->test, ks, nk, m->threads, out);
+    if (rc == ENG_OK)
+        rc = trn_eval_auc(uv, iv, dim, d->train, d->test, m->seed, out);
+    if (rc == ENG_OK && m->hp->loss == TRN_LOSS_MSE && d->test->val)
+        rc = trn_eval_ratings(uv, iv, dim, d->test, out);
     free(uv);
     free(iv);
     return rc;

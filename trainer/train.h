@@ -39,7 +39,9 @@ typedef struct {
 int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
                   trn_epoch_t *epochs, eng_error_t *err);
 
-/* The model's final vectors evaluated on d->test (d->test must not be NULL). */
+/* The model's final vectors evaluated on d->test (d->test must not be NULL): ranking and AUC
+ * (negatives seeded by the model's seed), and with the MSE loss RMSE and MAE on the test ratings.
+ */
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
                        trn_metrics_t *out);
 
