@@ -322,6 +322,12 @@ static json_t *metrics_json(const trn_metrics_t *m)
         json_object_set_new(o, key, json_real(m->hit[k]));
     }
     json_object_set_new(o, "users", json_integer(m->n_users));
+    if (m->has_auc)
+        json_object_set_new(o, "auc", json_real(m->auc));
+    if (m->has_rmse) {
+        json_object_set_new(o, "rmse", json_real(m->rmse));
+        json_object_set_new(o, "mae", json_real(m->mae));
+    }
     return o;
 }
 
@@ -343,6 +349,10 @@ static void on_epoch(void *ud, const trn_epoch_t *e)
             n += snprintf(line + n, sizeof line - n, " recall@%d %.4f ndcg@%d %.4f",
                           e->metrics.ks[k], e->metrics.recall[k], e->metrics.ks[k],
                           e->metrics.ndcg[k]);
+        if (e->metrics.has_auc && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - n, " auc %.4f", e->metrics.auc);
+        if (e->metrics.has_rmse && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - n, " rmse %.4f", e->metrics.rmse);
     }
     json_array_append_new(r->epochs_json, o);
     cli_progress_line(&r->progress, "%s", line);
@@ -392,6 +402,12 @@ static void print_comparison(const trn_metrics_t *model, const trn_metrics_t *po
             snprintf(label, sizeof label, "%s@%d", names[j], model->ks[k]);
             printf("%-14s %12.4f %12.4f\n", label, mv[j][k], pv[j][k]);
         }
+    }
+    if (model->has_auc)
+        printf("%-14s %12.4f %12s\n", "auc", model->auc, "-");
+    if (model->has_rmse) {
+        printf("%-14s %12.4f %12s\n", "rmse", model->rmse, "-");
+        printf("%-14s %12.4f %12s\n", "mae", model->mae, "-");
     }
     printf("(%lld test users)\n", (long long)model->n_users);
 }
@@ -465,6 +481,16 @@ int cli_cmd_train(int argc, char **argv)
     }
     if (rc < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+        goto done;
+    }
+    /* Say which file lacks ratings, while the names are at hand. */
+    if (hp->loss == TRN_LOSS_MSE && (!d->train->val || (d->test && !d->test->val))) {
+        fprintf(stderr,
+                "gnnrec: %s: --loss mse needs ratings: a weight column on every row (the "
+                "LightGCN format and --synthetic have none)\n",
+                a.synthetic      ? "synthetic data"
+                : !d->train->val ? a.data.train_path
+                                 : a.data.test_path);
         goto done;
     }
     cli_progress_init(&rs.progress, stderr, 0, a.quiet);

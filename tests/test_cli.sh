@@ -1,8 +1,9 @@
 #!/bin/bash
 # End-to-end checks of the gnnrec command line: help and usage errors, flags from a kind's
 # hyper-parameter table, a schema-1 store upgraded and answering as before, data errors with file:line,
-# train -> store -> models -> recommend, the JSON report, reproducibility (same seed and threads
-# give bit-identical vectors), and, with ../shared/data, LightGCN beating popularity on lastfm.
+# train -> store -> models -> recommend, the JSON report, --loss mse on ratings, reproducibility
+# (same seed and threads give bit-identical vectors), and, with ../shared/data, LightGCN beating
+# popularity on lastfm.
 set -u
 bin=${GNNREC_BIN:?}
 data=${GNNREC_DATA:-}
@@ -53,7 +54,31 @@ vh() { sqlite3 "$tmp/eq.sqlite" "SELECT hex(data) FROM blobs b JOIN models m ON 
 expect_rc 2 "unknown kind" "$bin" train --synthetic --model nope
 expect_err "unknown model 'nope' \(known: .*lightgcn" "unknown kind names the known ones"
 expect_rc 2 "bad choice" "$bin" train --synthetic --loss hinge
-expect_err "--loss: expected one of bpr\|bce\|margin, got 'hinge'" "bad choice message"
+expect_err "--loss: expected one of bpr\|bce\|margin\|mse, got 'hinge'" "bad choice message"
+# --loss mse regresses the ratings of a CSV's weight column; rmse (and auc) in the output and report
+python3 - "$tmp/ratings.csv" <<'PY'
+import random, sys
+r = random.Random(1)
+with open(sys.argv[1], "w") as f:
+    for u in range(60):
+        for i in r.sample(range(40), 12):
+            f.write(f"u{u},i{i},{1 + (u * i) % 5}\n")
+PY
+expect_rc 0 "train --loss mse" "$bin" train --train "$tmp/ratings.csv" --split random:0.2 --model mf --loss mse \
+    --lr 0.05 --dim 8 --batch 64 --epochs 20 --eval-every 10 --threads 2 --report "$tmp/mse.json"
+grep -qE "^rmse +[0-9.]+ +-$" "$tmp/out" && ok || bad "the printed comparison has rmse: $(head -c 600 "$tmp/out")"
+python3 - "$tmp/mse.json" <<'PY' && ok || bad "mse report: rmse per epoch and final, below predicting 0"
+import json, sys
+r = json.load(open(sys.argv[1]))
+f, e = r["final"], r["epochs"]
+assert r["params"]["loss"] == "mse"
+assert "rmse" in e[9] and "mae" in e[9] and "rmse" not in e[0], e
+assert 0 < f["rmse"] < 1.5 and 0 < f["mae"] <= f["rmse"] and 0 < f["auc"] < 1, f
+assert "rmse" not in f["popularity"], f
+PY
+printf '0 1 2\n1 0 2\n' >"$tmp/lgn.txt"
+expect_rc 1 "--loss mse without ratings" "$bin" train --train "$tmp/lgn.txt" --format lgn --loss mse --epochs 1 --quiet
+expect_err "lgn.txt: --loss mse needs ratings" "mse on the LightGCN format names the file"
 expect_rc 2 "bad float" "$bin" train --synthetic --lr -1
 expect_err "--lr: expected a number in" "bad float message"
 expect_rc 2 "missing value" "$bin" train --synthetic --dim

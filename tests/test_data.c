@@ -618,6 +618,13 @@ static void test_real_movielens(void **state)
     assert_null(d->test);
     assert_string_equal(eng_idmap_name(d->users, 0), "196"); /* first line: 196 242 3 ... */
     assert_string_equal(eng_idmap_name(d->items, 0), "242");
+    assert_non_null(d->train->val); /* the third column, 1..5 stars, summing to 352,986 */
+    double stars = 0;
+    for (int64_t k = 0; k < d->train->nnz; k++) {
+        assert_true(d->train->val[k] >= 1 && d->train->val[k] <= 5);
+        stars += d->train->val[k];
+    }
+    assert_true(stars == 352986);
     trn_data_free(d);
 
     for (int how = TRN_SPLIT_RANDOM; how <= TRN_SPLIT_TIME; how++) {
@@ -667,6 +674,61 @@ static void test_real_kgcn_raw(void **state)
     trn_data_free(d);
 }
 
+/* The rating of user u's item named id in m (which must hold it). */
+static float rating_of(const trn_data_t *d, const eng_csr_t *m, const char *u, const char *id)
+{
+    int32_t r = eng_idmap_find(d->users, u, strlen(u)),
+            c = eng_idmap_find(d->items, id, strlen(id));
+    for (int64_t k = m->ptr[r]; k < m->ptr[r + 1]; k++)
+        if (m->idx[k] == c)
+            return m->val[k];
+    fail_msg("%s has no item %s", u, id);
+    return NAN;
+}
+
+/* Weights are kept as ratings: of merged duplicates the latest row's, through the test file's
+ * filtering and through a split; not at all when a row lacks one or in the LightGCN format. */
+static void test_ratings(void **state)
+{
+    (void)state;
+    char tr[4200], te[4200];
+    snprintf(tr, sizeof tr, "%s/ratings.csv", tmpdir);
+    snprintf(te, sizeof te, "%s/ratings_test.csv", tmpdir);
+    write_file(tr, "a,x,3,10\na,x,5,20\na,y,4,5\nb,y,2,1\nb,x,1,3\n");
+    write_file(te, "a,z,1,1\nb,y,3,1\nb,z,4.5,2\n");
+    trn_data_t *d = load_real(&(trn_data_opts_t){.train_path = tr, .test_path = te});
+    assert_non_null(d->train->val);
+    assert_non_null(d->test->val);
+    assert_true(rating_of(d, d->train, "a", "x") == 5.0f); /* the later timestamp wins */
+    assert_true(rating_of(d, d->train, "a", "y") == 4.0f);
+    assert_true(rating_of(d, d->train, "b", "y") == 2.0f);
+    assert_int_equal(d->test->nnz, 2); /* b,y is a training pair */
+    assert_true(rating_of(d, d->test, "a", "z") == 1.0f);
+    assert_true(rating_of(d, d->test, "b", "z") == 4.5f);
+    trn_data_free(d);
+
+    /* a split carries each pair's rating to whichever side it lands on */
+    for (int how = TRN_SPLIT_RANDOM; how <= TRN_SPLIT_TIME; how++) {
+        d = load_real(&(trn_data_opts_t){
+            .train_path = tr, .split = (trn_split_t)how, .split_frac = 0.5, .seed = 1});
+        assert_int_equal(d->train->nnz + d->test->nnz, 4);
+        const eng_csr_t *a_x = eng_csr_has(d->train, 0, 0) ? d->train : d->test;
+        assert_true(rating_of(d, a_x, "a", "x") == 5.0f);
+        const eng_csr_t *b_x = eng_csr_has(d->train, 1, 0) ? d->train : d->test;
+        assert_true(rating_of(d, b_x, "b", "x") == 1.0f);
+        trn_data_free(d);
+    }
+
+    write_file(tr, "a,x,3\nb,y\n"); /* one row without a weight: no ratings */
+    d = load_real(&(trn_data_opts_t){.train_path = tr});
+    assert_null(d->train->val);
+    trn_data_free(d);
+    write_file(tr, "0 1 2\n1 0\n");
+    d = load_real(&(trn_data_opts_t){.train_path = tr});
+    assert_null(d->train->val);
+    trn_data_free(d);
+}
+
 static int make_tmpdir(void **state)
 {
     (void)state;
@@ -676,7 +738,7 @@ static int make_tmpdir(void **state)
 static int remove_tmpdir(void **state)
 {
     (void)state;
-    const char *files[] = {"split.csv", "ties.tsv", "long.txt"};
+    const char *files[] = {"split.csv", "ties.tsv", "long.txt", "ratings.csv", "ratings_test.csv"};
     char p[4200];
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         snprintf(p, sizeof p, "%s/%s", tmpdir, files[k]);
@@ -695,7 +757,7 @@ int main(void)
         cmocka_unit_test(test_synth_structure), cmocka_unit_test(test_synth_bad_options),
         cmocka_unit_test(test_real_gowalla),    cmocka_unit_test(test_real_lastfm),
         cmocka_unit_test(test_real_movielens),  cmocka_unit_test(test_real_kgcn),
-        cmocka_unit_test(test_real_kgcn_raw),
+        cmocka_unit_test(test_real_kgcn_raw),   cmocka_unit_test(test_ratings),
     };
     size_t nfixed = sizeof fixed / sizeof fixed[0];
     char **dirs = NULL, **names = NULL;

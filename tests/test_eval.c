@@ -1,5 +1,6 @@
 /* Ranking evaluation and popularity baseline: hand-computed examples, a naive reference on random
- * graphs, thread-count independence, skipped users and argument checks.
+ * graphs, thread-count independence, skipped users and argument checks. AUC and rating error:
+ * hand-computed examples.
  *
  * The random comparison uses vectors with small integer entries, so every inner product is exact
  * in float whatever order the kernel sums in: the reference and the library must then produce the
@@ -422,6 +423,88 @@ static void test_invalid_arguments(void **state)
     eng_csr_free(test);
 }
 
+/* ---- hand-computed AUC and rating error --------------------------------------------------------
+ * 4 users, 4 items, dim 1. Items i0 3, i1 1, i2 2, i3 2; users u0 1, u1 -1, u2 0, u3 1.
+ *   u0: train {i0}, test {i1} (rating 2). Negatives {i2, i3} both score 2 > 1: wrong.
+ *   u1: train {i1}, test {i2, i3} (ratings 1, 0). The only negative is i0 (-3 < -2): both right.
+ *   u2: train {i0}, test {i3} (rating 0.5). Every score is 0: a tie, 1/2.
+ *   u3: train {i0, i1}, test {i2, i3} (ratings 2, 2): no item left to be a negative, skipped.
+ * AUC = (0 + 1 + 1 + 1/2) / 4 = 0.625 whatever the draws, for any seed.
+ * Errors (score - rating) over the 6 test pairs: -1, -3, -2, -0.5, 0, 0:
+ *   rmse = sqrt(14.25 / 6) = 1.5411035007422441, mae = 6.5 / 6. */
+static void test_auc_and_ratings_hand(void **state)
+{
+    (void)state;
+    const float items[4] = {3, 1, 2, 2}, users[4] = {1, -1, 0, 1};
+    const int32_t tr[][2] = {{0, 0}, {1, 1}, {2, 0}, {3, 0}, {3, 1}};
+    const int32_t te[][2] = {{0, 1}, {1, 2}, {1, 3}, {2, 3}, {3, 2}, {3, 3}};
+    eng_csr_t *train = csr_of(4, 4, tr, 5), *test = csr_of(4, 4, te, 6);
+    trn_metrics_t m = {0};
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        assert_int_equal(trn_eval_auc(users, items, 1, train, test, seed, &m), 0);
+        assert_true(m.has_auc);
+        assert_int_equal(m.auc_pairs, 4);
+        near(m.auc, 0.625);
+    }
+    assert_int_equal(trn_eval_ratings(users, items, 1, test, &m), ENG_EINVAL); /* no ratings */
+    assert_false(m.has_rmse);
+    test->val = malloc(6 * sizeof *test->val);
+    assert_non_null(test->val);
+    memcpy(test->val, (const float[]){2, 1, 0, 0.5f, 2, 2}, 6 * sizeof *test->val);
+    assert_int_equal(trn_eval_ratings(users, items, 1, test, &m), 0);
+    assert_true(m.has_rmse);
+    assert_int_equal(m.n_ratings, 6);
+    near(m.rmse, 1.5411035007422441);
+    near(m.mae, 6.5 / 6);
+    near(m.auc, 0.625); /* the other metrics are left as they were */
+
+    eng_csr_t *wide = csr_of(4, 5, te, 6);
+    assert_int_equal(trn_eval_auc(users, items, 1, train, wide, 1, &m), ENG_EINVAL);
+    assert_int_equal(trn_eval_auc(users, items, 0, train, test, 1, &m), ENG_EINVAL);
+    eng_csr_free(wide);
+    eng_csr_free(train);
+    eng_csr_free(test);
+}
+
+/* With random negatives: the same seed draws the same negatives, and the AUC of random vectors on a
+ * random graph is an average over real draws, near 1/2. */
+static void test_auc_seeded(void **state)
+{
+    (void)state;
+    enum { NU = 50, NI = 40, DIM = 3 };
+    int32_t(*pairs)[2] = malloc(NU * 6 * sizeof *pairs);
+    assert_non_null(pairs);
+    eng_rng_t r;
+    eng_rng_seed(&r, 9, 0);
+    for (int k = 0; k < NU * 6; k++) {
+        pairs[k][0] = k / 6;
+        pairs[k][1] = (int32_t)eng_rng_below(&r, NI);
+    }
+    eng_csr_t *train = csr_of(NU, NI, pairs, NU * 3);
+    /* test pairs that are not training pairs */
+    int64_t n = 0;
+    for (int k = NU * 3; k < NU * 6; k++)
+        if (!eng_csr_has(train, pairs[k][0], pairs[k][1]))
+            memcpy(pairs[n++], pairs[k], sizeof pairs[k]);
+    eng_csr_t *test = csr_of(NU, NI, pairs, n);
+    float uv[NU * DIM], iv[NI * DIM];
+    for (int k = 0; k < NU * DIM; k++)
+        uv[k] = (float)eng_rng_normal(&r);
+    for (int k = 0; k < NI * DIM; k++)
+        iv[k] = (float)eng_rng_normal(&r);
+    trn_metrics_t a = {0}, b = {0}, c = {0};
+    assert_int_equal(trn_eval_auc(uv, iv, DIM, train, test, 5, &a), 0);
+    assert_int_equal(trn_eval_auc(uv, iv, DIM, train, test, 5, &b), 0);
+    assert_int_equal(trn_eval_auc(uv, iv, DIM, train, test, 6, &c), 0);
+    assert_true(a.auc == b.auc);
+    assert_int_equal(a.auc_pairs, test->nnz);
+    assert_true(a.auc != c.auc); /* other negatives */
+    assert_true(a.auc > 0.3 && a.auc < 0.7);
+    free(pairs);
+    eng_csr_free(train);
+    eng_csr_free(test);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +514,8 @@ int main(void)
         cmocka_unit_test(test_thread_count_independent),
         cmocka_unit_test(test_users_without_test_skipped),
         cmocka_unit_test(test_invalid_arguments),
+        cmocka_unit_test(test_auc_and_ratings_hand),
+        cmocka_unit_test(test_auc_seeded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,25 +52,26 @@ static void check(const char *what, size_t i, double analytic, double numeric)
 static void check_loss(trn_loss_t kind, int nneg)
 {
     enum { B = 6, MAXN = 4 };
-    float pos[B], neg[B * MAXN], dpos[B] = {0}, dneg[B * MAXN] = {0};
+    float pos[B], neg[B * MAXN], dpos[B] = {0}, dneg[B * MAXN] = {0}, target[B];
     test_fill_normal(pos, B, 1.5, 1);
     test_fill_normal(neg, (size_t)B * nneg, 1.5, 2);
+    test_fill_normal(target, B, 2.0, 3);
     const float margin = 0.5f;
     if (kind == TRN_LOSS_MARGIN) /* keep every pair away from the hinge's kink */
         for (int k = 0; k < B; k++)
             for (int j = 0; j < nneg; j++)
                 if (fabsf(margin - pos[k] + neg[k * nneg + j]) < 0.1f)
                     neg[k * nneg + j] += 0.3f;
-    trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, B, nneg, margin);
+    trn_loss_backward(kind, dpos, dneg, 1.0f, pos, neg, target, B, nneg, margin);
     const float eps = 1e-3f;
     for (int s = 0; s < 2; s++) {
         float *x = s ? neg : pos, *d = s ? dneg : dpos;
         for (int k = 0; k < (s ? B * nneg : B); k++) {
             float x0 = x[k];
             x[k] = x0 + eps;
-            double fp = trn_loss_forward(kind, pos, neg, B, nneg, margin);
+            double fp = trn_loss_forward(kind, pos, neg, target, B, nneg, margin);
             x[k] = x0 - eps;
-            double fm = trn_loss_forward(kind, pos, neg, B, nneg, margin);
+            double fm = trn_loss_forward(kind, pos, neg, target, B, nneg, margin);
             x[k] = x0;
             check(trn_loss_name(kind), (size_t)k, d[k], (fp - fm) / (2.0 * (double)eps));
         }
@@ -95,24 +96,33 @@ static void test_loss_margin(void **state)
     check_loss(TRN_LOSS_MARGIN, 1);
     check_loss(TRN_LOSS_MARGIN, 4);
 }
+static void test_loss_mse(void **state)
+{
+    (void)state;
+    check_loss(TRN_LOSS_MSE, 0); /* rating batches have no negatives */
+    check_loss(TRN_LOSS_MSE, 2); /* and if a caller passes some, they are ignored */
+}
 
 static void test_loss_values(void **state)
 {
     (void)state;
     float p[2] = {2.0f, -1.0f}, n[2] = {0.5f, 0.5f};
     /* softplus(-1.5) = 0.2014133, softplus(1.5) = 1.7014133 */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 2, 1, 0) - (0.2014133 + 1.7014133) / 2) <
-                1e-6);
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, NULL, 2, 1, 0) -
+                     (0.2014133 + 1.7014133) / 2) < 1e-6);
     /* hinge with margin 1: max(0, 1-2+0.5)=0, max(0, 1+1+0.5)=2.5 */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_MARGIN, p, n, 2, 1, 1.0f) - 1.25) < 1e-6);
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_MARGIN, p, n, NULL, 2, 1, 1.0f) - 1.25) < 1e-6);
     /* one positive, two negatives: bpr is the mean of its pairs, bce sums the item terms */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, 1, 2, 0) - 0.2014133) < 1e-6);
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BPR, p, n, NULL, 1, 2, 0) - 0.2014133) < 1e-6);
     /* softplus(-2) = 0.1269280, softplus(0.5) = 0.9740770 */
-    assert_true(fabs(trn_loss_forward(TRN_LOSS_BCE, p, n, 1, 2, 0) - (0.1269280 + 2 * 0.9740770)) <
-                1e-6);
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_BCE, p, n, NULL, 1, 2, 0) -
+                     (0.1269280 + 2 * 0.9740770)) < 1e-6);
     /* stable for large arguments */
     float big_p[1] = {-200.0f}, big_n[1] = {200.0f};
-    assert_true(isfinite(trn_loss_forward(TRN_LOSS_BPR, big_p, big_n, 1, 1, 0)));
+    assert_true(isfinite(trn_loss_forward(TRN_LOSS_BPR, big_p, big_n, NULL, 1, 1, 0)));
+    /* mse, no 1/2: ((2 - 3)^2 + (-1 - 1)^2) / 2; negatives not read */
+    float t[2] = {3.0f, 1.0f};
+    assert_true(fabs(trn_loss_forward(TRN_LOSS_MSE, p, NULL, t, 2, 0, 0) - 2.5) < 1e-6);
 }
 
 /* ---- dot product and L2 layers ---- */
@@ -394,8 +404,8 @@ static void test_lightgcn_fast_path(void **state)
         trn_lgn_propagate_forward(fin, lay, adj, m->params, dim, L, 1);
         trn_dot_forward(pos, fin, ru, rp, n, dim);
         trn_dot_forward(neg, fin, rnu, rn, nn, dim);
-        double ref_loss = trn_loss_forward(TRN_LOSS_BPR, pos, neg, n, nneg, 0);
-        trn_loss_backward(TRN_LOSS_BPR, dpos, dneg, 1.0f, pos, neg, n, nneg, 0);
+        double ref_loss = trn_loss_forward(TRN_LOSS_BPR, pos, neg, NULL, n, nneg, 0);
+        trn_loss_backward(TRN_LOSS_BPR, dpos, dneg, 1.0f, pos, neg, NULL, n, nneg, 0);
         trn_dot_backward(dfin, dpos, fin, ru, rp, n, dim);
         trn_dot_backward(dfin, dneg, fin, rnu, rn, nn, dim);
         trn_lgn_propagate_backward(ref, scr, dfin, adj, dim, L, 1);
@@ -643,6 +653,7 @@ int main(void)
         cmocka_unit_test(test_loss_bpr),
         cmocka_unit_test(test_loss_bce),
         cmocka_unit_test(test_loss_margin),
+        cmocka_unit_test(test_loss_mse),
         cmocka_unit_test(test_loss_values),
         cmocka_unit_test(test_dot),
         cmocka_unit_test(test_l2),

@@ -1,7 +1,8 @@
 /* The conformance test every registered model passes (trainer/model.c's table), so that a new
  * model gets these checks by being registered:
  *   - its whole objective (mean loss + regulariser, as batch_grad reports them) against central
- *     finite differences, for every parameter, with BPR and BCE and 1 or 3 negatives;
+ *     finite differences, for every parameter, with BPR and BCE and 1 or 3 negatives, and with MSE
+ *     on rating batches;
  *   - its hyper-parameter table is well formed (defaults inside their ranges, names unique, the
  *     common rows present) and parses values and rejects bad ones;
  *   - the same seed and thread count give bit-identical vectors, twice in one process;
@@ -66,6 +67,9 @@ static double objective(trn_model_t *m, const trn_batch_t *b)
 static void check_gradient(const trn_model_ops_t *ops, const char *loss, const char *nneg)
 {
     eng_csr_t *train = test_random_train(9, 8, 3, 31);
+    const int rated = strcmp(loss, "mse") == 0;
+    if (rated)
+        test_rate(train, 34);
     /* a large decay, so the regulariser's gradient is visible in the check */
     const char *kv[] = {"dim", "4",         "batch", "5",      "decay", "0.5", "loss",
                         loss,  "negatives", nneg,    "layers", "2",     NULL};
@@ -79,7 +83,9 @@ static void check_gradient(const trn_model_ops_t *ops, const char *loss, const c
     test_fill_normal(m->params, m->n_params, 0.7, 32);
     trn_sampler_t *s = trn_sampler_new(train, 33);
     trn_batch_t b;
-    assert_int_equal(trn_batch_alloc(&b, m->hp->batch, m->hp->negatives), 0);
+    assert_int_equal(rated ? trn_batch_alloc_rated(&b, m->hp->batch)
+                           : trn_batch_alloc(&b, m->hp->batch, m->hp->negatives),
+                     0);
     trn_sampler_next(s, &b, m->hp->batch);
     objective(m, &b);
     float *analytic = malloc(m->n_params * sizeof *analytic);
@@ -118,6 +124,7 @@ static void test_gradients(void **state)
         check_gradient(all[i], "bpr", "1");
         check_gradient(all[i], "bpr", "3");
         check_gradient(all[i], "bce", "3");
+        check_gradient(all[i], "mse", "1");
     }
 }
 
@@ -266,6 +273,43 @@ static void test_own_sampler(void **state)
     assert_int_equal(foreign_examples, 0);
     trn_model_free(m);
     free(cfg);
+    trn_data_free(d);
+}
+
+/* --loss mse trains every kind on uniformly drawn rated pairs, and the loss falls; without ratings
+ * the run fails with a message before any step. */
+static void test_mse_training(void **state)
+{
+    (void)state;
+    trn_data_t *d = small_data();
+    trn_inputs_t in = {.train = d->train};
+    const char *kv[] = {"dim", "8", "batch", "256", "loss", "mse", "lr", "0.05", NULL};
+    trn_train_opts_t o = {.epochs = 5, .nk = 1, .ks = {20}};
+    trn_epoch_t ep[5];
+    eng_error_t err = {0};
+    int n;
+    const trn_model_ops_t *const *all = trn_model_all(&n);
+    for (int i = 0; i < n; i++) {
+        void *cfg = config(all[i], kv);
+        trn_model_t *m = trn_model_new(all[i], cfg, &in, 3, 2, &err);
+        assert_non_null(m);
+        assert_int_equal(trn_train_run(m, d, &o, ep, &err), ENG_EINVAL);
+        assert_non_null(strstr(err.msg, "ratings"));
+        trn_model_free(m);
+        free(cfg);
+    }
+    test_rate(d->train, 5);
+    for (int i = 0; i < n; i++) {
+        void *cfg = config(all[i], kv);
+        trn_model_t *m = trn_model_new(all[i], cfg, &in, 3, 2, &err);
+        assert_non_null(m);
+        if (trn_train_run(m, d, &o, ep, &err) < 0)
+            fail_msg("%s: %s", all[i]->kind, err.msg);
+        if (!(ep[4].loss < 0.5 * ep[0].loss))
+            fail_msg("%s: mse %g after 5 epochs, %g after 1", all[i]->kind, ep[4].loss, ep[0].loss);
+        trn_model_free(m);
+        free(cfg);
+    }
     trn_data_free(d);
 }
 
@@ -429,9 +473,9 @@ static void test_publish_round_trip(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hparam_tables),      cmocka_unit_test(test_gradients),
-        cmocka_unit_test(test_deterministic),      cmocka_unit_test(test_own_sampler),
-        cmocka_unit_test(test_publish_round_trip),
+        cmocka_unit_test(test_hparam_tables), cmocka_unit_test(test_gradients),
+        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_own_sampler),
+        cmocka_unit_test(test_mse_training),  cmocka_unit_test(test_publish_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

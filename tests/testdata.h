@@ -41,4 +41,16 @@ static inline eng_csr_t *test_random_train(int32_t nu, int32_t ni, int per_user,
     return m;
 }
 
+/* Gives m (pattern-only) ratings: val[k] uniform over 1..5 stars, the same for the same seed. */
+static inline void test_rate(eng_csr_t *m, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 11);
+    m->val = malloc((size_t)(m->nnz ? m->nnz : 1) * sizeof *m->val);
+    if (!m->val)
+        abort();
+    for (int64_t k = 0; k < m->nnz; k++)
+        m->val[k] = (float)(1 + eng_rng_below(&r, 5));
+}
+
 #endif

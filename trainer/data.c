@@ -16,7 +16,7 @@
 /* RNG stream of the random split, distinct from the other users of --seed. */
 #define SPLIT_STREAM 0x5e1170ULL
 
-int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key)
+int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight)
 {
     if (p->n == p->cap) {
         int64_t cap = p->cap ? p->cap * 2 : 4096;
@@ -32,11 +32,17 @@ int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key)
         if (!k)
             return ENG_ENOMEM;
         p->key = k;
+        float *w = realloc(p->weight, (size_t)cap * sizeof *w);
+        if (!w)
+            return ENG_ENOMEM;
+        p->weight = w;
         p->cap = cap;
     }
     p->user[p->n] = user;
     p->item[p->n] = item;
     p->key[p->n] = key;
+    p->weight[p->n] = weight;
+    p->weighted += !isnan(weight);
     p->n++;
     return ENG_OK;
 }
@@ -46,6 +52,7 @@ void trn__pairs_free(trn__pairs_t *p)
     free(p->user);
     free(p->item);
     free(p->key);
+    free(p->weight);
     memset(p, 0, sizeof *p);
 }
 
@@ -64,6 +71,7 @@ int trn__idmap_numbered(eng_idmap_t *m, const char *prefix, int32_t n)
 
 typedef struct {
     int32_t item;
+    float weight;
     double key;
     int64_t row;
 } entry_t;
@@ -86,20 +94,41 @@ static int cmp_key(const void *a, const void *b)
     return (x->row > y->row) - (x->row < y->row);
 }
 
+/* A matrix being filled row by row in order, each row's items ascending. */
+typedef struct {
+    eng_csr_t *m;
+    int64_t n;
+} csr_fill_t;
+
+/* Appends e[0, n) (distinct items, any order) as user u's row; rows must come in order. */
+static void fill_row(csr_fill_t *f, int32_t u, entry_t *e, int64_t n)
+{
+    qsort(e, (size_t)n, sizeof *e, cmp_item_key);
+    for (int64_t j = 0; j < n; j++) {
+        f->m->idx[f->n] = e[j].item;
+        if (f->m->val)
+            f->m->val[f->n] = e[j].weight;
+        f->n++;
+    }
+    f->m->ptr[u + 1] = f->n;
+}
+
 int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_split_t how,
                double frac, uint64_t seed, eng_csr_t **train, eng_csr_t **test)
 {
     int rc = ENG_ENOMEM;
     int64_t n = p->n;
+    const int rated = n > 0 && p->weighted == n;
     int64_t *start = calloc((size_t)n_users + 1, sizeof *start);
     int64_t *order = malloc((size_t)(n ? n : 1) * sizeof *order);
-    int32_t *tr_u = malloc((size_t)(n ? n : 1) * sizeof *tr_u);
-    int32_t *tr_i = malloc((size_t)(n ? n : 1) * sizeof *tr_i);
-    int32_t *te_u = malloc((size_t)(n ? n : 1) * sizeof *te_u);
-    int32_t *te_i = malloc((size_t)(n ? n : 1) * sizeof *te_i);
     entry_t *e = NULL;
-    *train = *test = NULL;
-    if (!start || !order || !tr_u || !tr_i || !te_u || !te_i)
+    /* Sized for every row: merging duplicates only shrinks them. */
+    csr_fill_t tr = {eng_csr_new(n_users, n_items, n, rated), 0};
+    csr_fill_t te = {how == TRN_SPLIT_NONE ? NULL : eng_csr_new(n_users, n_items, n, rated), 0};
+    *train = NULL;
+    if (test)
+        *test = NULL;
+    if (!start || !order || !tr.m || (how != TRN_SPLIT_NONE && !te.m))
         goto fail;
 
     /* Group row numbers by user, keeping file order within a user (counting sort). */
@@ -122,12 +151,11 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
 
     eng_rng_t rng;
     eng_rng_seed(&rng, seed, SPLIT_STREAM);
-    int64_t ntr = 0, nte = 0;
     for (int32_t u = 0; u < n_users; u++) {
         int64_t m = 0;
         for (int64_t k = start[u]; k < start[u + 1]; k++) {
             int64_t row = order[k];
-            e[m++] = (entry_t){p->item[row], p->key[row], row};
+            e[m++] = (entry_t){p->item[row], p->weight[row], p->key[row], row};
         }
         /* Merge duplicates: the last of each item's run is its latest interaction. */
         qsort(e, (size_t)m, sizeof *e, cmp_item_key);
@@ -136,16 +164,16 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
             if (j + 1 == m || e[j + 1].item != e[j].item)
                 e[d++] = e[j];
         int64_t hold = 0;
-        if (d >= 2) {
+        if (how != TRN_SPLIT_NONE && d >= 2) {
             hold = (int64_t)floor(frac * (double)d + 0.5);
             if (hold > d - 1)
                 hold = d - 1;
         }
-        int64_t tb = 0, te = hold; /* e[tb, te) goes to test */
+        /* The held-out entries end up in e[0, hold) (random) or e[d - hold, d) (time). */
         if (how == TRN_SPLIT_TIME) {
             qsort(e, (size_t)d, sizeof *e, cmp_key);
-            tb = d - hold;
-            te = d;
+            fill_row(&te, u, e + d - hold, hold);
+            fill_row(&tr, u, e, d - hold);
         } else {
             for (int64_t j = 0; j < hold; j++) { /* partial Fisher-Yates */
                 int64_t r = j + (int64_t)eng_rng_below(&rng, (uint32_t)(d - j));
@@ -153,33 +181,25 @@ int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_spli
                 e[j] = e[r];
                 e[r] = t;
             }
-        }
-        for (int64_t j = 0; j < d; j++) {
-            if (j >= tb && j < te) {
-                te_u[nte] = u;
-                te_i[nte++] = e[j].item;
-            } else {
-                tr_u[ntr] = u;
-                tr_i[ntr++] = e[j].item;
-            }
+            if (te.m)
+                fill_row(&te, u, e, hold);
+            fill_row(&tr, u, e + hold, d - hold);
         }
     }
-    *train = eng_csr_from_pairs(n_users, n_items, tr_u, tr_i, ntr);
-    *test = eng_csr_from_pairs(n_users, n_items, te_u, te_i, nte);
-    if (!*train || !*test) {
-        eng_csr_free(*train);
-        eng_csr_free(*test);
-        *train = *test = NULL;
-        goto fail;
+    tr.m->nnz = tr.n;
+    *train = tr.m;
+    tr.m = NULL;
+    if (te.m) {
+        te.m->nnz = te.n;
+        *test = te.m;
+        te.m = NULL;
     }
     rc = ENG_OK;
 fail:
+    eng_csr_free(tr.m);
+    eng_csr_free(te.m);
     free(start);
     free(order);
-    free(tr_u);
-    free(tr_i);
-    free(te_u);
-    free(te_i);
     free(e);
     return rc;
 }
@@ -249,24 +269,25 @@ fail:
 static int build_matrices(const trn_data_opts_t *o, trn_data_t *d, const trn__pairs_t *tr,
                           trn__pairs_t *te)
 {
-    if (!o->test_path && o->split != TRN_SPLIT_NONE)
-        return trn__split(tr, d->n_users, d->n_items, o->split, o->split_frac, o->seed, &d->train,
-                          &d->test);
-    d->train = eng_csr_from_pairs(d->n_users, d->n_items, tr->user, tr->item, tr->n);
-    if (!d->train)
-        return ENG_ENOMEM;
-    if (!o->test_path)
-        return ENG_OK;
+    const trn_split_t how = o->test_path ? TRN_SPLIT_NONE : o->split;
+    int rc = trn__split(tr, d->n_users, d->n_items, how, o->split_frac, o->seed, &d->train,
+                        how == TRN_SPLIT_NONE ? NULL : &d->test);
+    if (rc < 0 || !o->test_path)
+        return rc;
     /* A pair in both files is a training positive; also counting it as a test positive would
      * reward memorising the training set. */
-    int64_t w = 0;
+    int64_t w = 0, weighted = 0;
     for (int64_t k = 0; k < te->n; k++)
         if (!eng_csr_has(d->train, te->user[k], te->item[k])) {
             te->user[w] = te->user[k];
-            te->item[w++] = te->item[k];
+            te->item[w] = te->item[k];
+            te->key[w] = te->key[k];
+            te->weight[w] = te->weight[k];
+            weighted += !isnan(te->weight[w++]);
         }
-    d->test = eng_csr_from_pairs(d->n_users, d->n_items, te->user, te->item, w);
-    return d->test ? ENG_OK : ENG_ENOMEM;
+    te->n = w;
+    te->weighted = weighted;
+    return trn__split(te, d->n_users, d->n_items, TRN_SPLIT_NONE, 0, 0, &d->test, NULL);
 }
 
 int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)

@@ -2,8 +2,9 @@
  *
  * Reads (a) CSV/TSV logs `user,item[,weight][,timestamp]` with delimiter and header detected and
  * arbitrary string ids, or (b) the LightGCN text format (`user item item ...` per line, 0-based
- * ids). Maps ids to dense indices, merges duplicate pairs, and either reads a test file or splits
- * a test set off per user. Every data error names file and line. */
+ * ids). Maps ids to dense indices, merges duplicate pairs, keeps the weights as ratings, and
+ * either reads a test file or splits a test set off per user. Every data error names file and
+ * line. */
 #ifndef GNNREC_TRAINER_DATA_H
 #define GNNREC_TRAINER_DATA_H
 
@@ -19,8 +20,11 @@ typedef enum { TRN_SPLIT_NONE, TRN_SPLIT_RANDOM, TRN_SPLIT_TIME } trn_split_t;
 typedef struct {
     int32_t n_users, n_items;
     eng_idmap_t *users, *items; /* external ids <-> dense indices, owned */
-    eng_csr_t *train;           /* [n_users x n_items] pattern: each user's items, sorted, owned */
+    eng_csr_t *train;           /* [n_users x n_items] each user's items, sorted, owned */
     eng_csr_t *test;            /* same shape and form, or NULL when there is no test set */
+    /* Ratings: train->val (test->val) holds each pair's weight when every row of the file has
+     * one (of merged duplicates, the latest row's), else it is NULL; the LightGCN format and the
+     * synthetic data have none. */
 } trn_data_t;
 
 typedef struct {

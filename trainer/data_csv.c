@@ -338,11 +338,11 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
         if ((rc = check_id(r, &f[l.ucol], "user", err)) < 0 ||
             (rc = check_id(r, &f[l.icol], "item", err)) < 0)
             return rc;
-        double w = 1, key = (double)p->n;
+        double w = NAN, key = (double)p->n; /* NAN: the row has no weight */
         if ((rc = optional_number(r, f, nf, l.wcol, "weight", &w, err)) < 0 ||
             (rc = optional_number(r, f, nf, l.tcol, "timestamp", &key, err)) < 0)
             return rc;
-        if (o->use_min_weight && w < o->min_weight)
+        if (o->use_min_weight && (isnan(w) ? 1 : w) < o->min_weight)
             continue; /* dropped before its ids are seen: it never existed */
         int32_t u = intern(r, users, &f[l.ucol], err);
         if (u < 0)
@@ -350,7 +350,7 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
         int32_t i = intern(r, items, &f[l.icol], err);
         if (i < 0)
             return i;
-        if (trn__pairs_push(p, u, i, key) < 0)
+        if (trn__pairs_push(p, u, i, key, (float)w) < 0)
             return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
     }
     return rc;

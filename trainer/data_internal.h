@@ -61,23 +61,27 @@ int trn__reader_sample(trn__reader_t *r, trn__span_t *out, int max, eng_error_t 
 /* ---- Interaction list (data.c) ---- */
 typedef struct {
     int32_t *user, *item;
-    double *key; /* time-split order: the timestamp, or the row's position when it has none */
+    double *key;   /* time-split order: the timestamp, or the row's position when it has none */
+    float *weight; /* the row's weight (a rating), NAN when it has none */
     int64_t n, cap;
+    int64_t weighted; /* rows with a weight: the matrices keep ratings when it is n */
 } trn__pairs_t;
 
-/* Appends one interaction; ENG_ENOMEM leaves p unchanged. */
-int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key);
+/* Appends one interaction with weight (NAN: none); ENG_ENOMEM leaves p unchanged. */
+int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight);
 void trn__pairs_free(trn__pairs_t *p);
 
 /* Inserts the ids prefix"0" .. prefix"<n-1>" so that index == number (LightGCN ids, synthetic
  * ids). m must be empty. Returns 0 or ENG_ENOMEM. */
 int trn__idmap_numbered(eng_idmap_t *m, const char *prefix, int32_t n);
 
-/* Splits p per user into new *train and *test pattern matrices [n_users x n_items]: duplicates of
- * a (user, item) pair are merged first (keeping the largest key, ties the later row), then each
+/* Splits p per user into new *train and *test matrices [n_users x n_items]: duplicates of a
+ * (user, item) pair are merged first (keeping the largest key, ties the later row), then each
  * user with n >= 2 distinct items holds out min(round(frac * n), n - 1) of them, chosen at random
  * (TRN_SPLIT_RANDOM, deterministic in seed) or the latest by key (TRN_SPLIT_TIME, ties by row
- * order). Returns 0 or ENG_ENOMEM (then both outputs are NULL). */
+ * order). TRN_SPLIT_NONE only merges: everything goes to *train, and test may be NULL. When every
+ * row of p has a weight, the matrices' val holds the kept row's weight, else val is NULL. Returns
+ * 0 or ENG_ENOMEM (then the outputs are NULL). */
 int trn__split(const trn__pairs_t *p, int32_t n_users, int32_t n_items, trn_split_t how,
                double frac, uint64_t seed, eng_csr_t **train, eng_csr_t **test);
 

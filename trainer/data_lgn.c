@@ -2,6 +2,7 @@
  * strictly ascending order (the format of NGCF/LightGCN's Data/<name>/train.txt). */
 #include "trainer/data_internal.h"
 
+#include <math.h>
 #include <stdint.h>
 
 /* An id space larger than this many times the ids read (plus the slack) is not a dense 0-based
@@ -136,7 +137,7 @@ int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t 
                 fmax_item = v;
                 item_line = r->line;
             }
-            if (trn__pairs_push(p, user, v, (double)p->n) < 0)
+            if (trn__pairs_push(p, user, v, (double)p->n, NAN) < 0)
                 return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
         }
     }

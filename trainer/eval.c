@@ -1,14 +1,16 @@
-/* Ranking evaluation (all-ranking protocol) and the popularity baseline.
+/* Ranking evaluation (all-ranking protocol), the popularity baseline, AUC and rating error.
  *
  * Both paths produce, for every evaluated user, a best-first list of recommended items, turn it
  * into per-user metrics in one shared routine, store those in a per-user array, and sum that
  * array in user order at the end. The per-user lists do not depend on how users were spread over
  * threads, and neither does the order of the final sums, so the means are bit-identical for any
- * thread count. docs/evaluation.md has the protocol and the reasoning. */
+ * thread count. AUC and the rating error are one serial pass over the test pairs, cheap next to
+ * ranking. docs/evaluation.md has the protocols and the reasoning. */
 #include "trainer/eval.h"
 
 #include "engine/err.h"
 #include "engine/index.h"
+#include "engine/rng.h"
 #include "engine/topk.h"
 
 #include <math.h>
@@ -213,6 +215,73 @@ done:
     eng_index_free(ix);
     plan_free(&p);
     return rc;
+}
+
+/* ---- AUC and rating error ------------------------------------------------------------------ */
+
+/* RNG stream of the AUC negatives, distinct from the other users of a seed. */
+#define AUC_STREAM 0xa0cULL
+
+static double dot(const float *x, const float *y, int dim)
+{
+    double s = 0;
+    for (int j = 0; j < dim; j++)
+        s += (double)x[j] * y[j];
+    return s;
+}
+
+int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,
+                 const eng_csr_t *test, uint64_t seed, trn_metrics_t *out)
+{
+    if (!user_vecs || !item_vecs || dim < 1 || !train || !test || !out ||
+        train->rows != test->rows || train->cols != test->cols)
+        return ENG_EINVAL;
+    eng_rng_t rng;
+    eng_rng_seed(&rng, seed, AUC_STREAM);
+    double right = 0;
+    int64_t pairs = 0;
+    for (int32_t u = 0; u < test->rows; u++) {
+        int64_t seen = train->ptr[u + 1] - train->ptr[u] + test->ptr[u + 1] - test->ptr[u];
+        if (test->ptr[u + 1] == test->ptr[u] || seen >= test->cols)
+            continue; /* no test pair, or no item left to be a negative */
+        const float *uv = user_vecs + (size_t)u * dim;
+        for (int64_t q = test->ptr[u]; q < test->ptr[u + 1]; q++) {
+            int32_t j;
+            do
+                j = (int32_t)eng_rng_below(&rng, (uint32_t)test->cols);
+            while (eng_csr_has(train, u, j) || eng_csr_has(test, u, j));
+            double sp = dot(uv, item_vecs + (size_t)test->idx[q] * dim, dim),
+                   sn = dot(uv, item_vecs + (size_t)j * dim, dim);
+            right += sp > sn ? 1.0 : sp == sn ? 0.5 : 0.0;
+            pairs++;
+        }
+    }
+    out->has_auc = pairs > 0;
+    out->auc = pairs ? right / (double)pairs : 0.0;
+    out->auc_pairs = pairs;
+    return 0;
+}
+
+int trn_eval_ratings(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *test,
+                     trn_metrics_t *out)
+{
+    if (!user_vecs || !item_vecs || dim < 1 || !test || !test->val || !out)
+        return ENG_EINVAL;
+    double se = 0, ae = 0;
+    for (int32_t u = 0; u < test->rows; u++)
+        for (int64_t q = test->ptr[u]; q < test->ptr[u + 1]; q++) {
+            double e =
+                dot(user_vecs + (size_t)u * dim, item_vecs + (size_t)test->idx[q] * dim, dim) -
+                test->val[q];
+            se += e * e;
+            ae += fabs(e);
+        }
+    const int64_t n = test->ptr[test->rows];
+    out->has_rmse = 1;
+    out->rmse = n ? sqrt(se / (double)n) : 0.0;
+    out->mae = n ? ae / (double)n : 0.0;
+    out->n_ratings = n;
+    return 0;
 }
 
 /* ---- popularity baseline ------------------------------------------------------------------ */

@@ -1,9 +1,11 @@
-/* Ranking evaluation: the all-ranking protocol of NGCF/LightGCN.
+/* Evaluation of user and item vectors scored by inner product.
  *
- * For every user with at least one test item, score every item by the inner product of the user's
- * and the item's vectors, drop the items the user has in train, take the top K, and average
- * recall@K (hits / |test|), precision@K (hits / K), hit-rate@K (any hit) and ndcg@K (binary gains,
- * ideal DCG over min(|test|, K) positions) over those users. */
+ * Ranking, the all-ranking protocol of NGCF/LightGCN: for every user with at least one test item,
+ * score every item, drop the items the user has in train, take the top K, and average recall@K
+ * (hits / |test|), precision@K (hits / K), hit-rate@K (any hit) and ndcg@K (binary gains, ideal
+ * DCG over min(|test|, K) positions) over those users.
+ * AUC, the CTR protocol of NCF/KGCN: each test pair against one sampled item the user has in
+ * neither train nor test. RMSE and MAE of the scores on held-out ratings. docs/evaluation.md. */
 #ifndef GNNREC_TRAINER_EVAL_H
 #define GNNREC_TRAINER_EVAL_H
 
@@ -19,6 +21,12 @@ typedef struct {
     double recall[TRN_EVAL_MAX_K], precision[TRN_EVAL_MAX_K], hit[TRN_EVAL_MAX_K],
         ndcg[TRN_EVAL_MAX_K];
     int64_t n_users; /* users evaluated */
+    int has_auc;     /* auc and auc_pairs are set (trn_eval_auc found a pair) */
+    double auc;
+    int64_t auc_pairs;
+    int has_rmse; /* rmse, mae and n_ratings are set (trn_eval_ratings ran) */
+    double rmse, mae;
+    int64_t n_ratings;
 } trn_metrics_t;
 
 /* Evaluates vectors user_vecs [train->rows x dim] and item_vecs [train->cols x dim] on test (same
@@ -31,6 +39,22 @@ typedef struct {
 int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
                      const eng_csr_t *train, const eng_csr_t *test, const int *ks, int nk,
                      int threads, trn_metrics_t *out);
+
+/* AUC of the vectors on test: for each test pair (u, i) in entry order, one item j drawn
+ * uniformly among those u has in neither train nor test (seeded by seed; a user with no such item
+ * is skipped), and auc = (pairs with score(u, i) > score(u, j) + half the ties) / pairs. Sets
+ * has_auc (when some pair was drawn), auc and auc_pairs of *out and nothing else. Single-threaded:
+ * the result depends only on the inputs and seed. Returns 0, or ENG_EINVAL (NULL pointers, dim < 1,
+ * mismatched shapes; *out unchanged). */
+int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,
+                 const eng_csr_t *test, uint64_t seed, trn_metrics_t *out);
+
+/* Rating error of the vectors on test's ratings (test->val): over its pairs, rmse = sqrt(mean of
+ * (dot(u, i) - rating)^2) and mae = mean |dot(u, i) - rating| (0 when test is empty), summed in
+ * entry order. Sets has_rmse, rmse, mae and n_ratings of *out and nothing else. Returns 0, or
+ * ENG_EINVAL (NULL pointers or test->val NULL, dim < 1; *out unchanged). */
+int trn_eval_ratings(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *test,
+                     trn_metrics_t *out);
 
 /* The same metrics for the popularity baseline: every user gets the items with the most training
  * users (ties: lower index first), minus the user's own training items. Same requirements,

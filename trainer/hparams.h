@@ -58,7 +58,7 @@ typedef struct {
         TRN_HP_INT(T, common.negatives, "negatives", 1, 1, 1000,                                   \
                    "sampled negative items per positive"),                                         \
         TRN_HP_CHOICE(T, common.loss, "loss", 0, TRN_LOSS_CHOICES,                                 \
-                      "objective: BPR, pointwise BCE or hinge"),                                   \
+                      "objective: BPR, pointwise BCE, hinge, or MSE on ratings"),                  \
         TRN_HP_FLOAT(T, common.margin, "margin", 1.0, 0, 1e6, "margin of the margin loss")
 
 /* Fills cfg (the table's config struct) with every row's default. */

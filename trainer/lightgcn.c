@@ -210,12 +210,13 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *
     const trn_common_hp_t *hp = m->hp;
     trn_dot_forward(g->pos, g->final, g->ru, g->rp, n, dim);
     trn_dot_forward(g->neg, g->final, g->rnu, g->rn, nn, dim);
-    double loss = trn_loss_forward(hp->loss, g->pos, g->neg, n, nneg, hp->margin);
+    double loss = trn_loss_forward(hp->loss, g->pos, g->neg, b->rating, n, nneg, hp->margin);
 
     /* backward: de0 += scale * (I + A + ... + A^L) dfinal, dfinal non-zero on R only */
     memset(g->dpos, 0, (size_t)n * sizeof(float));
     memset(g->dneg, 0, (size_t)nn * sizeof(float));
-    trn_loss_backward(hp->loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, n, nneg, hp->margin);
+    trn_loss_backward(hp->loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, b->rating, n, nneg,
+                      hp->margin);
     trn_dot_backward(g->dfinal, g->dpos, g->final, g->ru, g->rp, n, dim);
     trn_dot_backward(g->dfinal, g->dneg, g->final, g->rnu, g->rn, nn, dim);
     for (int32_t q = 0; q < g->n_rows; q++) {

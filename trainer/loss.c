@@ -1,4 +1,4 @@
-/* Pairwise ranking losses and the dot-product and L2 layers that feed them. */
+/* The training losses and the dot-product and L2 layers that feed them. */
 #include "trainer/loss.h"
 
 #include <math.h>
@@ -6,7 +6,8 @@
 
 const char *trn_loss_name(trn_loss_t l)
 {
-    static const char *names[] = {"bpr", "bce", "margin"};
+    static const char *names[] = {"bpr", "bce", "margin", "mse"};
+    _Static_assert(sizeof names / sizeof *names == TRN_LOSS_MSE + 1, "a name for every loss");
     return names[l];
 }
 
@@ -16,10 +17,10 @@ static double softplus(double x)
 }
 
 /* What the loss is a mean over: (positive, negative) pairs for the pairwise losses; positives for
- * BCE, whose terms are one per scored item (the pointwise protocol of NCF). */
+ * BCE, whose terms are one per scored item (the pointwise protocol of NCF), and for MSE. */
 static double pair_count(trn_loss_t l, int b, int nneg)
 {
-    return l == TRN_LOSS_BCE ? (double)b : (double)b * nneg;
+    return l == TRN_LOSS_BCE || l == TRN_LOSS_MSE ? (double)b : (double)b * nneg;
 }
 
 static double sigmoid(double x)
@@ -27,10 +28,15 @@ static double sigmoid(double x)
     return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b, int nneg,
-                        float margin)
+double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, const float *target,
+                        int b, int nneg, float margin)
 {
     double sum = 0;
+    if (l == TRN_LOSS_MSE) {
+        for (int k = 0; k < b; k++)
+            sum += ((double)pos[k] - target[k]) * ((double)pos[k] - target[k]);
+        return b > 0 ? sum / b : 0.0;
+    }
     for (int k = 0; k < b; k++) {
         const double p = pos[k];
         const float *nk = neg + (size_t)k * nneg;
@@ -47,6 +53,8 @@ double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b,
             case TRN_LOSS_MARGIN:
                 s += fmax(0.0, margin - p + n);
                 break;
+            case TRN_LOSS_MSE: /* handled above */
+                break;
             }
         }
         sum += s;
@@ -55,11 +63,16 @@ double trn_loss_forward(trn_loss_t l, const float *pos, const float *neg, int b,
 }
 
 void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, const float *pos,
-                       const float *neg, int b, int nneg, float margin)
+                       const float *neg, const float *target, int b, int nneg, float margin)
 {
     if (b <= 0)
         return;
     const double scale = (double)dloss / pair_count(l, b, nneg);
+    if (l == TRN_LOSS_MSE) {
+        for (int k = 0; k < b; k++)
+            dpos[k] += (float)(scale * 2.0 * ((double)pos[k] - target[k]));
+        return;
+    }
     for (int k = 0; k < b; k++) {
         const double p = pos[k];
         const float *nk = neg + (size_t)k * nneg;
@@ -80,6 +93,8 @@ void trn_loss_backward(trn_loss_t l, float *dpos, float *dneg, float dloss, cons
                     gp -= 1;
                     gn = 1;
                 }
+                break;
+            case TRN_LOSS_MSE: /* handled above */
                 break;
             }
             dnk[j] += (float)(scale * gn);

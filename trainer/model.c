@@ -202,10 +202,11 @@ double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
     }
     trn_dot_forward(s->pos, emb, s->ru, s->rp, n, dim);
     trn_dot_forward(s->neg, emb, s->rnu, s->rn, nn, dim);
-    double loss = trn_loss_forward(hp->loss, s->pos, s->neg, n, nneg, hp->margin);
+    double loss = trn_loss_forward(hp->loss, s->pos, s->neg, b->rating, n, nneg, hp->margin);
     memset(s->dpos, 0, (size_t)n * sizeof *s->dpos);
     memset(s->dneg, 0, (size_t)nn * sizeof *s->dneg);
-    trn_loss_backward(hp->loss, s->dpos, s->dneg, 1.0f, s->pos, s->neg, n, nneg, hp->margin);
+    trn_loss_backward(hp->loss, s->dpos, s->dneg, 1.0f, s->pos, s->neg, b->rating, n, nneg,
+                      hp->margin);
     trn_dot_backward(demb, s->dpos, emb, s->ru, s->rp, n, dim);
     trn_dot_backward(demb, s->dneg, emb, s->rnu, s->rn, nn, dim);
     return loss;

@@ -6,7 +6,8 @@
  *     every field (trainer/hparams.h), from which the command builds flags, help and `params`;
  *   - the inputs it needs: bits of trn_inputs_t beyond the interaction graph;
  *   - its training step over a batch of (user, positive, nneg negatives) from the shared sampler
- *     or from a sampler of its own;
+ *     or from a sampler of its own (with the MSE loss: (user, item, rating), nneg 0, and the kind
+ *     passes b->rating to the losses as their target);
  *   - what it publishes: the vectors the server ranks with by inner product, named views of its
  *     parameter block, each published with its optimizer moments, and any extra tensors its
  *     serving abilities need (trainer/publish.h).

@@ -9,9 +9,13 @@ int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int n
 {
     float *uv, *iv;
     int rc = trn_model_vectors(m, &uv, &iv);
+    const int dim = rc == ENG_OK ? m->ops->vec_dim(m->cfg) : 0;
     if (rc == ENG_OK)
-        rc = trn_eval_ranking(uv, iv, m->ops->vec_dim(m->cfg), d->train, d->test, ks, nk,
-                              m->threads, out);
+        rc = trn_eval_ranking(uv, iv, dim, d->train, d->test, ks, nk, m->threads, out);
+    if (rc == ENG_OK)
+        rc = trn_eval_auc(uv, iv, dim, d->train, d->test, m->seed, out);
+    if (rc == ENG_OK && m->hp->loss == TRN_LOSS_MSE && d->test->val)
+        rc = trn_eval_ratings(uv, iv, dim, d->test, out);
     free(uv);
     free(iv);
     return rc;
@@ -20,15 +24,29 @@ int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int n
 int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
                   trn_epoch_t *epochs, eng_error_t *err)
 {
-    const int batch = m->hp->batch;
-    trn_sampler_t *s = trn_sampler_new(d->train, m->seed);
+    const int batch = m->hp->batch, rated = m->hp->loss == TRN_LOSS_MSE;
+    trn_sampler_t *s = NULL;
     trn_batch_t b = {0};
-    int rc = ENG_ENOMEM;
-    if (!s || trn_batch_alloc(&b, batch, m->hp->negatives) != ENG_OK) {
+    int rc;
+    if (rated && !d->train->val) {
+        rc = eng_error_set(err, ENG_EINVAL, "--loss mse needs ratings: the training data has none");
+        goto done;
+    }
+    if (rated && m->ops->sample) {
+        rc = eng_error_set(
+            err, ENG_EINVAL,
+            "model %s draws its own examples: it cannot train on ratings (--loss mse)",
+            m->ops->kind);
+        goto done;
+    }
+    s = trn_sampler_new(d->train, m->seed);
+    rc = ENG_ENOMEM;
+    if (!s || (rated ? trn_batch_alloc_rated(&b, batch)
+                     : trn_batch_alloc(&b, batch, m->hp->negatives)) != ENG_OK) {
         eng_error_set(err, rc, "out of memory allocating the sampler");
         goto done;
     }
-    if (!m->ops->sample && trn_sampler_users(s) == 0) {
+    if (!m->ops->sample && (rated ? d->train->nnz : trn_sampler_users(s)) == 0) {
         rc = eng_error_set(err, ENG_EEMPTY, "no user has a training item to sample from");
         goto done;
     }

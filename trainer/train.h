@@ -1,8 +1,9 @@
 /* The training loop: epochs of sampled batches, periodic evaluation, callbacks for progress.
  *
  * An epoch draws as many positives as there are training interactions (users uniform), in batches
- * of the model's `batch` setting with a smaller last batch, as the LightGCN code. Nothing here
- * prints: the caller sees progress through the callbacks. */
+ * of the model's `batch` setting with a smaller last batch, as the LightGCN code; with the MSE
+ * loss, as many rated pairs (pairs uniform, no negatives). Nothing here prints: the caller sees
+ * progress through the callbacks. */
 #ifndef GNNREC_TRAINER_TRAIN_H
 #define GNNREC_TRAINER_TRAIN_H
 
@@ -33,11 +34,14 @@ typedef struct {
 } trn_train_opts_t;
 
 /* Trains m on d for o->epochs epochs and fills epochs[0..o->epochs) (caller-provided). Returns 0,
- * or a negative code with err filled (no user can form a triple, out of memory). */
+ * or a negative code with err filled (no user can form a triple, the MSE loss without ratings in
+ * d->train or with a kind that has its own sampler, out of memory). */
 int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
                   trn_epoch_t *epochs, eng_error_t *err);
 
-/* The model's final vectors evaluated on d->test (d->test must not be NULL). */
+/* The model's final vectors evaluated on d->test (d->test must not be NULL): ranking and AUC
+ * (negatives seeded by the model's seed), and with the MSE loss RMSE and MAE on the test ratings.
+ */
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
                        trn_metrics_t *out);
 
