@@ -22,7 +22,7 @@ typedef struct {
 #define NGCF_MAX_LAYERS 6
 #define NGCF_SLOPE 0.2f /* tf.nn.leaky_relu's default, as the public code */
 
-/* The paper's settings (its README's command for gowalla): dim 64, three layers of 64, lr 1e-4,
+/* The paper's settings (Section 4.2 and its dropout study): dim 64, three layers of 64, lr 1e-4,
  * batch 1024, decay 1e-5, message dropout 0.1, node dropout 0.1. */
 static const trn_hparam_t hparams[] = {
     TRN_HP_COMMON(ngcf_cfg_t, 1e-4, 1e-5, 1024),
@@ -180,8 +180,8 @@ static int ngcf_init(trn_model_t *m, eng_error_t *err)
 }
 
 /* final = [E_0 | norm(E_1) | ... | norm(E_L)] over all nodes; while training, with the graph's
- * entries and the messages dropped (masks from the batch's RNG). Returns the graph the forward
- * used, as a matrix whose transpose is *adj_t (for the backward). */
+ * entries and the messages dropped (masks from the batch's RNG). *adj receives the graph the
+ * forward used and *adj_t its transpose, for the backward (they share the pattern). */
 static void forward(trn_model_t *m, int training, eng_csr_t *adj, eng_csr_t *adj_t)
 {
     ngcf_t *g = m->impl;
