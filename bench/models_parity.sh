@@ -3,19 +3,22 @@
 # PyTorch references (bench/gcn_torch.py, bench/ngcf_torch.py), each kind's defaults on both sides
 # (gcn: dim 64, 2 layers, dropout 0.1, lr 1e-3, decay 1e-4, batch 2048; ngcf: dim 64, 3 layers,
 # message and node dropout 0.1, lr 1e-4, decay 1e-5, batch 1024), the same epoch budget, several
-# seeds, 2 threads, both evaluated once at the end (all-ranking recall@20 and ndcg@20). The seeds
-# drive different random streams in the two programs, so the comparison is of means, not pairs.
+# seeds, THREADS threads, both evaluated once at the end (all-ranking recall@20 and ndcg@20). The
+# seeds drive different random streams in the two programs, so the comparison is of means, not
+# pairs.
 # Writes bench/out/models_parity.md and prints it.
 #
 #   cmake -S . -B build && cmake --build build -j2 && bench/models_parity.sh
 # Env: BIN (gnnrec binary, default build/gnnrec), DATA, PEERS, KINDS ("gcn ngcf"),
-#      EPOCHS_gcn (40), EPOCHS_ngcf (20), THREADS (2), SEEDS ("2020 1 2").
+#      EPOCHS_gcn (40), EPOCHS_ngcf (20), THREADS (1), SEEDS ("2020 1 2"). One thread by default:
+#      quality does not depend on it, and on the shared 2 cores a busy neighbour makes two-thread
+#      runs of either program many times slower (the budget fits ~15 minutes at one thread).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$here/../shared/data}
 PEERS=${PEERS:-$here/../shared/peers}
 KINDS=${KINDS:-gcn ngcf}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 SEEDS=${SEEDS:-2020 1 2}
 bin=${BIN:-$here/build/gnnrec}
 out=$here/bench/out
