@@ -43,8 +43,8 @@ static const trn_hparam_t hparams[] = {
                  "dropout on the attention coefficients"),
 };
 
-/* The block: E0 [N x dim] (users' rows, then items'), then for each layer l and head h W_lh
- * [din_l x dim] (din_0 = dim, din_l = heads * dim after), then for each head a_lh [dim x 2]:
+/* The block: E0 [N x dim] (users' rows, then items'), then for each layer l its heads' W_lh
+ * [din_l x dim] (din_0 = dim, din_l = heads * dim after), then its heads' a_lh [dim x 2]:
  * column 0 is a_src, column 1 a_dst, the paper's a in R^{2 dim} split in its halves. */
 typedef struct {
     int dim, layers, heads, hd; /* hd = heads * dim, a hidden layer's width */
@@ -59,7 +59,6 @@ typedef struct {
     /* Activations, per layer l, in one allocation: */
     float *x[GAT_MAX_LAYERS];       /* [N x din_l] the layer's input, after dropout */
     float *z[GAT_MAX_LAYERS];       /* [heads x N x dim] x W_lh */
-    float *st[GAT_MAX_LAYERS];      /* [heads x N x 2] z a_lh: (s_i, t_i) */
     float *pre[GAT_MAX_LAYERS];     /* [heads x nnz] s_i + t_j */
     float *alpha[GAT_MAX_LAYERS];   /* [heads x nnz] edge softmax of LeakyReLU(pre) */
     float *alpha_d[GAT_MAX_LAYERS]; /* [heads x nnz] alpha after dropout */
@@ -67,7 +66,8 @@ typedef struct {
     float *out;                     /* [N x dim] the last layer's head mean: the vectors */
     /* and scratch */
     float *e, *dpre, *dalpha_d, *dalpha, *de; /* [nnz] */
-    float *agg, *dout, *dz, *dst;             /* [N x dim] (dst [N x 2]) */
+    float *agg, *dout, *dz;                   /* [N x dim] */
+    float *st, *dst;                          /* [N x 2] z a_lh: (s_i, t_i), and its gradient */
     float *dx, *dcat;                         /* [N x hd] */
     float *act;                               /* the allocation behind all of the above */
     uint8_t *xmask[GAT_MAX_LAYERS];           /* [N x din_l] */
@@ -125,9 +125,9 @@ static int alloc_activations(gat_t *g)
 {
     const size_t n = (size_t)g->nodes, d = (size_t)g->dim, H = (size_t)g->heads, E = g->nnz;
     const size_t hd = (size_t)g->hd;
-    size_t floats = 5 * E + 4 * n * d + 2 * n + 2 * n * hd, bytes = 0;
+    size_t floats = 5 * E + 4 * n * d + 4 * n + 2 * n * hd, bytes = 0;
     for (int l = 0; l < g->layers; l++) {
-        floats += n * g->din[l] + H * n * d + H * n * 2 + 3 * H * E + n * hd;
+        floats += n * g->din[l] + H * n * d + 3 * H * E + n * hd;
         bytes += n * g->din[l] + H * E;
     }
     g->act = malloc(floats * sizeof *g->act);
@@ -140,7 +140,6 @@ static int alloc_activations(gat_t *g)
     for (int l = 0; l < g->layers; l++) {
         TAKE(g->x[l], n * g->din[l]);
         TAKE(g->z[l], H * n * d);
-        TAKE(g->st[l], H * n * 2);
         TAKE(g->pre[l], H * E);
         TAKE(g->alpha[l], H * E);
         TAKE(g->alpha_d[l], H * E);
@@ -157,6 +156,7 @@ static int alloc_activations(gat_t *g)
     TAKE(g->agg, n * d);
     TAKE(g->dout, n * d);
     TAKE(g->dz, n * d);
+    TAKE(g->st, n * 2);
     TAKE(g->dst, n * 2);
     TAKE(g->dx, n * hd);
     TAKE(g->dcat, n * hd);
@@ -231,12 +231,11 @@ static void forward(trn_model_t *m, int training)
     for (int l = 0; l < g->layers; l++) {
         trn_dropout_forward(g->x[l], g->xmask[l], in, p, (size_t)n * g->din[l], &rng);
         for (int h = 0; h < H; h++) {
-            float *z = g->z[l] + h * nd, *st = g->st[l] + h * (size_t)n * 2;
-            float *pre = g->pre[l] + h * E, *alpha = g->alpha[l] + h * E;
+            float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E, *alpha = g->alpha[l] + h * E;
             float *alpha_d = g->alpha_d[l] + h * E;
             trn_dense_forward(z, g->x[l], w_of(g, m->params, l, h), NULL, n, g->din[l], d, th);
-            trn_dense_forward(st, z, a_of(g, m->params, l, h), NULL, n, d, 2, th);
-            trn_edge_sum_forward(pre, st, g->g, th);
+            trn_dense_forward(g->st, z, a_of(g, m->params, l, h), NULL, n, d, 2, th);
+            trn_edge_sum_forward(pre, g->st, g->g, th);
             trn_lrelu_forward(g->e, pre, GAT_SLOPE, E);
             trn_edge_softmax_forward(alpha, g->e, g->g, th);
             trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, E, &rng);
