@@ -13,6 +13,7 @@
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "tests/testdata.h"
+#include "trainer/attention.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 #include "trainer/lightgcn.h"
@@ -583,6 +584,46 @@ static void test_mul(void **state)
     check_fd("mul d/db", e.b, gb, EN, 1e-2f, mul_f, &e, w, e.out, EN);
 }
 
+static void elu_f(void *ctx)
+{
+    elem_t *e = ctx;
+    trn_elu_forward(e->out, e->a, EN);
+}
+
+static void test_elu(void **state)
+{
+    (void)state;
+    elem_t e = {0};
+    float w[EN], g[EN] = {0};
+    test_fill_normal(e.a, EN, 1.0, 65);
+    test_fill_normal(w, EN, 1.0, 66);
+    trn_elu_backward(g, w, e.a, EN);
+    check_fd("elu", e.a, g, EN, 1e-2f, elu_f, &e, w, e.out, EN);
+}
+
+enum { HR = 6, HH = 3, HD = 4 };
+
+typedef struct {
+    float in[HR * HH * HD], out[HR * HD];
+} heads_t;
+
+static void head_mean_f(void *ctx)
+{
+    heads_t *h = ctx;
+    trn_head_mean_forward(h->out, h->in, HR, HH, HD);
+}
+
+static void test_head_mean(void **state)
+{
+    (void)state;
+    heads_t h;
+    float w[HR * HD], g[HR * HH * HD] = {0};
+    test_fill_normal(h.in, HR * HH * HD, 1.0, 67);
+    test_fill_normal(w, HR * HD, 1.0, 68);
+    trn_head_mean_backward(g, w, HR, HH, HD);
+    check_fd("head mean", h.in, g, HR * HH * HD, 1e-2f, head_mean_f, &h, w, h.out, HR * HD);
+}
+
 enum { NR = 7, ND = 5, NCAT = 12 };
 
 typedef struct {
@@ -622,6 +663,223 @@ static void test_l2norm_concat(void **state)
     trn_concat_backward(gc, w, NR, ND, NCAT, 4);
     check_fd("concat", r.in, gc, NR * ND, 1e-2f, concat_f, &r, w, r.cat, NR * NCAT);
     assert_true(r.cat[0] == 0.0f && r.cat[NCAT - 1] == 0.0f);
+}
+
+/* ---- graph attention (trainer/attention.h) ---- */
+
+/* trn_graph_adj is trn_graph_norm_adj's pattern; the reverse index maps (r, c) to (c, r). */
+static void test_adj_reverse(void **state)
+{
+    (void)state;
+    eng_csr_t *train = test_random_train(6, 5, 2, 101);
+    for (int self = 0; self <= 1; self++) {
+        eng_csr_t *p = trn_graph_adj(train, self), *a = trn_graph_norm_adj(train, self);
+        assert_non_null(p);
+        assert_null(p->val);
+        assert_int_equal(p->nnz, a->nnz);
+        assert_memory_equal(p->ptr, a->ptr, ((size_t)a->rows + 1) * sizeof *p->ptr);
+        assert_memory_equal(p->idx, a->idx, (size_t)a->nnz * sizeof *p->idx);
+        int64_t *rev = trn_graph_reverse(p);
+        assert_non_null(rev);
+        for (int32_t r = 0; r < p->rows; r++)
+            for (int64_t k = p->ptr[r]; k < p->ptr[r + 1]; k++) {
+                const int32_t c = p->idx[k];
+                assert_true(rev[k] >= p->ptr[c] && rev[k] < p->ptr[c + 1]);
+                assert_int_equal(p->idx[rev[k]], r);
+                assert_int_equal(rev[rev[k]], k);
+            }
+        free(rev);
+        eng_csr_free(p);
+        eng_csr_free(a);
+    }
+    eng_csr_free(train);
+}
+
+enum { AD = 3 }; /* features per node */
+
+/* One head's buffers over the 11-node graph of test_random_train(6, 5, 2) with self-loops. */
+typedef struct {
+    eng_csr_t *g;
+    int64_t *rev;
+    size_t n, nnz; /* nodes, edges */
+    float *st, *e, *alpha, *z, *out;
+    float *w_e, *w_out; /* weights of the objectives sum(w * out) */
+} attn_t;
+
+static attn_t attn_new(uint64_t seed)
+{
+    attn_t t = {0};
+    eng_csr_t *train = test_random_train(6, 5, 2, seed);
+    t.g = trn_graph_adj(train, 1);
+    eng_csr_free(train);
+    t.rev = trn_graph_reverse(t.g);
+    t.n = (size_t)t.g->rows;
+    t.nnz = (size_t)t.g->nnz;
+    t.st = malloc(2 * t.n * sizeof *t.st);
+    t.e = malloc(t.nnz * sizeof *t.e);
+    t.alpha = malloc(t.nnz * sizeof *t.alpha);
+    t.z = malloc(t.n * AD * sizeof *t.z);
+    t.out = malloc(t.n * AD * sizeof *t.out);
+    t.w_e = malloc(t.nnz * sizeof *t.w_e);
+    t.w_out = malloc(t.n * AD * sizeof *t.w_out);
+    test_fill_normal(t.st, 2 * t.n, 1.0, seed + 1);
+    test_fill_normal(t.e, t.nnz, 2.0, seed + 2);
+    test_fill_normal(t.alpha, t.nnz, 1.0, seed + 3);
+    test_fill_normal(t.z, t.n * AD, 1.0, seed + 4);
+    test_fill_normal(t.w_e, t.nnz, 1.0, seed + 5);
+    test_fill_normal(t.w_out, t.n * AD, 1.0, seed + 6);
+    return t;
+}
+
+static void attn_free(attn_t *t)
+{
+    eng_csr_free(t->g);
+    free(t->rev), free(t->st), free(t->e), free(t->alpha), free(t->z), free(t->out);
+    free(t->w_e), free(t->w_out);
+}
+
+static void edge_sum_f(void *ctx)
+{
+    attn_t *t = ctx;
+    trn_edge_sum_forward(t->e, t->st, t->g, 2);
+}
+
+static void edge_softmax_f(void *ctx)
+{
+    attn_t *t = ctx;
+    trn_edge_softmax_forward(t->alpha, t->e, t->g, 2);
+}
+
+static void edge_aggregate_f(void *ctx)
+{
+    attn_t *t = ctx;
+    trn_edge_aggregate_forward(t->out, t->alpha, t->z, t->g, AD, 2);
+}
+
+/* Runs backward(threads) into g (zeroed to n floats first) for 1 and 3 threads: the same bits. */
+#define SAME_FOR_THREADS(g, n, call)                                                               \
+    do {                                                                                           \
+        float *one_ = calloc((n), sizeof *one_);                                                   \
+        memset((g), 0, (n) * sizeof *(g));                                                         \
+        {                                                                                          \
+            const int threads = 1;                                                                 \
+            call;                                                                                  \
+        }                                                                                          \
+        memcpy(one_, (g), (n) * sizeof *one_);                                                     \
+        memset((g), 0, (n) * sizeof *(g));                                                         \
+        {                                                                                          \
+            const int threads = 3;                                                                 \
+            call;                                                                                  \
+        }                                                                                          \
+        assert_memory_equal(one_, (g), (n) * sizeof *one_);                                        \
+        free(one_);                                                                                \
+    } while (0)
+
+static void test_edge_sum(void **state)
+{
+    (void)state;
+    attn_t t = attn_new(111);
+    float *g = malloc(2 * t.n * sizeof *g);
+    SAME_FOR_THREADS(g, 2 * t.n, trn_edge_sum_backward(g, t.w_e, t.g, t.rev, threads));
+    edge_sum_f(&t);
+    for (int32_t r = 0; r < t.g->rows; r++) /* e = s_r + t_c */
+        for (int64_t k = t.g->ptr[r]; k < t.g->ptr[r + 1]; k++)
+            assert_true(t.e[k] == t.st[2 * r] + t.st[2 * t.g->idx[k] + 1]);
+    check_fd("edge sum", t.st, g, 2 * t.n, 1e-2f, edge_sum_f, &t, t.w_e, t.e, t.nnz);
+    free(g);
+    attn_free(&t);
+}
+
+static void test_edge_softmax(void **state)
+{
+    (void)state;
+    attn_t t = attn_new(121);
+    float *g = malloc(t.nnz * sizeof *g);
+    edge_softmax_f(&t);
+    for (int32_t r = 0; r < t.g->rows; r++) { /* each row a distribution */
+        double sum = 0;
+        for (int64_t k = t.g->ptr[r]; k < t.g->ptr[r + 1]; k++) {
+            assert_true(t.alpha[k] > 0.0f);
+            sum += t.alpha[k];
+        }
+        assert_true(fabs(sum - 1.0) < 1e-5);
+    }
+    SAME_FOR_THREADS(g, t.nnz, trn_edge_softmax_backward(g, t.w_e, t.alpha, t.g, threads));
+    check_fd("edge softmax", t.e, g, t.nnz, 1e-2f, edge_softmax_f, &t, t.w_e, t.alpha, t.nnz);
+    /* stable with the row maximum subtracted: huge logits give the same coefficients */
+    float *a0 = malloc(t.nnz * sizeof *a0);
+    memcpy(a0, t.alpha, t.nnz * sizeof *a0);
+    for (size_t k = 0; k < t.nnz; k++)
+        t.e[k] += 1000.0f;
+    edge_softmax_f(&t);
+    for (size_t k = 0; k < t.nnz; k++)
+        assert_true(isfinite(t.alpha[k]) && fabsf(t.alpha[k] - a0[k]) < 1e-3f);
+    free(a0);
+    free(g);
+    attn_free(&t);
+}
+
+static void test_edge_aggregate(void **state)
+{
+    (void)state;
+    attn_t t = attn_new(131);
+    float *gz = malloc(t.n * AD * sizeof *gz), *ga = malloc(t.nnz * sizeof *ga);
+    SAME_FOR_THREADS(
+        gz, t.n * AD,
+        trn_edge_aggregate_backward(gz, NULL, t.w_out, t.alpha, t.z, t.g, t.rev, AD, threads));
+    SAME_FOR_THREADS(
+        ga, t.nnz,
+        trn_edge_aggregate_backward(NULL, ga, t.w_out, t.alpha, t.z, t.g, t.rev, AD, threads));
+    check_fd("aggregate d/dz", t.z, gz, t.n * AD, 1e-2f, edge_aggregate_f, &t, t.w_out, t.out,
+             t.n * AD);
+    check_fd("aggregate d/dalpha", t.alpha, ga, t.nnz, 1e-2f, edge_aggregate_f, &t, t.w_out, t.out,
+             t.n * AD);
+    free(gz);
+    free(ga);
+    attn_free(&t);
+}
+
+/* One whole attention head, as gat.c composes it: st = z a, e = LeakyReLU_0.2(s_r + t_c),
+ * alpha = edge softmax, out = aggregate(alpha, z); checked in z and a. */
+typedef struct {
+    attn_t t;
+    float a[AD * 2], pre[512];
+} head_t;
+
+static void head_f(void *ctx)
+{
+    head_t *h = ctx;
+    attn_t *t = &h->t;
+    trn_dense_forward(t->st, t->z, h->a, NULL, (int64_t)t->n, AD, 2, 2);
+    trn_edge_sum_forward(h->pre, t->st, t->g, 2);
+    trn_lrelu_forward(t->e, h->pre, 0.2f, t->nnz);
+    trn_edge_softmax_forward(t->alpha, t->e, t->g, 2);
+    trn_edge_aggregate_forward(t->out, t->alpha, t->z, t->g, AD, 2);
+}
+
+static void test_attention_head(void **state)
+{
+    (void)state;
+    static head_t h;
+    h.t = attn_new(141);
+    attn_t *t = &h.t;
+    assert_true(t->nnz <= sizeof h.pre / sizeof *h.pre);
+    test_fill_normal(h.a, AD * 2, 1.0, 142);
+    head_f(&h);
+    float *gz = calloc(t->n * AD, sizeof *gz), *ga = calloc(AD * 2, sizeof *ga);
+    float *dalpha = calloc(t->nnz, sizeof *dalpha), *de = calloc(t->nnz, sizeof *de);
+    float *dpre = calloc(t->nnz, sizeof *dpre), *dst = calloc(2 * t->n, sizeof *dst);
+    trn_edge_aggregate_backward(gz, dalpha, t->w_out, t->alpha, t->z, t->g, t->rev, AD, 2);
+    trn_edge_softmax_backward(de, dalpha, t->alpha, t->g, 2);
+    trn_lrelu_backward(dpre, de, h.pre, 0.2f, t->nnz);
+    trn_edge_sum_backward(dst, dpre, t->g, t->rev, 2);
+    trn_dense_backward(gz, ga, NULL, dst, t->z, h.a, (int64_t)t->n, AD, 2, 2);
+    check_fd("attention head d/da", h.a, ga, AD * 2, 1e-2f, head_f, &h, t->w_out, t->out,
+             t->n * AD);
+    check_fd("attention head d/dz", t->z, gz, t->n * AD, 1e-2f, head_f, &h, t->w_out, t->out,
+             t->n * AD);
+    free(gz), free(ga), free(dalpha), free(de), free(dpre), free(dst);
+    attn_free(t);
 }
 
 static void test_adam_matches_torch(void **state)
@@ -667,6 +925,13 @@ int main(void)
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_mul),
         cmocka_unit_test(test_l2norm_concat),
+        cmocka_unit_test(test_elu),
+        cmocka_unit_test(test_head_mean),
+        cmocka_unit_test(test_adj_reverse),
+        cmocka_unit_test(test_edge_sum),
+        cmocka_unit_test(test_edge_softmax),
+        cmocka_unit_test(test_edge_aggregate),
+        cmocka_unit_test(test_attention_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

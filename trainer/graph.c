@@ -1,6 +1,7 @@
 /* Graphs built from the training interactions. */
 #include "trainer/graph.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -28,11 +29,14 @@ fail:
     return NULL;
 }
 
-eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops)
+/* The user-item graph's pattern (with self-loops when s is 1), values allocated but unset when
+ * with_values: nodes are users then items, rows sorted. */
+static eng_csr_t *bipartite(const eng_csr_t *train, int s, int with_values)
 {
-    const int32_t nu = train->rows, ni = train->cols, s = self_loops ? 1 : 0;
+    const int32_t nu = train->rows, ni = train->cols;
     eng_csr_t *items = trn_graph_transpose(train);
-    eng_csr_t *a = eng_csr_new(nu + ni, nu + ni, 2 * train->nnz + (int64_t)s * (nu + ni), 1);
+    eng_csr_t *a =
+        eng_csr_new(nu + ni, nu + ni, 2 * train->nnz + (int64_t)s * (nu + ni), with_values);
     if (!items || !a)
         goto fail;
     /* A user's self-loop precedes its item columns and an item's follows its user columns, so
@@ -40,31 +44,17 @@ eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops)
     int64_t w = 0;
     for (int32_t u = 0; u < nu; u++) {
         a->ptr[u] = w;
-        double du = (double)(train->ptr[u + 1] - train->ptr[u] + s);
-        if (s) {
-            a->idx[w] = u;
-            a->val[w++] = (float)(1.0 / du);
-        }
-        for (int64_t k = train->ptr[u]; k < train->ptr[u + 1]; k++) {
-            int32_t i = train->idx[k];
-            double di = (double)(items->ptr[i + 1] - items->ptr[i] + s);
-            a->idx[w] = nu + i;
-            a->val[w++] = (float)(1.0 / sqrt(du * di));
-        }
+        if (s)
+            a->idx[w++] = u;
+        for (int64_t k = train->ptr[u]; k < train->ptr[u + 1]; k++)
+            a->idx[w++] = nu + train->idx[k];
     }
     for (int32_t i = 0; i < ni; i++) {
         a->ptr[nu + i] = w;
-        double di = (double)(items->ptr[i + 1] - items->ptr[i] + s);
-        for (int64_t k = items->ptr[i]; k < items->ptr[i + 1]; k++) {
-            int32_t u = items->idx[k];
-            double du = (double)(train->ptr[u + 1] - train->ptr[u] + s);
-            a->idx[w] = u;
-            a->val[w++] = (float)(1.0 / sqrt(du * di));
-        }
-        if (s) {
-            a->idx[w] = nu + i;
-            a->val[w++] = (float)(1.0 / di);
-        }
+        for (int64_t k = items->ptr[i]; k < items->ptr[i + 1]; k++)
+            a->idx[w++] = items->idx[k];
+        if (s)
+            a->idx[w++] = nu + i;
     }
     a->ptr[nu + ni] = w;
     eng_csr_free(items);
@@ -73,4 +63,47 @@ fail:
     eng_csr_free(items);
     eng_csr_free(a);
     return NULL;
+}
+
+eng_csr_t *trn_graph_adj(const eng_csr_t *train, int self_loops)
+{
+    return bipartite(train, self_loops ? 1 : 0, 0);
+}
+
+eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops)
+{
+    eng_csr_t *a = bipartite(train, self_loops ? 1 : 0, 1);
+    if (!a)
+        return NULL;
+    /* A row's length is its node's degree in A + s I. */
+    for (int32_t r = 0; r < a->rows; r++) {
+        const double dr = (double)(a->ptr[r + 1] - a->ptr[r]);
+        for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
+            const int32_t c = a->idx[k];
+            a->val[k] = (float)(1.0 / sqrt(dr * (double)(a->ptr[c + 1] - a->ptr[c])));
+        }
+    }
+    return a;
+}
+
+int64_t *trn_graph_reverse(const eng_csr_t *g)
+{
+    int64_t *rev = malloc((size_t)(g->nnz ? g->nnz : 1) * sizeof *rev);
+    if (!rev)
+        return NULL;
+    for (int32_t r = 0; r < g->rows; r++)
+        for (int64_t k = g->ptr[r]; k < g->ptr[r + 1]; k++) {
+            /* binary search for r in row idx[k] */
+            int64_t lo = g->ptr[g->idx[k]], hi = g->ptr[g->idx[k] + 1];
+            while (lo < hi) {
+                int64_t mid = lo + (hi - lo) / 2;
+                if (g->idx[mid] < r)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            assert(lo < g->ptr[g->idx[k] + 1] && g->idx[lo] == r); /* symmetric pattern */
+            rev[k] = lo;
+        }
+    return rev;
 }

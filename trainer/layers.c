@@ -72,6 +72,18 @@ void trn_lrelu_backward(float *din, const float *dout, const float *in, float sl
         din[i] += in[i] > 0.0f ? dout[i] : slope * dout[i];
 }
 
+void trn_elu_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = in[i] > 0.0f ? in[i] : expm1f(in[i]);
+}
+
+void trn_elu_backward(float *din, const float *dout, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        din[i] += in[i] > 0.0f ? dout[i] : dout[i] * expf(in[i]);
+}
+
 void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, size_t n,
                          eng_rng_t *rng)
 {
@@ -155,6 +167,27 @@ void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_
     for (int64_t r = 0; r < n; r++)
         for (int j = 0; j < d; j++)
             din[r * d + j] += dout[r * d_out + col + j];
+}
+
+void trn_head_mean_forward(float *out, const float *in, int64_t n, int heads, int d)
+{
+    const float inv = 1.0f / (float)heads;
+    for (int64_t r = 0; r < n; r++)
+        for (int j = 0; j < d; j++) {
+            float s = 0;
+            for (int h = 0; h < heads; h++)
+                s += in[(r * heads + h) * d + j];
+            out[r * d + j] = s * inv;
+        }
+}
+
+void trn_head_mean_backward(float *din, const float *dout, int64_t n, int heads, int d)
+{
+    const float inv = 1.0f / (float)heads;
+    for (int64_t r = 0; r < n; r++)
+        for (int h = 0; h < heads; h++)
+            for (int j = 0; j < d; j++)
+                din[(r * heads + h) * d + j] += dout[r * d + j] * inv;
 }
 
 void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng)

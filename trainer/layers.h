@@ -1,4 +1,4 @@
-/* Dense layers for the models with feature transforms (GCN, NGCF), as forward/backward pairs.
+/* Dense layers for the models with feature transforms (GCN, NGCF, GAT), as forward/backward pairs.
  *
  * Convention (llm.c, as trainer/loss.h): forward(out..., in..., sizes); backward(din..., dout,
  * in..., sizes) ADDS into every gradient it is given, so the caller zeroes gradients once per step;
@@ -32,6 +32,13 @@ void trn_lrelu_forward(float *out, const float *in, float slope, size_t n);
 /* din[i] += dout[i] for in[i] > 0, slope * dout[i] otherwise (the kink's gradient is slope's). */
 void trn_lrelu_backward(float *din, const float *dout, const float *in, float slope, size_t n);
 
+/* out[i] = in[i] for in[i] > 0, exp(in[i]) - 1 otherwise: ELU (Clevert et al.) with alpha 1, as
+ * GAT's hidden layers. */
+void trn_elu_forward(float *out, const float *in, size_t n);
+
+/* din[i] += dout[i] for in[i] > 0, dout[i] exp(in[i]) otherwise. */
+void trn_elu_backward(float *din, const float *dout, const float *in, size_t n);
+
 /* Inverted dropout with an explicit mask: mask[i] = 1 with probability 1 - p, drawn in order from
  * rng, and out[i] = in[i] * mask[i] / (1 - p). p in [0, 1); with p 0 the mask is all ones and rng
  * is not used. out may be in. Whoever needs the same mask again (the backward, a repeated
@@ -64,6 +71,13 @@ void trn_concat_forward(float *out, const float *in, int64_t n, int d, int d_out
 
 /* din[n x d] += dout[n x d_out] columns [col, col + d). */
 void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_out, int col);
+
+/* out[n x d] = the mean of the `heads` column blocks of in[n x heads * d]: the output layer of a
+ * multi-head model (GAT) averages its heads. */
+void trn_head_mean_forward(float *out, const float *in, int64_t n, int heads, int d);
+
+/* din[n x heads * d] += dout[n x d] / heads in every head's block. */
+void trn_head_mean_backward(float *din, const float *dout, int64_t n, int heads, int d);
 
 /* w[rows x cols] drawn uniform in +-sqrt(6 / (rows + cols)): Glorot & Bengio's (Xavier)
  * initialisation, as TensorFlow's xavier_initializer. */

@@ -66,7 +66,7 @@ typedef struct {
     trn_rows_t rows_of;
 } trn_view_t;
 
-#define TRN_MAX_VIEWS 32
+#define TRN_MAX_VIEWS 64
 
 /* A tensor published besides the parameter views: [rows x cols] float32 the model owns. */
 typedef struct {

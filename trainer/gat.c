@@ -1,0 +1,365 @@
+/* GAT (Velickovic et al., ICLR 2018) for recommendation: node embeddings of users and items
+ * propagated by multi-head graph attention over the user-item graph with self-loops; hidden layers
+ * concatenate their heads and apply ELU, the last layer averages its heads, and its output is the
+ * published vectors. docs/models.md has the definition and the choices. Each batch runs the whole
+ * graph forward and backward; memory is O(edges x heads), never N x N. */
+#include "engine/rng.h"
+#include "trainer/attention.h"
+#include "trainer/graph.h"
+#include "trainer/layers.h"
+#include "trainer/model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    trn_common_hp_t common;
+    int dim;            /* embedding size and every head's width */
+    int layers;         /* attention layers */
+    int heads;          /* attention heads of every layer */
+    float dropout;      /* on every layer's input while training */
+    float attn_dropout; /* on the attention coefficients while training */
+} gat_cfg_t;
+
+#define GAT_MAX_LAYERS 3
+#define GAT_MAX_HEADS 8
+#define GAT_SLOPE 0.2f /* the attention logits' LeakyReLU, as the paper */
+
+_Static_assert(2 + 2 * GAT_MAX_LAYERS * GAT_MAX_HEADS <= TRN_MAX_VIEWS,
+               "a view per embedding table, and W and a per layer and head");
+
+/* Two layers and four heads as the paper's PPI model (whose output layer averages its heads); the
+ * common settings as the other kinds' (the LightGCN protocol). Dropout small: the paper's 0.6 is
+ * for a few hundred labelled nodes with bag-of-words features, not for trained embeddings. */
+static const trn_hparam_t hparams[] = {
+    TRN_HP_COMMON(gat_cfg_t, 1e-3, 1e-4, 2048),
+    TRN_HP_INT(gat_cfg_t, dim, "dim", 64, 1, 4096, "embedding size and width of every head"),
+    TRN_HP_INT(gat_cfg_t, layers, "layers", 2, 1, GAT_MAX_LAYERS, "graph attention layers"),
+    TRN_HP_INT(gat_cfg_t, heads, "heads", 4, 1, GAT_MAX_HEADS,
+               "attention heads per layer (concatenated in hidden layers, averaged in the last)"),
+    TRN_HP_FLOAT(gat_cfg_t, dropout, "dropout", 0.1, 0, 0.9, "dropout on each layer's input"),
+    TRN_HP_FLOAT(gat_cfg_t, attn_dropout, "attn-dropout", 0.1, 0, 0.9,
+                 "dropout on the attention coefficients"),
+};
+
+/* The block: E0 [N x dim] (users' rows, then items'), then for each layer l its heads' W_lh
+ * [din_l x dim] (din_0 = dim, din_l = heads * dim after), then its heads' a_lh [dim x 2]:
+ * column 0 is a_src, column 1 a_dst, the paper's a in R^{2 dim} split in its halves. */
+typedef struct {
+    int dim, layers, heads, hd; /* hd = heads * dim, a hidden layer's width */
+    int64_t nodes;
+    size_t nnz;
+    float p, pa;
+    eng_csr_t *g; /* [N x N] the user-item graph with self-loops, pattern only */
+    int64_t *rev; /* [nnz] trn_graph_reverse(g) */
+    int din[GAT_MAX_LAYERS];
+    size_t w_off[GAT_MAX_LAYERS], a_off[GAT_MAX_LAYERS]; /* of W_l0 and a_l0 in the block */
+    char names[2 * GAT_MAX_LAYERS * GAT_MAX_HEADS][16];  /* the views' names */
+    /* Activations, per layer l, in one allocation: */
+    float *x[GAT_MAX_LAYERS];       /* [N x din_l] the layer's input, after dropout */
+    float *z[GAT_MAX_LAYERS];       /* [heads x N x dim] x W_lh */
+    float *pre[GAT_MAX_LAYERS];     /* [heads x nnz] s_i + t_j */
+    float *alpha[GAT_MAX_LAYERS];   /* [heads x nnz] edge softmax of LeakyReLU(pre) */
+    float *alpha_d[GAT_MAX_LAYERS]; /* [heads x nnz] alpha after dropout */
+    float *cat[GAT_MAX_LAYERS];     /* [N x hd] the heads' outputs side by side */
+    float *out;                     /* [N x dim] the last layer's head mean: the vectors */
+    /* and scratch */
+    float *e, *dpre, *dalpha_d, *dalpha, *de; /* [nnz] */
+    float *agg, *dout, *dz;                   /* [N x dim] */
+    float *st, *dst;                          /* [N x 2] z a_lh: (s_i, t_i), and its gradient */
+    float *dx, *dcat;                         /* [N x hd] */
+    float *act;                               /* the allocation behind all of the above */
+    uint8_t *xmask[GAT_MAX_LAYERS];           /* [N x din_l] */
+    uint8_t *amask[GAT_MAX_LAYERS];           /* [heads x nnz] */
+    uint8_t *masks;                           /* the allocation behind the masks */
+    trn_scores_t scores;
+} gat_t;
+
+static void gat_free(void *impl)
+{
+    gat_t *g = impl;
+    if (!g)
+        return;
+    eng_csr_free(g->g);
+    free(g->rev);
+    free(g->act);
+    free(g->masks);
+    trn_scores_free(&g->scores);
+    free(g);
+}
+
+static int din_of(const gat_cfg_t *c, int l)
+{
+    return l == 0 ? c->dim : c->heads * c->dim;
+}
+
+static size_t gat_n_params(const trn_inputs_t *in, const void *cfg)
+{
+    const gat_cfg_t *c = cfg;
+    const size_t d = (size_t)c->dim, h = (size_t)c->heads;
+    size_t n = ((size_t)in->train->rows + (size_t)in->train->cols) * d;
+    for (int l = 0; l < c->layers; l++)
+        n += h * ((size_t)din_of(c, l) * d + d * 2);
+    return n;
+}
+
+static int gat_vec_dim(const void *cfg)
+{
+    const gat_cfg_t *c = cfg;
+    return c->dim;
+}
+
+static float *w_of(const gat_t *g, float *block, int l, int h)
+{
+    return block + g->w_off[l] + (size_t)h * g->din[l] * g->dim;
+}
+
+static float *a_of(const gat_t *g, float *block, int l, int h)
+{
+    return block + g->a_off[l] + (size_t)h * g->dim * 2;
+}
+
+/* Points every activation and mask into two allocations; returns 0 or ENG_ENOMEM. */
+static int alloc_activations(gat_t *g)
+{
+    const size_t n = (size_t)g->nodes, d = (size_t)g->dim, H = (size_t)g->heads, E = g->nnz;
+    const size_t hd = (size_t)g->hd;
+    size_t floats = 5 * E + 4 * n * d + 4 * n + 2 * n * hd, bytes = 0;
+    for (int l = 0; l < g->layers; l++) {
+        floats += n * g->din[l] + H * n * d + 3 * H * E + n * hd;
+        bytes += n * g->din[l] + H * E;
+    }
+    g->act = malloc(floats * sizeof *g->act);
+    g->masks = malloc(bytes);
+    if (!g->act || !g->masks)
+        return ENG_ENOMEM;
+    float *f = g->act;
+    uint8_t *b = g->masks;
+#define TAKE(ptr, count) (ptr = f, f += (count))
+    for (int l = 0; l < g->layers; l++) {
+        TAKE(g->x[l], n * g->din[l]);
+        TAKE(g->z[l], H * n * d);
+        TAKE(g->pre[l], H * E);
+        TAKE(g->alpha[l], H * E);
+        TAKE(g->alpha_d[l], H * E);
+        TAKE(g->cat[l], n * hd);
+        g->xmask[l] = b, b += n * g->din[l];
+        g->amask[l] = b, b += H * E;
+    }
+    TAKE(g->out, n * d);
+    TAKE(g->e, E);
+    TAKE(g->dpre, E);
+    TAKE(g->dalpha_d, E);
+    TAKE(g->dalpha, E);
+    TAKE(g->de, E);
+    TAKE(g->agg, n * d);
+    TAKE(g->dout, n * d);
+    TAKE(g->dz, n * d);
+    TAKE(g->st, n * 2);
+    TAKE(g->dst, n * 2);
+    TAKE(g->dx, n * hd);
+    TAKE(g->dcat, n * hd);
+#undef TAKE
+    return ENG_OK;
+}
+
+static int gat_init(trn_model_t *m, eng_error_t *err)
+{
+    (void)err;
+    const gat_cfg_t *c = m->cfg;
+    gat_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return ENG_ENOMEM;
+    m->impl = g;
+    g->dim = c->dim;
+    g->layers = c->layers;
+    g->heads = c->heads;
+    g->hd = c->heads * c->dim;
+    g->nodes = (int64_t)m->n_users + m->n_items;
+    g->p = c->dropout;
+    g->pa = c->attn_dropout;
+    size_t off = (size_t)g->nodes * g->dim;
+    for (int l = 0; l < g->layers; l++) {
+        g->din[l] = din_of(c, l);
+        g->w_off[l] = off;
+        off += (size_t)g->heads * g->din[l] * g->dim;
+        g->a_off[l] = off;
+        off += (size_t)g->heads * g->dim * 2;
+        for (int h = 0; h < g->heads; h++) {
+            snprintf(g->names[2 * (l * g->heads + h)], sizeof g->names[0], "W%d.h%d", l + 1, h + 1);
+            snprintf(g->names[2 * (l * g->heads + h) + 1], sizeof g->names[0], "a%d.h%d", l + 1,
+                     h + 1);
+        }
+    }
+    g->g = trn_graph_adj(m->in->train, 1);
+    g->rev = g->g ? trn_graph_reverse(g->g) : NULL;
+    if (!g->rev)
+        return ENG_ENOMEM; /* trn_model_free releases the partial impl */
+    g->nnz = (size_t)g->g->nnz;
+    if (alloc_activations(g) < 0 ||
+        trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
+        return ENG_ENOMEM;
+    /* Embeddings N(0, 0.1) as the other kinds; W and a Glorot-uniform as the paper's code, a with
+     * the fan of its shape there, [2 dim x 1]. */
+    eng_rng_t rng;
+    eng_rng_seed(&rng, m->seed, 0);
+    for (size_t i = 0; i < (size_t)g->nodes * g->dim; i++)
+        m->params[i] = (float)(0.1 * eng_rng_normal(&rng));
+    for (int l = 0; l < g->layers; l++)
+        for (int h = 0; h < g->heads; h++) {
+            trn_init_xavier(w_of(g, m->params, l, h), g->din[l], g->dim, &rng);
+            trn_init_xavier(a_of(g, m->params, l, h), 2 * (int64_t)g->dim, 1, &rng);
+        }
+    return ENG_OK;
+}
+
+/* out = the last layer's output over all nodes. Layer l: x_l = dropout(input), per head h
+ * z = x_l W_lh, alpha = dropout(edge softmax(LeakyReLU(s_i + t_j))) with (s, t) = z a_lh, the
+ * head's output sum_j alpha_ij z_j; the heads concatenated then ELU in hidden layers, averaged in
+ * the last. Dropout only when training, its masks from the batch's RNG in a fixed order. */
+static void forward(trn_model_t *m, int training)
+{
+    gat_t *g = m->impl;
+    const int d = g->dim, H = g->heads, th = m->threads;
+    const int64_t n = g->nodes;
+    const size_t E = g->nnz, nd = (size_t)n * d;
+    const float p = training ? g->p : 0.0f, pa = training ? g->pa : 0.0f;
+    eng_rng_t rng;
+    trn_model_batch_rng(m, &rng);
+    const float *in = m->params;
+    for (int l = 0; l < g->layers; l++) {
+        trn_dropout_forward(g->x[l], g->xmask[l], in, p, (size_t)n * g->din[l], &rng);
+        for (int h = 0; h < H; h++) {
+            float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E, *alpha = g->alpha[l] + h * E;
+            float *alpha_d = g->alpha_d[l] + h * E;
+            trn_dense_forward(z, g->x[l], w_of(g, m->params, l, h), NULL, n, g->din[l], d, th);
+            trn_dense_forward(g->st, z, a_of(g, m->params, l, h), NULL, n, d, 2, th);
+            trn_edge_sum_forward(pre, g->st, g->g, th);
+            trn_lrelu_forward(g->e, pre, GAT_SLOPE, E);
+            trn_edge_softmax_forward(alpha, g->e, g->g, th);
+            trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, E, &rng);
+            trn_edge_aggregate_forward(g->agg, alpha_d, z, g->g, d, th);
+            trn_concat_forward(g->cat[l], g->agg, n, d, g->hd, h * d);
+        }
+        if (l + 1 < g->layers) {
+            trn_elu_forward(g->x[l + 1], g->cat[l], (size_t)n * g->hd);
+            in = g->x[l + 1]; /* the next layer's dropout runs in place */
+        } else {
+            trn_head_mean_forward(g->out, g->cat[l], n, H, d);
+        }
+    }
+}
+
+/* Given g->dout, the gradient of the last layer's output: ADDS the gradients of E0 and of every
+ * W and a into m->grads. */
+static void backward(trn_model_t *m)
+{
+    gat_t *g = m->impl;
+    const int d = g->dim, H = g->heads, th = m->threads;
+    const int64_t n = g->nodes;
+    const size_t E = g->nnz, nd = (size_t)n * d, nhd = (size_t)n * g->hd;
+    float *dx = g->dx, *dcat = g->dcat; /* [N x hd] each; swapped between layers */
+    memset(dcat, 0, nhd * sizeof *dcat);
+    trn_head_mean_backward(dcat, g->dout, n, H, d);
+    for (int l = g->layers - 1; l >= 0; l--) {
+        const size_t nin = (size_t)n * g->din[l];
+        memset(dx, 0, nin * sizeof *dx);
+        for (int h = 0; h < H; h++) {
+            const float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E;
+            const float *alpha = g->alpha[l] + h * E, *alpha_d = g->alpha_d[l] + h * E;
+            memset(g->agg, 0, nd * sizeof *g->agg); /* the head's output gradient */
+            trn_concat_backward(g->agg, dcat, n, d, g->hd, h * d);
+            memset(g->dz, 0, nd * sizeof *g->dz);
+            memset(g->dalpha_d, 0, E * sizeof *g->dalpha_d);
+            trn_edge_aggregate_backward(g->dz, g->dalpha_d, g->agg, alpha_d, z, g->g, g->rev, d,
+                                        th);
+            memset(g->dalpha, 0, E * sizeof *g->dalpha);
+            trn_dropout_backward(g->dalpha, g->dalpha_d, g->amask[l] + h * E, g->pa, E);
+            memset(g->de, 0, E * sizeof *g->de);
+            trn_edge_softmax_backward(g->de, g->dalpha, alpha, g->g, th);
+            memset(g->dpre, 0, E * sizeof *g->dpre);
+            trn_lrelu_backward(g->dpre, g->de, pre, GAT_SLOPE, E);
+            memset(g->dst, 0, (size_t)n * 2 * sizeof *g->dst);
+            trn_edge_sum_backward(g->dst, g->dpre, g->g, g->rev, th);
+            trn_dense_backward(g->dz, a_of(g, m->grads, l, h), NULL, g->dst, z,
+                               a_of(g, m->params, l, h), n, d, 2, th);
+            trn_dense_backward(dx, w_of(g, m->grads, l, h), NULL, g->dz, g->x[l],
+                               w_of(g, m->params, l, h), n, g->din[l], d, th);
+        }
+        if (l == 0) {
+            trn_dropout_backward(m->grads, dx, g->xmask[0], g->p, nin);
+        } else { /* through this layer's input dropout and the previous layer's ELU */
+            memset(dcat, 0, nhd * sizeof *dcat);
+            trn_dropout_backward(dcat, dx, g->xmask[l], g->p, nin);
+            memset(dx, 0, nhd * sizeof *dx);
+            trn_elu_backward(dx, dcat, g->cat[l - 1], nhd);
+            float *t = dx;
+            dx = dcat;
+            dcat = t;
+        }
+    }
+}
+
+static double gat_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
+{
+    gat_t *g = m->impl;
+    const int d = g->dim;
+    forward(m, 1);
+    memset(g->dout, 0, (size_t)g->nodes * d * sizeof *g->dout);
+    double loss = trn_scores_loss(&g->scores, g->dout, g->out, d, m, b);
+    backward(m);
+    /* decay / 2 / batch * the batch's layer-0 rows (as lightgcn), plus decay / 2 * the squared
+     * norm of every W and a (the paper's L2), which follow E0 in the block */
+    const float decay = m->hp->decay;
+    *reg = trn_scores_l2(&g->scores, m->grads, m->params, d, decay, b);
+    static const int32_t row0 = 0;
+    const size_t e0 = (size_t)g->nodes * d;
+    const int nw = (int)(m->n_params - e0);
+    trn_l2_backward(m->grads + e0, 0.5f * decay, m->params + e0, &row0, 1, nw);
+    *reg += 0.5 * decay * trn_l2_forward(m->params + e0, &row0, 1, nw);
+    return loss;
+}
+
+static int gat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
+{
+    gat_t *g = m->impl;
+    forward(m, 0);
+    const size_t vu = (size_t)m->n_users * g->dim;
+    memcpy(user_vecs, g->out, vu * sizeof *user_vecs);
+    memcpy(item_vecs, g->out + vu, (size_t)m->n_items * g->dim * sizeof *item_vecs);
+    return ENG_OK;
+}
+
+/* user_emb and item_emb (layer 0), then per layer l and head h W<l>.h<h> [din_l x dim] and
+ * a<l>.h<h> [dim x 2] (columns a_src, a_dst), counting from 1. */
+static int gat_views(const trn_model_t *m, trn_view_t *out)
+{
+    const gat_t *g = m->impl;
+    int n = trn_embedding_views(m, g->dim, out);
+    for (int l = 0; l < g->layers; l++)
+        for (int h = 0; h < g->heads; h++) {
+            out[n++] = (trn_view_t){g->names[2 * (l * g->heads + h)],
+                                    g->w_off[l] + (size_t)h * g->din[l] * g->dim, g->din[l], g->dim,
+                                    TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){g->names[2 * (l * g->heads + h) + 1],
+                                    g->a_off[l] + (size_t)h * g->dim * 2, g->dim, 2, TRN_ROWS_NONE};
+        }
+    return n;
+}
+
+const trn_model_ops_t trn_gat_ops = {
+    .kind = "gat",
+    .about = "GAT (Velickovic et al., ICLR 2018): multi-head graph attention over the user-item "
+             "graph, ELU between layers, the last layer's heads averaged",
+    .hparams = hparams,
+    .n_hparams = sizeof hparams / sizeof hparams[0],
+    .config_size = sizeof(gat_cfg_t),
+    .n_params = gat_n_params,
+    .vec_dim = gat_vec_dim,
+    .init = gat_init,
+    .batch_grad = gat_batch_grad,
+    .vectors = gat_vectors,
+    .views = gat_views,
+    .free_impl = gat_free,
+};
