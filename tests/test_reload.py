@@ -148,8 +148,11 @@ class TestReload(unittest.TestCase):
         v1 = sl.train(db, NAME, seed=1)
         models = {v1: sl.StoredModel(db, NAME, v1)}
         users = random.Random(5).sample(models[v1].users, 25)
-        live = sl.Server(db, self.tmp.path, "--threads", "2", name="live")
-        manual = sl.Server(db, self.tmp.path, "--poll-ms", "3600000", name="manual")
+        # The monitoring connections sit idle while a version trains (over 20 s under a sanitizer
+        # on a busy machine): a long idle timeout keeps them open, as the test is about reloads.
+        live = sl.Server(db, self.tmp.path, "--threads", "2", "--conn-timeout", "600", name="live")
+        manual = sl.Server(db, self.tmp.path, "--poll-ms", "3600000", "--conn-timeout", "600",
+                           name="manual")
         loads = []
         try:
             live.start()
