@@ -13,6 +13,7 @@
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "tests/testdata.h"
+#include "trainer/aggregate.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 #include "trainer/lightgcn.h"
@@ -614,6 +615,92 @@ static void test_l2norm_concat(void **state)
     assert_true(r.cat[0] == 0.0f && r.cat[NCAT - 1] == 0.0f);
 }
 
+/* ---- GraphSAGE's aggregators (trainer/aggregate.h) ---- */
+
+/* Five nodes aggregating rows of an 8-row table: lists of several lengths sharing rows, one
+ * empty, one a single row. */
+enum { AN = 5, AIN = 8, AD = 4 };
+static const int64_t agg_ptr[AN + 1] = {0, 3, 3, 4, 8, 10};
+static const int32_t agg_idx[10] = {1, 4, 6, 2, 0, 3, 5, 7, 4, 1};
+
+typedef struct {
+    float x[AIN * AD], w[AD * AD], b[AD], out[AN * AD], pz[AIN * AD], pa[AIN * AD];
+    int32_t arg[AN * AD];
+    int kind; /* 0 mean, 1 max, 2 pool */
+    int threads;
+} agg_t;
+
+static void agg_f(void *ctx)
+{
+    agg_t *a = ctx;
+    if (a->kind == 0)
+        trn_agg_mean_forward(a->out, a->x, agg_ptr, agg_idx, AN, AD, a->threads);
+    else if (a->kind == 1)
+        trn_agg_max_forward(a->out, a->arg, a->x, agg_ptr, agg_idx, AN, AD, a->threads);
+    else
+        trn_agg_pool_forward(a->out, a->arg, a->pz, a->pa, a->x, a->w, a->b, agg_ptr, agg_idx, AN,
+                             AIN, AD, a->threads);
+}
+
+static void test_aggregators(void **state)
+{
+    (void)state;
+    static const char *const names[3] = {"agg mean", "agg max", "agg pool"};
+    for (int kind = 0; kind < 3; kind++) {
+        agg_t a = {.kind = kind, .threads = 2};
+        float w[AN * AD], gx[AIN * AD], gw[AD * AD] = {0}, gb[AD] = {0}, scratch[2 * AIN * AD];
+        test_fill_normal(a.x, AIN * AD, 1.0, 101);
+        test_fill_normal(a.w, AD * AD, 1.0, 102);
+        test_fill_normal(a.b, AD, 0.5, 103);
+        test_fill_normal(w, AN * AD, 1.0, 104);
+        /* columns whose values are 0.1 apart at least, so no perturbation changes a maximum */
+        for (int j = 0; j < AD; j++)
+            for (int i = 0; i < AIN; i++)
+                a.x[i * AD + j] =
+                    0.25f * (float)((i * 3 + j * 5) % AIN) - 1.0f + 0.02f * a.x[i * AD + j];
+        /* backward accumulates: start from non-zero and subtract */
+        test_fill_normal(gx, AIN * AD, 1.0, 105);
+        float gx0[AIN * AD];
+        memcpy(gx0, gx, sizeof gx);
+        agg_f(&a);
+        if (kind == 0)
+            trn_agg_mean_backward(gx, w, agg_ptr, agg_idx, AN, AD, 2);
+        else if (kind == 1)
+            trn_agg_max_backward(gx, w, a.arg, AN, AD, 2);
+        else
+            trn_agg_pool_backward(gx, gw, gb, scratch, w, a.arg, a.pz, a.x, a.w, AN, AIN, AD, 2);
+        for (int i = 0; i < AIN * AD; i++)
+            gx[i] -= gx0[i];
+        /* the empty list gives zeros; 1 and 3 threads give the same bits */
+        for (int j = 0; j < AD; j++)
+            assert_true(a.out[1 * AD + j] == 0.0f);
+        float one[AN * AD];
+        a.threads = 1;
+        agg_f(&a);
+        memcpy(one, a.out, sizeof one);
+        a.threads = 3;
+        agg_f(&a);
+        assert_memory_equal(one, a.out, sizeof one);
+        const float eps = kind == 2 ? 1e-3f : 1e-2f;
+        check_fd(names[kind], a.x, gx, AIN * AD, eps, agg_f, &a, w, a.out, AN * AD);
+        if (kind == 2) {
+            check_fd("agg pool d/dw", a.w, gw, AD * AD, eps, agg_f, &a, w, a.out, AN * AD);
+            check_fd("agg pool d/db", a.b, gb, AD, eps, agg_f, &a, w, a.out, AN * AD);
+        }
+    }
+    /* max: the first of tied rows takes the gradient */
+    float x[2 * AD], out[AD], g[2 * AD] = {0}, dout[AD] = {1, 1, 1, 1};
+    int32_t arg[AD];
+    const int64_t ptr[2] = {0, 2};
+    const int32_t idx[2] = {1, 0};
+    for (int i = 0; i < 2 * AD; i++)
+        x[i] = 0.5f;
+    trn_agg_max_forward(out, arg, x, ptr, idx, 1, AD, 1);
+    trn_agg_max_backward(g, dout, arg, 1, AD, 1);
+    for (int j = 0; j < AD; j++)
+        assert_true(arg[j] == 1 && g[AD + j] == 1.0f && g[j] == 0.0f);
+}
+
 static void test_adam_matches_torch(void **state)
 {
     (void)state;
@@ -656,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_mul),
         cmocka_unit_test(test_l2norm_concat),
+        cmocka_unit_test(test_aggregators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
