@@ -626,7 +626,9 @@ static const int32_t agg_idx[10] = {1, 4, 6, 2, 0, 3, 5, 7, 4, 1};
 typedef struct {
     float x[AIN * AD], w[AD * AD], b[AD], out[AN * AD], pz[AIN * AD], pa[AIN * AD];
     int32_t arg[AN * AD];
-    int kind; /* 0 mean, 1 max, 2 pool */
+    float lwx[AD * 4 * AD], lwh[AD * 4 * AD], lb[4 * AD]; /* lstm */
+    float xw[AIN * 4 * AD], gates[10 * 4 * AD], cell[10 * AD];
+    int kind; /* 0 mean, 1 max, 2 pool, 3 lstm */
     int threads;
 } agg_t;
 
@@ -637,22 +639,31 @@ static void agg_f(void *ctx)
         trn_agg_mean_forward(a->out, a->x, agg_ptr, agg_idx, AN, AD, a->threads);
     else if (a->kind == 1)
         trn_agg_max_forward(a->out, a->arg, a->x, agg_ptr, agg_idx, AN, AD, a->threads);
-    else
+    else if (a->kind == 2)
         trn_agg_pool_forward(a->out, a->arg, a->pz, a->pa, a->x, a->w, a->b, agg_ptr, agg_idx, AN,
                              AIN, AD, a->threads);
+    else
+        trn_agg_lstm_forward(a->out, a->xw, a->gates, a->cell, a->x, a->lwx, a->lwh, a->lb, agg_ptr,
+                             agg_idx, AN, AIN, AD, a->threads);
 }
 
 static void test_aggregators(void **state)
 {
     (void)state;
-    static const char *const names[3] = {"agg mean", "agg max", "agg pool"};
-    for (int kind = 0; kind < 3; kind++) {
+    static const char *const names[4] = {"agg mean", "agg max", "agg pool", "agg lstm"};
+    for (int kind = 0; kind < 4; kind++) {
         agg_t a = {.kind = kind, .threads = 2};
-        float w[AN * AD], gx[AIN * AD], gw[AD * AD] = {0}, gb[AD] = {0}, scratch[2 * AIN * AD];
+        float w[AN * AD], gx[AIN * AD], gw[AD * AD] = {0}, gb[AD] = {0},
+                                                scratch[AIN * 4 * AD + 10 * 5 * AD];
+        static float gwx[AD * 4 * AD], gwh[AD * 4 * AD], glb[4 * AD];
+        memset(gwx, 0, sizeof gwx), memset(gwh, 0, sizeof gwh), memset(glb, 0, sizeof glb);
         test_fill_normal(a.x, AIN * AD, 1.0, 101);
         test_fill_normal(a.w, AD * AD, 1.0, 102);
         test_fill_normal(a.b, AD, 0.5, 103);
         test_fill_normal(w, AN * AD, 1.0, 104);
+        test_fill_normal(a.lwx, AD * 4 * AD, 0.6, 106);
+        test_fill_normal(a.lwh, AD * 4 * AD, 0.6, 107);
+        test_fill_normal(a.lb, 4 * AD, 0.5, 108);
         /* columns whose values are 0.1 apart at least, so no perturbation changes a maximum */
         for (int j = 0; j < AD; j++)
             for (int i = 0; i < AIN; i++)
@@ -667,8 +678,11 @@ static void test_aggregators(void **state)
             trn_agg_mean_backward(gx, w, agg_ptr, agg_idx, AN, AD, 2);
         else if (kind == 1)
             trn_agg_max_backward(gx, w, a.arg, AN, AD, 2);
-        else
+        else if (kind == 2)
             trn_agg_pool_backward(gx, gw, gb, scratch, w, a.arg, a.pz, a.x, a.w, AN, AIN, AD, 2);
+        else
+            trn_agg_lstm_backward(gx, gwx, gwh, glb, scratch, w, a.gates, a.cell, a.x, a.lwx, a.lwh,
+                                  agg_ptr, agg_idx, AN, AIN, AD, 2);
         for (int i = 0; i < AIN * AD; i++)
             gx[i] -= gx0[i];
         /* the empty list gives zeros; 1 and 3 threads give the same bits */
@@ -686,6 +700,11 @@ static void test_aggregators(void **state)
         if (kind == 2) {
             check_fd("agg pool d/dw", a.w, gw, AD * AD, eps, agg_f, &a, w, a.out, AN * AD);
             check_fd("agg pool d/db", a.b, gb, AD, eps, agg_f, &a, w, a.out, AN * AD);
+        }
+        if (kind == 3) {
+            check_fd("agg lstm d/dwx", a.lwx, gwx, AD * 4 * AD, eps, agg_f, &a, w, a.out, AN * AD);
+            check_fd("agg lstm d/dwh", a.lwh, gwh, AD * 4 * AD, eps, agg_f, &a, w, a.out, AN * AD);
+            check_fd("agg lstm d/db", a.lb, glb, 4 * AD, eps, agg_f, &a, w, a.out, AN * AD);
         }
     }
     /* max: the first of tied rows takes the gradient */

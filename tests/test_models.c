@@ -173,18 +173,20 @@ static void test_hparam_tables(void **state)
     }
 }
 
-/* GraphSAGE's other aggregators, with fan-outs below the degrees so that sampling is part of
- * the objective (the default table row is mean with every neighbour kept on this graph). */
+/* GraphSAGE's every aggregator, with fan-outs below the degrees so that sampling (and lstm's
+ * permutation) is part of the objective (the default table row is mean with every neighbour kept
+ * on this graph). (lstm with bce and 3 negatives hits the float32 noise floor on one bias whose
+ * gradient is 2e-4: the numeric value moves by 3e-5 between eps 1e-3 and 4e-3; hence bce with 1.) */
 static void test_graphsage_variants(void **state)
 {
     (void)state;
     const trn_model_ops_t *ops = trn_model_find("graphsage");
     assert_non_null(ops);
-    const char *aggs[] = {"mean", "max", "pool"};
-    for (int a = 0; a < 3; a++) {
+    const char *aggs[] = {"mean", "max", "pool", "lstm"};
+    for (int a = 0; a < 4; a++) {
         const char *extra[] = {"aggregator", aggs[a], "fanout", "2,1", NULL};
-        check_gradient_with(ops, "bpr", "1", extra);
-        check_gradient_with(ops, "bce", "3", extra);
+        check_gradient_with(ops, "bpr", "3", extra);
+        check_gradient_with(ops, "bce", "1", extra);
     }
 }
 
@@ -504,8 +506,8 @@ static void test_graphsage_fold_in(void **state)
     const trn_model_ops_t *ops = trn_model_find("graphsage");
     trn_data_t *d = small_data();
     trn_inputs_t in = {.train = d->train};
-    const char *aggs[] = {"mean", "max", "pool"};
-    for (int a = 0; a < 3; a++) {
+    const char *aggs[] = {"mean", "max", "pool", "lstm"};
+    for (int a = 0; a < 4; a++) {
         const char *kv[] = {"dim", "16", "batch", "256", "aggregator", aggs[a], NULL};
         void *cfg = config(ops, kv);
         eng_error_t err = {0};

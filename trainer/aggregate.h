@@ -42,4 +42,22 @@ void trn_agg_pool_backward(float *dx, float *dw, float *db, float *scratch, cons
                            const int32_t *arg, const float *pz, const float *x, const float *w,
                            int64_t n, int64_t n_in, int d, int threads);
 
+/* The LSTM aggregator: node i's list, in its order, through an LSTM of hidden size d from a zero
+ * state, out[i] = its last hidden state. Per position t: z = x_t wx + b + h_{t-1} wh, cut into
+ * [i f g o] d wide each; i, f, o sigmoid, g tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
+ * wx, wh [d x 4d], b [4d]. Writes xw [n_in x 4d] = x wx + b (each row once, as rows repeat across
+ * lists), and per list position q < ptr[n] the activated gates gates[q] [4d] and the cell
+ * cell[q] [d], which the backward reads. Order matters: the caller permutes the lists. */
+void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, const float *x,
+                          const float *wx, const float *wh, const float *b, const int64_t *ptr,
+                          const int32_t *idx, int64_t n, int64_t n_in, int d, int threads);
+
+/* Backpropagation through time for the LSTM above given dout [n x d]: dx [n_in x d], dwx and dwh
+ * [d x 4d] and db [4d] accumulate (dx, dwx, db may be NULL); scratch [n_in x 4d + ptr[n] x 5d]
+ * is overwritten. */
+void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
+                           const float *dout, const float *gates, const float *cell, const float *x,
+                           const float *wx, const float *wh, const int64_t *ptr, const int32_t *idx,
+                           int64_t n, int64_t n_in, int d, int threads);
+
 #endif

@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { SAGE_MEAN, SAGE_MAX, SAGE_POOL } sage_agg_t;
+typedef enum { SAGE_MEAN, SAGE_MAX, SAGE_POOL, SAGE_LSTM } sage_agg_t;
 
-#define SAGE_AGGREGATORS "mean|max|pool"
+#define SAGE_AGGREGATORS "mean|max|pool|lstm"
 #define SAGE_MAX_LAYERS 4
 #define SAGE_MAX_FANOUT 1000
 
@@ -47,6 +47,9 @@ static const trn_hparam_t hparams[] = {
 static const char *const weight_names[SAGE_MAX_LAYERS] = {"W1", "W2", "W3", "W4"};
 static const char *const pool_w_names[SAGE_MAX_LAYERS] = {"P1", "P2", "P3", "P4"};
 static const char *const pool_b_names[SAGE_MAX_LAYERS] = {"pb1", "pb2", "pb3", "pb4"};
+static const char *const lstm_x_names[SAGE_MAX_LAYERS] = {"Lx1", "Lx2", "Lx3", "Lx4"};
+static const char *const lstm_h_names[SAGE_MAX_LAYERS] = {"Lh1", "Lh2", "Lh3", "Lh4"};
+static const char *const lstm_b_names[SAGE_MAX_LAYERS] = {"lb1", "lb2", "lb3", "lb4"};
 
 /* Layer-wise node sets and neighbour lists: B^k is node[0 .. n[k]) (B^K the smallest, each B^k a
  * prefix of B^{k-1}), and layer l + 1 aggregates for node i < n[l + 1] the rows
@@ -70,10 +73,14 @@ typedef struct {
     int32_t *arg[SAGE_MAX_LAYERS]; /* [n x d] max, pool: the arg-max row */
     float *pz[SAGE_MAX_LAYERS];    /* [n_in x d] pool: h^l P + pb */
     float *pa[SAGE_MAX_LAYERS];    /* [n_in x d] pool: ReLU(pz) */
+    float *xw[SAGE_MAX_LAYERS];    /* [n_in x 4d] lstm: h^l Lx + lb */
+    float *gates[SAGE_MAX_LAYERS]; /* [nnz x 4d] lstm: per list position (nnz = the lists' total) */
+    float *cell[SAGE_MAX_LAYERS];  /* [nnz x d] lstm */
 } sage_acts_t;
 
 /* The block: E0 [N x dim] (users' rows, then items'), then per layer W [2 dim x dim] and, with
- * the pool aggregator, P [dim x dim] and pb [dim]. */
+ * the pool aggregator, P [dim x dim] and pb [dim], with lstm Lx and Lh [dim x 4 dim] and lb
+ * [4 dim]. */
 typedef struct {
     int dim, layers, agg;
     int fanout[SAGE_MAX_LAYERS];
@@ -90,7 +97,7 @@ typedef struct {
     /* backward scratch */
     float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] */
     float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
-    float *pool_scratch;            /* [2 x cap[0] x d] */
+    float *agg_scratch;             /* pool and lstm: their backward's scratch */
     trn_scores_t scores;
     float *item_layers; /* [n_items x K d] published for fold-in */
 } sage_t;
@@ -98,7 +105,9 @@ typedef struct {
 static size_t layer_params(int d, int agg)
 {
     const size_t dd = (size_t)d * d;
-    return 2 * dd + (agg == SAGE_POOL ? dd + (size_t)d : 0);
+    return 2 * dd + (agg == SAGE_POOL   ? dd + (size_t)d
+                     : agg == SAGE_LSTM ? 8 * dd + 4 * (size_t)d
+                                        : 0);
 }
 
 static size_t sage_n_params(const trn_inputs_t *in, const void *cfg)
@@ -121,12 +130,13 @@ static size_t weight_offset(const trn_model_t *m, int l)
            (size_t)l * layer_params(c->dim, c->aggregator);
 }
 
-/* W of layer l + 1 in block (params or grads); P and pb follow it. */
+/* W of layer l + 1 in block (params or grads); the aggregator's weights follow it. */
 static float *weight(const trn_model_t *m, float *block, int l)
 {
     return block + weight_offset(m, l);
 }
 
+/* P (pool) or Lx (lstm) */
 static float *pool_w(const trn_model_t *m, float *block, int l)
 {
     const sage_cfg_t *c = m->cfg;
@@ -137,6 +147,23 @@ static float *pool_b(const trn_model_t *m, float *block, int l)
 {
     const sage_cfg_t *c = m->cfg;
     return pool_w(m, block, l) + (size_t)c->dim * c->dim;
+}
+
+static float *lstm_x(const trn_model_t *m, float *block, int l)
+{
+    return pool_w(m, block, l);
+}
+
+static float *lstm_h(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return lstm_x(m, block, l) + 4 * (size_t)c->dim * c->dim;
+}
+
+static float *lstm_b(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return lstm_h(m, block, l) + 4 * (size_t)c->dim * c->dim;
 }
 
 static void acts_free(sage_acts_t *a)
@@ -152,12 +179,17 @@ static void acts_free(sage_acts_t *a)
         free(a->arg[l]);
         free(a->pz[l]);
         free(a->pa[l]);
+        free(a->xw[l]);
+        free(a->gates[l]);
+        free(a->cell[l]);
     }
     memset(a, 0, sizeof *a);
 }
 
-/* Room for node sets of at most cap[k] nodes; 0 or ENG_ENOMEM (free with acts_free either way). */
-static int acts_alloc(sage_acts_t *a, const int64_t *cap, int layers, int d, int agg)
+/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries; 0 or
+ * ENG_ENOMEM (free with acts_free either way). */
+static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, int layers, int d,
+                      int agg)
 {
     memset(a, 0, sizeof *a);
     int ok = 1;
@@ -170,8 +202,14 @@ static int acts_alloc(sage_acts_t *a, const int64_t *cap, int layers, int d, int
         ok &= (a->z[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->a[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->norm[l] = malloc((size_t)cap[l + 1] * sizeof(float))) != NULL;
-        if (agg != SAGE_MEAN)
+        if (agg == SAGE_MAX || agg == SAGE_POOL)
             ok &= (a->arg[l] = malloc(nd * sizeof(int32_t))) != NULL;
+        if (agg == SAGE_LSTM) {
+            const size_t e = (size_t)nnz[l] + 1;
+            ok &= (a->xw[l] = malloc(4 * nin * sizeof(float))) != NULL;
+            ok &= (a->gates[l] = malloc(4 * e * d * sizeof(float))) != NULL;
+            ok &= (a->cell[l] = malloc(e * d * sizeof(float))) != NULL;
+        }
         if (agg == SAGE_POOL) {
             ok &= (a->pz[l] = malloc(nin * sizeof(float))) != NULL;
             ok &= (a->pa[l] = malloc(nin * sizeof(float))) != NULL;
@@ -199,7 +237,7 @@ static void sage_free(void *impl)
     free(g->dz);
     free(g->dagg);
     free(g->dcat);
-    free(g->pool_scratch);
+    free(g->agg_scratch);
     trn_scores_free(&g->scores);
     free(g->item_layers);
     free(g);
@@ -247,16 +285,25 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     g->dz = malloc(nd1 * sizeof *g->dz);
     g->dagg = malloc(nd1 * sizeof *g->dagg);
     g->dcat = malloc(2 * nd1 * sizeof *g->dcat);
-    if (g->agg == SAGE_POOL)
-        g->pool_scratch = malloc(2 * (size_t)g->cap[0] * d * sizeof *g->pool_scratch);
-    if (!g->da || !g->dz || !g->dagg || !g->dcat || (g->agg == SAGE_POOL && !g->pool_scratch) ||
-        acts_alloc(&g->acts, g->cap, L, d, g->agg) < 0 ||
+    int64_t nnz[SAGE_MAX_LAYERS];
+    size_t scratch = 0;
+    for (int l = 0; l < L; l++) {
+        nnz[l] = g->cap[l + 1] * g->fanout[l];
+        const size_t need = g->agg == SAGE_POOL   ? 2 * (size_t)g->cap[l] * d
+                            : g->agg == SAGE_LSTM ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d
+                                                  : 0;
+        scratch = need > scratch ? need : scratch;
+    }
+    if (scratch)
+        g->agg_scratch = malloc(scratch * sizeof *g->agg_scratch);
+    if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) ||
+        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg) < 0 ||
         trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
         return ENG_ENOMEM;
     for (int64_t v = 0; v < g->nodes; v++)
         g->local[v] = -1;
     /* Embeddings N(0, 0.1) as the other kinds; weights Xavier (the paper's code's glorot); pool
-     * biases zero. */
+     * and LSTM biases zero. */
     eng_rng_t rng;
     eng_rng_seed(&rng, m->seed, 0);
     const size_t nd = (size_t)g->nodes * d;
@@ -266,6 +313,10 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         trn_init_xavier(weight(m, m->params, l), 2 * d, d, &rng);
         if (g->agg == SAGE_POOL)
             trn_init_xavier(pool_w(m, m->params, l), d, d, &rng);
+        if (g->agg == SAGE_LSTM) {
+            trn_init_xavier(lstm_x(m, m->params, l), d, 4 * d, &rng);
+            trn_init_xavier(lstm_h(m, m->params, l), d, 4 * d, &rng);
+        }
     }
     return ENG_OK;
 }
@@ -282,8 +333,9 @@ static int32_t add_node(sage_t *g, int32_t v, int32_t *count)
 
 /* Algorithm 2's sampling for batch b into g->sub: B^K the batch's users, positives and negatives,
  * then for k = K..1 up to S_k neighbours of every node of B^k, uniform without replacement
- * (Floyd's algorithm; every neighbour when the degree is at most S_k), drawn from the batch's
- * RNG so that every evaluation of the batch sees the same subgraph. Leaves g->local set for
+ * (Floyd's algorithm; every neighbour when the degree is at most S_k), each list in a random
+ * order for the lstm aggregator, drawn from the batch's RNG so that every evaluation of the batch
+ * sees the same subgraph. Leaves g->local set for
  * B^0: reset_local undoes it. */
 static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
 {
@@ -324,6 +376,13 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
                     idx[e++] = add_node(g, nb[t], &count);
                 }
             }
+            if (g->agg == SAGE_LSTM) /* Fisher-Yates */
+                for (int64_t q = e - 1; q > ptr[i]; q--) {
+                    const int64_t r = ptr[i] + eng_rng_below(&rng, (uint32_t)(q - ptr[i] + 1));
+                    const int32_t t = idx[q];
+                    idx[q] = idx[r];
+                    idx[r] = t;
+                }
             ptr[i + 1] = e;
         }
         g->sub.n[l] = count;
@@ -351,9 +410,13 @@ static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, 
         trn_agg_mean_forward(a->agg[l], x, ptr, idx, n, d, th);
     else if (c->aggregator == SAGE_MAX)
         trn_agg_max_forward(a->agg[l], a->arg[l], x, ptr, idx, n, d, th);
-    else
+    else if (c->aggregator == SAGE_POOL)
         trn_agg_pool_forward(a->agg[l], a->arg[l], a->pz[l], a->pa[l], x, pool_w(m, m->params, l),
                              pool_b(m, m->params, l), ptr, idx, n, n_in, d, th);
+    else
+        trn_agg_lstm_forward(a->agg[l], a->xw[l], a->gates[l], a->cell[l], x,
+                             lstm_x(m, m->params, l), lstm_h(m, m->params, l),
+                             lstm_b(m, m->params, l), ptr, idx, n, n_in, d, th);
     trn_concat_forward(a->cat[l], x, n, d, 2 * d, 0);
     trn_concat_forward(a->cat[l], a->agg[l], n, d, 2 * d, d);
     trn_dense_forward(a->z[l], a->cat[l], weight(m, m->params, l), NULL, n, 2 * d, d, th);
@@ -408,10 +471,15 @@ static void backward(trn_model_t *m)
             trn_agg_mean_backward(dx, g->dagg, sg->ptr[l], sg->idx[l], n, d, th);
         else if (g->agg == SAGE_MAX)
             trn_agg_max_backward(dx, g->dagg, a->arg[l], n, d, th);
-        else
+        else if (g->agg == SAGE_POOL)
             trn_agg_pool_backward(dx, pool_w(m, m->grads, l), pool_b(m, m->grads, l),
-                                  g->pool_scratch, g->dagg, a->arg[l], a->pz[l], a->h[l],
+                                  g->agg_scratch, g->dagg, a->arg[l], a->pz[l], a->h[l],
                                   pool_w(m, m->params, l), n, n_in, d, th);
+        else
+            trn_agg_lstm_backward(dx, lstm_x(m, m->grads, l), lstm_h(m, m->grads, l),
+                                  lstm_b(m, m->grads, l), g->agg_scratch, g->dagg, a->gates[l],
+                                  a->cell[l], a->h[l], lstm_x(m, m->params, l),
+                                  lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
     }
     /* the nodes of B^0 are distinct: their rows of E0 are updated by one thread each */
 #pragma omp parallel for schedule(static) num_threads(th)
@@ -432,7 +500,7 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     forward(m, &g->sub, &g->acts);
 
     /* decay / 2 / batch * the batch's rows of E0 (as lightgcn), plus decay / 2 * ||W||^2 (and
-     * ||P||^2) per layer, as gcn */
+     * ||P||^2, or ||Lx||^2 + ||Lh||^2) per layer, as gcn */
     const float decay = m->hp->decay;
     trn_scores_rows(s, m, b);
     *reg = trn_scores_l2(s, m->grads, m->params, d, decay, b);
@@ -442,10 +510,12 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
         const float *w = weight(m, m->params, l);
         trn_l2_backward(weight(m, m->grads, l), 0.5f * decay, w, &row0, 1, nw);
         *reg += 0.5 * decay * trn_l2_forward(w, &row0, 1, nw);
-        if (g->agg == SAGE_POOL) {
+        /* the aggregator's matrices: P, or Lx and Lh (adjacent) */
+        const int np = g->agg == SAGE_POOL ? d * d : g->agg == SAGE_LSTM ? 8 * d * d : 0;
+        if (np) {
             const float *p = pool_w(m, m->params, l);
-            trn_l2_backward(pool_w(m, m->grads, l), 0.5f * decay, p, &row0, 1, d * d);
-            *reg += 0.5 * decay * trn_l2_forward(p, &row0, 1, d * d);
+            trn_l2_backward(pool_w(m, m->grads, l), 0.5f * decay, p, &row0, 1, np);
+            *reg += 0.5 * decay * trn_l2_forward(p, &row0, 1, np);
         }
     }
 
@@ -467,19 +537,22 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     return loss;
 }
 
-/* The forward over every node with full neighbourhoods (B^k = all nodes, in order) into a, which
- * the caller frees with acts_free. 0 or ENG_ENOMEM. */
+/* The forward over every node with full neighbourhoods (B^k = all nodes, in order; each list in
+ * index order, which is also lstm's order here) into a, which the caller frees with acts_free.
+ * 0 or ENG_ENOMEM. */
 static int full_forward(const trn_model_t *m, sage_acts_t *a)
 {
     const sage_t *g = m->impl;
-    int64_t cap[SAGE_MAX_LAYERS + 1];
+    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS];
     sage_graph_t sg = {0};
     int32_t *all = malloc((size_t)g->nodes * sizeof *all);
     for (int k = 0; k <= g->layers; k++) {
         cap[k] = g->nodes;
         sg.n[k] = (int32_t)g->nodes;
+        if (k < g->layers)
+            nnz[k] = g->adj->nnz;
     }
-    if (!all || acts_alloc(a, cap, g->layers, g->dim, g->agg) < 0) {
+    if (!all || acts_alloc(a, cap, nnz, g->layers, g->dim, g->agg) < 0) {
         free(all);
         return ENG_ENOMEM;
     }
@@ -544,12 +617,15 @@ int trn_sage_fold_in(const trn_model_t *m, const float *item_layers, const int32
     const sage_cfg_t *c = m->cfg;
     const int d = c->dim, L = c->layers;
     /* one node (row 0, the user) whose list is rows 1..n, the items */
-    int64_t cap[SAGE_MAX_LAYERS + 1], ptr[2] = {0, n};
-    for (int k = 0; k <= L; k++)
+    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS], ptr[2] = {0, n};
+    for (int k = 0; k <= L; k++) {
         cap[k] = n + 1;
+        if (k < L)
+            nnz[k] = n;
+    }
     sage_acts_t a;
     int32_t *idx = malloc(((size_t)n + 1) * sizeof *idx);
-    int rc = idx ? acts_alloc(&a, cap, L, d, c->aggregator) : ENG_ENOMEM;
+    int rc = idx ? acts_alloc(&a, cap, nnz, L, d, c->aggregator) : ENG_ENOMEM;
     if (rc == ENG_OK) {
         for (int j = 0; j < n; j++) {
             idx[j] = j + 1;
@@ -573,7 +649,7 @@ int trn_sage_fold_in(const trn_model_t *m, const float *item_layers, const int32
     return rc;
 }
 
-/* user_emb and item_emb (layer 0), then per layer W (and P, pb). */
+/* user_emb and item_emb (layer 0), then per layer W (and P, pb, or Lx, Lh, lb). */
 static int sage_views(const trn_model_t *m, trn_view_t *out)
 {
     const sage_cfg_t *c = m->cfg;
@@ -586,14 +662,19 @@ static int sage_views(const trn_model_t *m, trn_view_t *out)
             out[n++] = (trn_view_t){pool_w_names[l], w + 2 * d * d, d, d, TRN_ROWS_NONE};
             out[n++] = (trn_view_t){pool_b_names[l], w + 3 * d * d, 1, d, TRN_ROWS_NONE};
         }
+        if (c->aggregator == SAGE_LSTM) {
+            out[n++] = (trn_view_t){lstm_x_names[l], w + 2 * d * d, d, 4 * d, TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){lstm_h_names[l], w + 6 * d * d, d, 4 * d, TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){lstm_b_names[l], w + 10 * d * d, 1, 4 * d, TRN_ROWS_NONE};
+        }
     }
     return n;
 }
 
 const trn_model_ops_t trn_graphsage_ops = {
     .kind = "graphsage",
-    .about = "GraphSAGE (Hamilton et al., NeurIPS 2017): sampled neighbourhoods, mean, max or "
-             "pool aggregators",
+    .about = "GraphSAGE (Hamilton et al., NeurIPS 2017): sampled neighbourhoods, mean, max, pool "
+             "or LSTM aggregators",
     .hparams = hparams,
     .n_hparams = sizeof hparams / sizeof hparams[0],
     .config_size = sizeof(sage_cfg_t),
