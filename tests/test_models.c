@@ -176,7 +176,8 @@ static void test_hparam_tables(void **state)
 /* GraphSAGE's every aggregator, with fan-outs below the degrees so that sampling (and lstm's
  * permutation) is part of the objective (the default table row is mean with every neighbour kept
  * on this graph). (lstm with bce and 3 negatives hits the float32 noise floor on one bias whose
- * gradient is 2e-4: the numeric value moves by 3e-5 between eps 1e-3 and 4e-3; hence bce with 1.) */
+ * gradient is 2e-4: the numeric value moves by 3e-5 between eps 1e-3 and 4e-3; hence bce with 1.)
+ */
 static void test_graphsage_variants(void **state)
 {
     (void)state;
