@@ -94,6 +94,7 @@ static void lightgcn_fold_in(const srv_version_t *v, const int32_t *items, size_
 static const srv_kind_t kinds[] = {
     {"gat", 0, no_tensors, NULL, NULL, NULL},
     {"gcn", 0, no_tensors, NULL, NULL, NULL},
+    {"graphsage", 0, no_tensors, NULL, NULL, NULL},
     {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
      lightgcn_fold_in},
     {"mf", 0, no_tensors, NULL, NULL, NULL},

@@ -13,6 +13,7 @@
 #include "engine/rng.h"
 #include "engine/simd.h"
 #include "tests/testdata.h"
+#include "trainer/aggregate.h"
 #include "trainer/attention.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
@@ -882,6 +883,111 @@ static void test_attention_head(void **state)
     attn_free(t);
 }
 
+/* ---- GraphSAGE's aggregators (trainer/aggregate.h) ---- */
+
+/* Five nodes aggregating rows of an 8-row table: lists of several lengths sharing rows, one
+ * empty, one a single row. */
+enum { SN = 5, SIN = 8, SD = 4 };
+static const int64_t agg_ptr[SN + 1] = {0, 3, 3, 4, 8, 10};
+static const int32_t agg_idx[10] = {1, 4, 6, 2, 0, 3, 5, 7, 4, 1};
+
+typedef struct {
+    float x[SIN * SD], w[SD * SD], b[SD], out[SN * SD], pz[SIN * SD], pa[SIN * SD];
+    int32_t arg[SN * SD];
+    float lwx[SD * 4 * SD], lwh[SD * 4 * SD], lb[4 * SD]; /* lstm */
+    float xw[SIN * 4 * SD], gates[10 * 4 * SD], cell[10 * SD];
+    int kind; /* 0 mean, 1 max, 2 pool, 3 lstm */
+    int threads;
+} agg_t;
+
+static void agg_f(void *ctx)
+{
+    agg_t *a = ctx;
+    if (a->kind == 0)
+        trn_agg_mean_forward(a->out, a->x, agg_ptr, agg_idx, SN, SD, a->threads);
+    else if (a->kind == 1)
+        trn_agg_max_forward(a->out, a->arg, a->x, agg_ptr, agg_idx, SN, SD, a->threads);
+    else if (a->kind == 2)
+        trn_agg_pool_forward(a->out, a->arg, a->pz, a->pa, a->x, a->w, a->b, agg_ptr, agg_idx, SN,
+                             SIN, SD, a->threads);
+    else
+        trn_agg_lstm_forward(a->out, a->xw, a->gates, a->cell, a->x, a->lwx, a->lwh, a->lb, agg_ptr,
+                             agg_idx, SN, SIN, SD, a->threads);
+}
+
+static void test_aggregators(void **state)
+{
+    (void)state;
+    static const char *const names[4] = {"agg mean", "agg max", "agg pool", "agg lstm"};
+    for (int kind = 0; kind < 4; kind++) {
+        agg_t a = {.kind = kind, .threads = 2};
+        float w[SN * SD], gx[SIN * SD], gw[SD * SD] = {0}, gb[SD] = {0},
+                                                scratch[SIN * 4 * SD + 10 * 5 * SD];
+        static float gwx[SD * 4 * SD], gwh[SD * 4 * SD], glb[4 * SD];
+        memset(gwx, 0, sizeof gwx), memset(gwh, 0, sizeof gwh), memset(glb, 0, sizeof glb);
+        test_fill_normal(a.x, SIN * SD, 1.0, 101);
+        test_fill_normal(a.w, SD * SD, 1.0, 102);
+        test_fill_normal(a.b, SD, 0.5, 103);
+        test_fill_normal(w, SN * SD, 1.0, 104);
+        test_fill_normal(a.lwx, SD * 4 * SD, 0.6, 106);
+        test_fill_normal(a.lwh, SD * 4 * SD, 0.6, 107);
+        test_fill_normal(a.lb, 4 * SD, 0.5, 108);
+        /* columns whose values are 0.1 apart at least, so no perturbation changes a maximum */
+        for (int j = 0; j < SD; j++)
+            for (int i = 0; i < SIN; i++)
+                a.x[i * SD + j] =
+                    0.25f * (float)((i * 3 + j * 5) % SIN) - 1.0f + 0.02f * a.x[i * SD + j];
+        /* backward accumulates: start from non-zero and subtract */
+        test_fill_normal(gx, SIN * SD, 1.0, 105);
+        float gx0[SIN * SD];
+        memcpy(gx0, gx, sizeof gx);
+        agg_f(&a);
+        if (kind == 0)
+            trn_agg_mean_backward(gx, w, agg_ptr, agg_idx, SN, SD, 2);
+        else if (kind == 1)
+            trn_agg_max_backward(gx, w, a.arg, SN, SD, 2);
+        else if (kind == 2)
+            trn_agg_pool_backward(gx, gw, gb, scratch, w, a.arg, a.pz, a.x, a.w, SN, SIN, SD, 2);
+        else
+            trn_agg_lstm_backward(gx, gwx, gwh, glb, scratch, w, a.gates, a.cell, a.x, a.lwx, a.lwh,
+                                  agg_ptr, agg_idx, SN, SIN, SD, 2);
+        for (int i = 0; i < SIN * SD; i++)
+            gx[i] -= gx0[i];
+        /* the empty list gives zeros; 1 and 3 threads give the same bits */
+        for (int j = 0; j < SD; j++)
+            assert_true(a.out[1 * SD + j] == 0.0f);
+        float one[SN * SD];
+        a.threads = 1;
+        agg_f(&a);
+        memcpy(one, a.out, sizeof one);
+        a.threads = 3;
+        agg_f(&a);
+        assert_memory_equal(one, a.out, sizeof one);
+        const float eps = kind == 2 ? 1e-3f : 1e-2f;
+        check_fd(names[kind], a.x, gx, SIN * SD, eps, agg_f, &a, w, a.out, SN * SD);
+        if (kind == 2) {
+            check_fd("agg pool d/dw", a.w, gw, SD * SD, eps, agg_f, &a, w, a.out, SN * SD);
+            check_fd("agg pool d/db", a.b, gb, SD, eps, agg_f, &a, w, a.out, SN * SD);
+        }
+        if (kind == 3) {
+            check_fd("agg lstm d/dwx", a.lwx, gwx, SD * 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);
+            check_fd("agg lstm d/dwh", a.lwh, gwh, SD * 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);
+            check_fd("agg lstm d/db", a.lb, glb, 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);
+        }
+    }
+    /* max: the first of tied rows takes the gradient */
+    float x[2 * SD], out[SD], g[2 * SD] = {0}, dout[SD] = {1, 1, 1, 1};
+    int32_t arg[SD];
+    const int64_t ptr[2] = {0, 2};
+    const int32_t idx[2] = {1, 0};
+    for (int i = 0; i < 2 * SD; i++)
+        x[i] = 0.5f;
+    trn_agg_max_forward(out, arg, x, ptr, idx, 1, SD, 1);
+    trn_agg_max_backward(g, dout, arg, 1, SD, 1);
+    for (int j = 0; j < SD; j++)
+        assert_true(arg[j] == 1 && g[SD + j] == 1.0f && g[j] == 0.0f);
+}
+
 static void test_adam_matches_torch(void **state)
 {
     (void)state;
@@ -932,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_edge_softmax),
         cmocka_unit_test(test_edge_aggregate),
         cmocka_unit_test(test_attention_head),
+        cmocka_unit_test(test_aggregators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,33 @@ static float *float_field(const trn_hparam_t *h, void *cfg)
     return (float *)((char *)cfg + h->offset);
 }
 
+static trn_hp_list_t *list_field(const trn_hparam_t *h, void *cfg)
+{
+    return (trn_hp_list_t *)((char *)cfg + h->offset);
+}
+
+/* Parses "a,b,c" (1..TRN_HP_LIST_MAX integers, each in h's range) into *out; -1 on bad text. */
+static int parse_list(const trn_hparam_t *h, const char *text, trn_hp_list_t *out)
+{
+    trn_hp_list_t l = {0};
+    const char *p = text;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < h->lo || v > h->hi || l.n == TRN_HP_LIST_MAX)
+            return -1;
+        l.v[l.n++] = (int)v;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            return -1;
+        p = end + 1;
+    }
+    *out = l;
+    return 0;
+}
+
 /* The index of choice name (len bytes) in h->choices, or -1. */
 static int choice_index(const trn_hparam_t *h, const char *name, size_t len)
 {
@@ -53,6 +80,8 @@ void trn_hp_defaults(const trn_hparam_t *t, int n, void *cfg)
     for (int i = 0; i < n; i++) {
         if (t[i].type == TRN_HP_FLOAT)
             *float_field(&t[i], cfg) = (float)t[i].def;
+        else if (t[i].type == TRN_HP_LIST)
+            parse_list(&t[i], t[i].def_list, list_field(&t[i], cfg)); /* tests check defaults */
         else
             *int_field(&t[i], cfg) = (int)t[i].def;
     }
@@ -96,8 +125,26 @@ int trn_hp_parse(const trn_hparam_t *h, void *cfg, const char *text, eng_error_t
         *int_field(h, cfg) = i;
         return ENG_OK;
     }
+    case TRN_HP_LIST:
+        if (parse_list(h, text, list_field(h, cfg)) < 0)
+            return eng_error_set(err, ENG_EINVAL,
+                                 "--%s: expected 1 to %d comma-separated integers in %.0f..%.0f, "
+                                 "got '%s'",
+                                 h->name, TRN_HP_LIST_MAX, h->lo, h->hi, text);
+        return ENG_OK;
     }
     return eng_error_set(err, ENG_EINVAL, "--%s: unknown type", h->name);
+}
+
+/* "a,b,c" into buf (truncated at len). */
+static void format_list(const trn_hp_list_t *l, char *buf, size_t len)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < l->n && off < len; i++) {
+        int w = snprintf(buf + off, len - off, i ? ",%d" : "%d", l->v[i]);
+        off += w > 0 ? (size_t)w : 0;
+    }
 }
 
 void trn_hp_format(const trn_hparam_t *h, const void *cfg, char *buf, size_t len)
@@ -107,6 +154,8 @@ void trn_hp_format(const trn_hparam_t *h, const void *cfg, char *buf, size_t len
         snprintf(buf, len, "%g", (double)*float_field(h, c));
     else if (h->type == TRN_HP_INT)
         snprintf(buf, len, "%d", *int_field(h, c));
+    else if (h->type == TRN_HP_LIST)
+        format_list(list_field(h, c), buf, len);
     else
         choice_name(h, *int_field(h, c), buf, len);
 }
@@ -120,6 +169,14 @@ int trn_hp_to_json(const trn_hparam_t *t, int n, const void *cfg, json_t *o)
             v = json_real((double)*float_field(&t[i], c));
         } else if (t[i].type == TRN_HP_INT) {
             v = json_integer(*int_field(&t[i], c));
+        } else if (t[i].type == TRN_HP_LIST) {
+            const trn_hp_list_t *l = list_field(&t[i], c);
+            v = json_array();
+            for (int k = 0; v && k < l->n; k++)
+                if (json_array_append_new(v, json_integer(l->v[k])) != 0) {
+                    json_decref(v);
+                    v = NULL;
+                }
         } else {
             char name[64];
             choice_name(&t[i], *int_field(&t[i], c), name, sizeof name);
@@ -142,6 +199,10 @@ void trn_hp_help(const trn_hparam_t *t, int n, char *buf, size_t len)
             choice_name(&t[i], (int)d, def, sizeof def);
             snprintf(flag, sizeof flag, "--%s NAME", t[i].name);
             snprintf(range, sizeof range, "%s; one of %s", def, t[i].choices);
+        } else if (t[i].type == TRN_HP_LIST) {
+            snprintf(flag, sizeof flag, "--%s N,N..", t[i].name);
+            snprintf(range, sizeof range, "%s; 1..%d values in %.0f..%.0f", t[i].def_list,
+                     TRN_HP_LIST_MAX, t[i].lo, t[i].hi);
         } else if (t[i].type == TRN_HP_INT) {
             snprintf(flag, sizeof flag, "--%s N", t[i].name);
             snprintf(range, sizeof range, "%.0f; %.0f..%.0f", d, t[i].lo, t[i].hi);

@@ -14,15 +14,26 @@
 #include <jansson.h>
 #include <stddef.h>
 
-typedef enum { TRN_HP_INT, TRN_HP_FLOAT, TRN_HP_CHOICE } trn_hp_type_t;
+typedef enum { TRN_HP_INT, TRN_HP_FLOAT, TRN_HP_CHOICE, TRN_HP_LIST } trn_hp_type_t;
+
+#define TRN_HP_LIST_MAX 8
+
+/* The field of a LIST row: n integers, 1 <= n <= TRN_HP_LIST_MAX (per-layer settings such as
+ * GraphSAGE's fan-outs). Written "25,10" on the command line, a JSON array in params. */
+typedef struct {
+    int n;
+    int v[TRN_HP_LIST_MAX];
+} trn_hp_list_t;
 
 typedef struct {
     const char *name;    /* the flag without "--", and the key in params */
-    trn_hp_type_t type;  /* INT and CHOICE fields are int, FLOAT fields are float */
+    trn_hp_type_t type;  /* INT and CHOICE fields are int, FLOAT float, LIST trn_hp_list_t */
     size_t offset;       /* of the field in the model's config struct */
-    double def, lo, hi;  /* default and inclusive range; CHOICE: def is the default's index */
+    double def, lo, hi;  /* default and inclusive range; CHOICE: def is the default's index;
+                            LIST: lo and hi bound every element, def is unused */
     const char *choices; /* CHOICE: the names, '|'-separated; the field holds the index */
     const char *help;
+    const char *def_list; /* LIST: the default as written on the command line ("25,10") */
 } trn_hparam_t;
 
 /* The settings the shared training step reads; first member of every model's config struct. */
@@ -38,15 +49,20 @@ typedef struct {
 /* Table rows. T is the config struct type, F the field (common.lr works too). */
 #define TRN_HP_INT(T, F, name, def, lo, hi, help)                                                  \
     {                                                                                              \
-        name, TRN_HP_INT, offsetof(T, F), def, lo, hi, NULL, help                                  \
+        name, TRN_HP_INT, offsetof(T, F), def, lo, hi, NULL, help, NULL                            \
     }
 #define TRN_HP_FLOAT(T, F, name, def, lo, hi, help)                                                \
     {                                                                                              \
-        name, TRN_HP_FLOAT, offsetof(T, F), def, lo, hi, NULL, help                                \
+        name, TRN_HP_FLOAT, offsetof(T, F), def, lo, hi, NULL, help, NULL                          \
     }
 #define TRN_HP_CHOICE(T, F, name, def, choices, help)                                              \
     {                                                                                              \
-        name, TRN_HP_CHOICE, offsetof(T, F), def, 0, 0, choices, help                              \
+        name, TRN_HP_CHOICE, offsetof(T, F), def, 0, 0, choices, help, NULL                        \
+    }
+/* A list of integers, each in lo..hi; def is its text, e.g. "25,10". */
+#define TRN_HP_LIST(T, F, name, def, lo, hi, help)                                                 \
+    {                                                                                              \
+        name, TRN_HP_LIST, offsetof(T, F), 0, lo, hi, NULL, help, def                              \
     }
 
 /* The rows of trn_common_hp_t with a model's defaults for the first three; every table starts
@@ -71,10 +87,11 @@ const trn_hparam_t *trn_hp_find(const trn_hparam_t *t, int n, const char *name);
  * "--NAME: expected ..., got 'text'"; cfg is then unchanged. */
 int trn_hp_parse(const trn_hparam_t *h, void *cfg, const char *text, eng_error_t *err);
 
-/* Row h's value in cfg as text ("64", "0.001", "bpr") into buf. */
+/* Row h's value in cfg as text ("64", "0.001", "bpr", "25,10") into buf. */
 void trn_hp_format(const trn_hparam_t *h, const void *cfg, char *buf, size_t len);
 
-/* Adds every row's value in cfg to the JSON object o (numbers, and strings for choices). Returns
+/* Adds every row's value in cfg to the JSON object o (numbers, strings for choices,
+ * arrays of integers for lists). Returns
  * 0 or ENG_ENOMEM. */
 int trn_hp_to_json(const trn_hparam_t *t, int n, const void *cfg, json_t *o);
 

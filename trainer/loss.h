@@ -16,6 +16,9 @@ typedef enum { TRN_LOSS_BPR, TRN_LOSS_BCE, TRN_LOSS_MARGIN, TRN_LOSS_MSE } trn_l
 
 const char *trn_loss_name(trn_loss_t l);
 
+/* A loss as a bit of a set (trn_model_ops_t.losses). */
+#define TRN_LOSS_BIT(l) (1u << (l))
+
 /* The loss of b positives, each with nneg negatives: positive scores pos[b], negative scores
  * neg[b x nneg] (row k holds positive k's negatives), and for mse the ratings target[b]:
  *   bpr:    mean over the b * nneg pairs of softplus(neg - pos)      (Rendle et al., as LightGCN)

@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops, trn_gcn_ops, trn_ngcf_ops, trn_gat_ops;
+extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops, trn_gcn_ops, trn_ngcf_ops, trn_gat_ops,
+    trn_graphsage_ops;
 
 /* Every model kind: adding one is a file and a line here. */
 static const trn_model_ops_t *const models[] = {
-    &trn_lightgcn_ops, &trn_mf_ops, &trn_gcn_ops, &trn_ngcf_ops, &trn_gat_ops,
+    &trn_lightgcn_ops, &trn_mf_ops, &trn_gcn_ops, &trn_ngcf_ops, &trn_gat_ops, &trn_graphsage_ops,
 };
 
 #define N_MODELS ((int)(sizeof models / sizeof models[0]))
@@ -66,6 +67,12 @@ trn_model_t *trn_model_new(const trn_model_ops_t *ops, const void *cfg, const tr
     const char *missing = missing_input(ops, in);
     if (missing) {
         eng_error_set(err, ENG_EINVAL, "model %s needs %s", ops->kind, missing);
+        return NULL;
+    }
+    const trn_common_hp_t *hp = cfg;
+    if (ops->losses && !(ops->losses & TRN_LOSS_BIT(hp->loss))) {
+        eng_error_set(err, ENG_EINVAL, "model %s does not train with --loss %s (docs/models.md)",
+                      ops->kind, trn_loss_name((trn_loss_t)hp->loss));
         return NULL;
     }
     trn_model_t *m = calloc(1, sizeof *m);
@@ -185,11 +192,9 @@ void trn_scores_free(trn_scores_t *s)
     free(s->dneg);
 }
 
-double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
-                       const trn_model_t *m, const trn_batch_t *b)
+void trn_scores_rows(trn_scores_t *s, const trn_model_t *m, const trn_batch_t *b)
 {
-    const trn_common_hp_t *hp = m->hp;
-    const int n = b->n, nneg = b->nneg, nn = n * nneg;
+    const int n = b->n, nneg = b->nneg;
     for (int k = 0; k < n; k++) {
         s->ru[k] = b->users[k];
         s->rp[k] = m->n_users + b->pos[k];
@@ -198,6 +203,20 @@ double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
             s->rn[k * nneg + j] = m->n_users + b->neg[k * nneg + j];
         }
     }
+}
+
+double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
+                       const trn_model_t *m, const trn_batch_t *b)
+{
+    trn_scores_rows(s, m, b);
+    return trn_scores_eval(s, demb, emb, dim, m, b);
+}
+
+double trn_scores_eval(trn_scores_t *s, float *demb, const float *emb, int dim,
+                       const trn_model_t *m, const trn_batch_t *b)
+{
+    const trn_common_hp_t *hp = m->hp;
+    const int n = b->n, nneg = b->nneg, nn = n * nneg;
     trn_dot_forward(s->pos, emb, s->ru, s->rp, n, dim);
     trn_dot_forward(s->neg, emb, s->rnu, s->rn, nn, dim);
     double loss = trn_loss_forward(hp->loss, s->pos, s->neg, b->rating, n, nneg, hp->margin);

@@ -85,6 +85,7 @@ typedef struct {
     int n_hparams;
     size_t config_size; /* bytes of the config struct the table describes */
     unsigned needs;     /* TRN_NEEDS_* */
+    unsigned losses;    /* TRN_LOSS_BIT(l) of each loss it trains with; 0: every loss */
     /* Parameters for these inputs and settings. */
     size_t (*n_params)(const trn_inputs_t *in, const void *cfg);
     /* Length of the published user and item vectors. */
@@ -170,8 +171,16 @@ typedef struct {
 int trn_scores_alloc(trn_scores_t *s, int cap, int nneg);
 void trn_scores_free(trn_scores_t *s);
 
-/* The mean loss (hp->loss) of batch b scored on emb [.. x dim]; ADDS its gradient into demb
- * [.. x dim]. Fills s's rows for b first (m gives the number of user rows). */
+/* Fills s's rows for batch b: user u is row u, item i row m->n_users + i. */
+void trn_scores_rows(trn_scores_t *s, const trn_model_t *m, const trn_batch_t *b);
+
+/* The mean loss (hp->loss) of batch b scored on emb [.. x dim] at the rows s holds (from
+ * trn_scores_rows, or renumbered by a kind whose table holds only the batch's nodes); ADDS its
+ * gradient into demb [.. x dim]. */
+double trn_scores_eval(trn_scores_t *s, float *demb, const float *emb, int dim,
+                       const trn_model_t *m, const trn_batch_t *b);
+
+/* trn_scores_rows, then trn_scores_eval. */
 double trn_scores_loss(trn_scores_t *s, float *demb, const float *emb, int dim,
                        const trn_model_t *m, const trn_batch_t *b);
 

@@ -1,0 +1,693 @@
+/* GraphSAGE (Hamilton et al., NeurIPS 2017) on the user-item graph: learned layer-0 embeddings
+ * of users and items (the transductive input), K layers of h^k_v = sigma(W_k [h^{k-1}_v ||
+ * AGG_k(h^{k-1} of v's sampled neighbours)]), each row L2-normalised, trained on the sampled
+ * subgraph of each batch as the paper's Algorithm 2. docs/models.md has the definition and the
+ * choices.
+ *
+ * A batch's work and memory are bounded by the batch and the fan-outs, not by the graph: its
+ * nodes B^K (users, positives, negatives), then B^{k-1} = B^k with up to S_k sampled neighbours of
+ * each node of B^k, and h^k computed on B^k alone. The published vectors are computed over every
+ * node with full neighbourhoods. */
+#include "trainer/graphsage.h"
+
+#include "engine/rng.h"
+#include "trainer/aggregate.h"
+#include "trainer/graph.h"
+#include "trainer/layers.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { SAGE_MEAN, SAGE_MAX, SAGE_POOL, SAGE_LSTM } sage_agg_t;
+
+#define SAGE_AGGREGATORS "mean|max|pool|lstm"
+#define SAGE_MAX_LAYERS 4
+#define SAGE_MAX_FANOUT 1000
+
+typedef struct {
+    trn_common_hp_t common;
+    int dim;              /* embedding size and every layer's width */
+    int layers;           /* K */
+    trn_hp_list_t fanout; /* S_1..S_K */
+    int aggregator;       /* sage_agg_t */
+} sage_cfg_t;
+
+/* K = 2 with S_1 = 25, S_2 = 10 as the paper; the common settings as the other kinds' (the
+ * LightGCN protocol). */
+static const trn_hparam_t hparams[] = {
+    TRN_HP_COMMON(sage_cfg_t, 1e-3, 1e-4, 2048),
+    TRN_HP_INT(sage_cfg_t, dim, "dim", 64, 1, 4096, "embedding size and layer width"),
+    TRN_HP_INT(sage_cfg_t, layers, "layers", 2, 1, SAGE_MAX_LAYERS, "aggregation layers K"),
+    TRN_HP_LIST(sage_cfg_t, fanout, "fanout", "25,10", 1, SAGE_MAX_FANOUT,
+                "neighbours sampled per node for layers 1..K (one value per layer)"),
+    TRN_HP_CHOICE(sage_cfg_t, aggregator, "aggregator", SAGE_MEAN, SAGE_AGGREGATORS,
+                  "neighbourhood aggregator"),
+};
+
+static const char *const weight_names[SAGE_MAX_LAYERS] = {"W1", "W2", "W3", "W4"};
+static const char *const pool_w_names[SAGE_MAX_LAYERS] = {"P1", "P2", "P3", "P4"};
+static const char *const pool_b_names[SAGE_MAX_LAYERS] = {"pb1", "pb2", "pb3", "pb4"};
+static const char *const lstm_x_names[SAGE_MAX_LAYERS] = {"Lx1", "Lx2", "Lx3", "Lx4"};
+static const char *const lstm_h_names[SAGE_MAX_LAYERS] = {"Lh1", "Lh2", "Lh3", "Lh4"};
+static const char *const lstm_b_names[SAGE_MAX_LAYERS] = {"lb1", "lb2", "lb3", "lb4"};
+
+/* Layer-wise node sets and neighbour lists: B^k is node[0 .. n[k]) (B^K the smallest, each B^k a
+ * prefix of B^{k-1}), and layer l + 1 aggregates for node i < n[l + 1] the rows
+ * idx[l][ptr[l][i] .. ptr[l][i+1]) of h^l, positions in B^l. */
+typedef struct {
+    int32_t n[SAGE_MAX_LAYERS + 1];
+    const int32_t *node;
+    const int64_t *ptr[SAGE_MAX_LAYERS];
+    const int32_t *idx[SAGE_MAX_LAYERS];
+} sage_graph_t;
+
+/* The forward's values over a sage_graph_t, for the backward. Layer l + 1 (index l) of n rows
+ * from n_in = n[l] rows. */
+typedef struct {
+    float *h[SAGE_MAX_LAYERS + 1]; /* [n[k] x d] h^k; h^0 the rows of E0 */
+    float *agg[SAGE_MAX_LAYERS];   /* [n x d] AGG */
+    float *cat[SAGE_MAX_LAYERS];   /* [n x 2d] [h^l || AGG] */
+    float *z[SAGE_MAX_LAYERS];     /* [n x d] cat W */
+    float *a[SAGE_MAX_LAYERS];     /* [n x d] ReLU(z) (the last layer is linear: z itself) */
+    float *norm[SAGE_MAX_LAYERS];  /* [n] the L2 divisors */
+    int32_t *arg[SAGE_MAX_LAYERS]; /* [n x d] max, pool: the arg-max row */
+    float *pz[SAGE_MAX_LAYERS];    /* [n_in x d] pool: h^l P + pb */
+    float *pa[SAGE_MAX_LAYERS];    /* [n_in x d] pool: ReLU(pz) */
+    float *xw[SAGE_MAX_LAYERS];    /* [n_in x 4d] lstm: h^l Lx + lb */
+    float *gates[SAGE_MAX_LAYERS]; /* [nnz x 4d] lstm: per list position (nnz = the lists' total) */
+    float *cell[SAGE_MAX_LAYERS];  /* [nnz x d] lstm */
+} sage_acts_t;
+
+/* The block: E0 [N x dim] (users' rows, then items'), then per layer W [2 dim x dim] and, with
+ * the pool aggregator, P [dim x dim] and pb [dim], with lstm Lx and Lh [dim x 4 dim] and lb
+ * [4 dim]. */
+typedef struct {
+    int dim, layers, agg;
+    int fanout[SAGE_MAX_LAYERS];
+    int64_t nodes;
+    int64_t cap[SAGE_MAX_LAYERS + 1]; /* the most nodes a batch's B^k can hold */
+    eng_csr_t *adj;                   /* [N x N] the user-item graph, both directions */
+    /* the batch's subgraph */
+    int32_t *local; /* [N] a node's position in B^0, or -1 */
+    int32_t *node;  /* [cap[0]] */
+    int64_t *ptr[SAGE_MAX_LAYERS];
+    int32_t *idx[SAGE_MAX_LAYERS];
+    sage_graph_t sub;
+    sage_acts_t acts;
+    /* backward scratch */
+    float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] */
+    float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
+    float *agg_scratch;             /* pool and lstm: their backward's scratch */
+    trn_scores_t scores;
+    float *item_layers; /* [n_items x K d] published for fold-in */
+} sage_t;
+
+static size_t layer_params(int d, int agg)
+{
+    const size_t dd = (size_t)d * d;
+    return 2 * dd + (agg == SAGE_POOL   ? dd + (size_t)d
+                     : agg == SAGE_LSTM ? 8 * dd + 4 * (size_t)d
+                                        : 0);
+}
+
+static size_t sage_n_params(const trn_inputs_t *in, const void *cfg)
+{
+    const sage_cfg_t *c = cfg;
+    return ((size_t)in->train->rows + (size_t)in->train->cols) * (size_t)c->dim +
+           (size_t)c->layers * layer_params(c->dim, c->aggregator);
+}
+
+static int sage_vec_dim(const void *cfg)
+{
+    const sage_cfg_t *c = cfg;
+    return c->dim;
+}
+
+static size_t weight_offset(const trn_model_t *m, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return ((size_t)m->n_users + (size_t)m->n_items) * (size_t)c->dim +
+           (size_t)l * layer_params(c->dim, c->aggregator);
+}
+
+/* W of layer l + 1 in block (params or grads); the aggregator's weights follow it. */
+static float *weight(const trn_model_t *m, float *block, int l)
+{
+    return block + weight_offset(m, l);
+}
+
+/* P (pool) or Lx (lstm) */
+static float *pool_w(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return weight(m, block, l) + 2 * (size_t)c->dim * c->dim;
+}
+
+static float *pool_b(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return pool_w(m, block, l) + (size_t)c->dim * c->dim;
+}
+
+static float *lstm_x(const trn_model_t *m, float *block, int l)
+{
+    return pool_w(m, block, l);
+}
+
+static float *lstm_h(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return lstm_x(m, block, l) + 4 * (size_t)c->dim * c->dim;
+}
+
+static float *lstm_b(const trn_model_t *m, float *block, int l)
+{
+    const sage_cfg_t *c = m->cfg;
+    return lstm_h(m, block, l) + 4 * (size_t)c->dim * c->dim;
+}
+
+static void acts_free(sage_acts_t *a)
+{
+    for (int k = 0; k <= SAGE_MAX_LAYERS; k++)
+        free(a->h[k]);
+    for (int l = 0; l < SAGE_MAX_LAYERS; l++) {
+        free(a->agg[l]);
+        free(a->cat[l]);
+        free(a->z[l]);
+        free(a->a[l]);
+        free(a->norm[l]);
+        free(a->arg[l]);
+        free(a->pz[l]);
+        free(a->pa[l]);
+        free(a->xw[l]);
+        free(a->gates[l]);
+        free(a->cell[l]);
+    }
+    memset(a, 0, sizeof *a);
+}
+
+/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries; 0 or
+ * ENG_ENOMEM (free with acts_free either way). */
+static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, int layers, int d,
+                      int agg)
+{
+    memset(a, 0, sizeof *a);
+    int ok = 1;
+    for (int k = 0; k <= layers; k++)
+        ok &= (a->h[k] = malloc((size_t)cap[k] * d * sizeof(float))) != NULL;
+    for (int l = 0; l < layers; l++) {
+        const size_t nd = (size_t)cap[l + 1] * d, nin = (size_t)cap[l] * d;
+        ok &= (a->agg[l] = malloc(nd * sizeof(float))) != NULL;
+        ok &= (a->cat[l] = malloc(2 * nd * sizeof(float))) != NULL;
+        ok &= (a->z[l] = malloc(nd * sizeof(float))) != NULL;
+        ok &= (a->a[l] = malloc(nd * sizeof(float))) != NULL;
+        ok &= (a->norm[l] = malloc((size_t)cap[l + 1] * sizeof(float))) != NULL;
+        if (agg == SAGE_MAX || agg == SAGE_POOL)
+            ok &= (a->arg[l] = malloc(nd * sizeof(int32_t))) != NULL;
+        if (agg == SAGE_LSTM) {
+            const size_t e = (size_t)nnz[l] + 1;
+            ok &= (a->xw[l] = malloc(4 * nin * sizeof(float))) != NULL;
+            ok &= (a->gates[l] = malloc(4 * e * d * sizeof(float))) != NULL;
+            ok &= (a->cell[l] = malloc(e * d * sizeof(float))) != NULL;
+        }
+        if (agg == SAGE_POOL) {
+            ok &= (a->pz[l] = malloc(nin * sizeof(float))) != NULL;
+            ok &= (a->pa[l] = malloc(nin * sizeof(float))) != NULL;
+        }
+    }
+    return ok ? ENG_OK : ENG_ENOMEM;
+}
+
+static void sage_free(void *impl)
+{
+    sage_t *g = impl;
+    if (!g)
+        return;
+    eng_csr_free(g->adj);
+    free(g->local);
+    free(g->node);
+    for (int l = 0; l < SAGE_MAX_LAYERS; l++) {
+        free(g->ptr[l]);
+        free(g->idx[l]);
+    }
+    acts_free(&g->acts);
+    for (int k = 0; k <= SAGE_MAX_LAYERS; k++)
+        free(g->dh[k]);
+    free(g->da);
+    free(g->dz);
+    free(g->dagg);
+    free(g->dcat);
+    free(g->agg_scratch);
+    trn_scores_free(&g->scores);
+    free(g->item_layers);
+    free(g);
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int sage_init(trn_model_t *m, eng_error_t *err)
+{
+    const sage_cfg_t *c = m->cfg;
+    if (c->fanout.n != c->layers)
+        return eng_error_set(err, ENG_EINVAL,
+                             "--fanout has %d value%s, one per layer is needed (--layers %d)",
+                             c->fanout.n, c->fanout.n == 1 ? "" : "s", c->layers);
+    sage_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return ENG_ENOMEM;
+    m->impl = g;
+    const int d = c->dim, L = c->layers;
+    g->dim = d;
+    g->layers = L;
+    g->agg = c->aggregator;
+    memcpy(g->fanout, c->fanout.v, (size_t)L * sizeof *g->fanout);
+    g->nodes = (int64_t)m->n_users + m->n_items;
+    g->cap[L] = min64(g->nodes, (int64_t)c->common.batch * (2 + c->common.negatives));
+    for (int l = L - 1; l >= 0; l--)
+        g->cap[l] = min64(g->nodes, g->cap[l + 1] * (1 + g->fanout[l]));
+    g->adj = trn_graph_norm_adj(m->in->train, 0); /* its pattern: every edge both ways */
+    g->local = malloc((size_t)g->nodes * sizeof *g->local);
+    g->node = malloc((size_t)g->cap[0] * sizeof *g->node);
+    int ok = g->adj && g->local && g->node;
+    for (int l = 0; ok && l < L; l++) {
+        ok &= (g->ptr[l] = malloc(((size_t)g->cap[l + 1] + 1) * sizeof(int64_t))) != NULL;
+        ok &= (g->idx[l] = malloc((size_t)g->cap[l + 1] * g->fanout[l] * sizeof(int32_t))) != NULL;
+    }
+    for (int k = 0; ok && k <= L; k++)
+        ok &= (g->dh[k] = malloc((size_t)g->cap[k] * d * sizeof(float))) != NULL;
+    if (!ok)
+        return ENG_ENOMEM; /* trn_model_free releases the partial impl */
+    const size_t nd1 = (size_t)g->cap[1] * d;
+    g->da = malloc(nd1 * sizeof *g->da);
+    g->dz = malloc(nd1 * sizeof *g->dz);
+    g->dagg = malloc(nd1 * sizeof *g->dagg);
+    g->dcat = malloc(2 * nd1 * sizeof *g->dcat);
+    int64_t nnz[SAGE_MAX_LAYERS];
+    size_t scratch = 0;
+    for (int l = 0; l < L; l++) {
+        nnz[l] = g->cap[l + 1] * g->fanout[l];
+        const size_t need = g->agg == SAGE_POOL   ? 2 * (size_t)g->cap[l] * d
+                            : g->agg == SAGE_LSTM ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d
+                                                  : 0;
+        scratch = need > scratch ? need : scratch;
+    }
+    if (scratch)
+        g->agg_scratch = malloc(scratch * sizeof *g->agg_scratch);
+    if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) ||
+        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg) < 0 ||
+        trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
+        return ENG_ENOMEM;
+    for (int64_t v = 0; v < g->nodes; v++)
+        g->local[v] = -1;
+    /* Embeddings N(0, 0.1) as the other kinds; weights Xavier (the paper's code's glorot); pool
+     * and LSTM biases zero. */
+    eng_rng_t rng;
+    eng_rng_seed(&rng, m->seed, 0);
+    const size_t nd = (size_t)g->nodes * d;
+    for (size_t i = 0; i < nd; i++)
+        m->params[i] = (float)(0.1 * eng_rng_normal(&rng));
+    for (int l = 0; l < L; l++) {
+        trn_init_xavier(weight(m, m->params, l), 2 * d, d, &rng);
+        if (g->agg == SAGE_POOL)
+            trn_init_xavier(pool_w(m, m->params, l), d, d, &rng);
+        if (g->agg == SAGE_LSTM) {
+            trn_init_xavier(lstm_x(m, m->params, l), d, 4 * d, &rng);
+            trn_init_xavier(lstm_h(m, m->params, l), d, 4 * d, &rng);
+        }
+    }
+    return ENG_OK;
+}
+
+/* Node v's position in B^0, appending it when new. */
+static int32_t add_node(sage_t *g, int32_t v, int32_t *count)
+{
+    if (g->local[v] < 0) {
+        g->local[v] = *count;
+        g->node[(*count)++] = v;
+    }
+    return g->local[v];
+}
+
+/* Algorithm 2's sampling for batch b into g->sub: B^K the batch's users, positives and negatives,
+ * then for k = K..1 up to S_k neighbours of every node of B^k, uniform without replacement
+ * (Floyd's algorithm; every neighbour when the degree is at most S_k), each list in a random
+ * order for the lstm aggregator, drawn from the batch's RNG so that every evaluation of the batch
+ * sees the same subgraph. Leaves g->local set for
+ * B^0: reset_local undoes it. */
+static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
+{
+    sage_t *g = m->impl;
+    eng_rng_t rng;
+    trn_model_batch_rng(m, &rng);
+    int32_t count = 0;
+    const int nn = b->n * b->nneg;
+    for (int k = 0; k < b->n; k++)
+        add_node(g, b->users[k], &count);
+    for (int k = 0; k < b->n; k++)
+        add_node(g, m->n_users + b->pos[k], &count);
+    for (int k = 0; k < nn; k++)
+        add_node(g, m->n_users + b->neg[k], &count);
+    g->sub.n[g->layers] = count;
+    int32_t pick[SAGE_MAX_FANOUT];
+    for (int l = g->layers - 1; l >= 0; l--) {
+        int64_t *ptr = g->ptr[l];
+        int32_t *idx = g->idx[l];
+        const int s = g->fanout[l];
+        int64_t e = 0;
+        ptr[0] = 0;
+        for (int32_t i = 0; i < g->sub.n[l + 1]; i++) {
+            const int32_t *nb = g->adj->idx + g->adj->ptr[g->node[i]];
+            const int32_t deg = (int32_t)(g->adj->ptr[g->node[i] + 1] - g->adj->ptr[g->node[i]]);
+            if (deg <= s) {
+                for (int32_t q = 0; q < deg; q++)
+                    idx[e++] = add_node(g, nb[q], &count);
+            } else {
+                for (int32_t j = deg - s, c = 0; j < deg; j++, c++) {
+                    int32_t t = (int32_t)eng_rng_below(&rng, (uint32_t)j + 1);
+                    for (int q = 0; q < c; q++)
+                        if (pick[q] == t) {
+                            t = j;
+                            break;
+                        }
+                    pick[c] = t;
+                    idx[e++] = add_node(g, nb[t], &count);
+                }
+            }
+            if (g->agg == SAGE_LSTM) /* Fisher-Yates */
+                for (int64_t q = e - 1; q > ptr[i]; q--) {
+                    const int64_t r = ptr[i] + eng_rng_below(&rng, (uint32_t)(q - ptr[i] + 1));
+                    const int32_t t = idx[q];
+                    idx[q] = idx[r];
+                    idx[r] = t;
+                }
+            ptr[i + 1] = e;
+        }
+        g->sub.n[l] = count;
+        g->sub.ptr[l] = ptr;
+        g->sub.idx[l] = idx;
+    }
+    g->sub.node = g->node;
+}
+
+static void reset_local(sage_t *g)
+{
+    for (int32_t i = 0; i < g->sub.n[0]; i++)
+        g->local[g->node[i]] = -1;
+}
+
+/* h^{l+1} of the first n nodes from a->h[l] [n_in x d] (whose first n rows are the same nodes):
+ * AGG over the lists, [h^l || AGG] W, ReLU below the last layer, each row L2-normalised. */
+static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, const int64_t *ptr,
+                          const int32_t *idx, sage_acts_t *a)
+{
+    const sage_cfg_t *c = m->cfg;
+    const int d = c->dim, th = m->threads;
+    const float *x = a->h[l];
+    if (c->aggregator == SAGE_MEAN)
+        trn_agg_mean_forward(a->agg[l], x, ptr, idx, n, d, th);
+    else if (c->aggregator == SAGE_MAX)
+        trn_agg_max_forward(a->agg[l], a->arg[l], x, ptr, idx, n, d, th);
+    else if (c->aggregator == SAGE_POOL)
+        trn_agg_pool_forward(a->agg[l], a->arg[l], a->pz[l], a->pa[l], x, pool_w(m, m->params, l),
+                             pool_b(m, m->params, l), ptr, idx, n, n_in, d, th);
+    else
+        trn_agg_lstm_forward(a->agg[l], a->xw[l], a->gates[l], a->cell[l], x,
+                             lstm_x(m, m->params, l), lstm_h(m, m->params, l),
+                             lstm_b(m, m->params, l), ptr, idx, n, n_in, d, th);
+    trn_concat_forward(a->cat[l], x, n, d, 2 * d, 0);
+    trn_concat_forward(a->cat[l], a->agg[l], n, d, 2 * d, d);
+    trn_dense_forward(a->z[l], a->cat[l], weight(m, m->params, l), NULL, n, 2 * d, d, th);
+    const float *act = a->z[l];
+    if (l < c->layers - 1) {
+        trn_lrelu_forward(a->a[l], a->z[l], 0.0f, (size_t)n * d);
+        act = a->a[l];
+    }
+    trn_l2norm_forward(a->h[l + 1], a->norm[l], act, n, d, th);
+}
+
+/* h^0 = E0's rows of sg's nodes, then every layer. */
+static void forward(const trn_model_t *m, const sage_graph_t *sg, sage_acts_t *a)
+{
+    const sage_cfg_t *c = m->cfg;
+    const int d = c->dim;
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int32_t i = 0; i < sg->n[0]; i++)
+        memcpy(a->h[0] + (size_t)i * d, m->params + (size_t)sg->node[i] * d,
+               (size_t)d * sizeof(float));
+    for (int l = 0; l < c->layers; l++)
+        layer_forward(m, l, sg->n[l + 1], sg->n[l], sg->ptr[l], sg->idx[l], a);
+}
+
+/* Given g->dh[K], the gradients of the weights and of E0's rows of the batch's subgraph. */
+static void backward(trn_model_t *m)
+{
+    sage_t *g = m->impl;
+    const sage_graph_t *sg = &g->sub;
+    const sage_acts_t *a = &g->acts;
+    const int d = g->dim, th = m->threads;
+    for (int l = g->layers - 1; l >= 0; l--) {
+        const int64_t n = sg->n[l + 1], n_in = sg->n[l];
+        const size_t nd = (size_t)n * d;
+        memset(g->da, 0, nd * sizeof *g->da);
+        trn_l2norm_backward(g->da, g->dh[l + 1], a->h[l + 1], a->norm[l], n, d, th);
+        float *dz = g->da;
+        if (l < g->layers - 1) {
+            memset(g->dz, 0, nd * sizeof *g->dz);
+            trn_lrelu_backward(g->dz, g->da, a->z[l], 0.0f, nd);
+            dz = g->dz;
+        }
+        memset(g->dcat, 0, 2 * nd * sizeof *g->dcat);
+        trn_dense_backward(g->dcat, weight(m, m->grads, l), NULL, dz, a->cat[l],
+                           weight(m, m->params, l), n, 2 * d, d, th);
+        float *dx = g->dh[l];
+        memset(dx, 0, (size_t)n_in * d * sizeof *dx);
+        trn_concat_backward(dx, g->dcat, n, d, 2 * d, 0);
+        memset(g->dagg, 0, nd * sizeof *g->dagg);
+        trn_concat_backward(g->dagg, g->dcat, n, d, 2 * d, d);
+        if (g->agg == SAGE_MEAN)
+            trn_agg_mean_backward(dx, g->dagg, sg->ptr[l], sg->idx[l], n, d, th);
+        else if (g->agg == SAGE_MAX)
+            trn_agg_max_backward(dx, g->dagg, a->arg[l], n, d, th);
+        else if (g->agg == SAGE_POOL)
+            trn_agg_pool_backward(dx, pool_w(m, m->grads, l), pool_b(m, m->grads, l),
+                                  g->agg_scratch, g->dagg, a->arg[l], a->pz[l], a->h[l],
+                                  pool_w(m, m->params, l), n, n_in, d, th);
+        else
+            trn_agg_lstm_backward(dx, lstm_x(m, m->grads, l), lstm_h(m, m->grads, l),
+                                  lstm_b(m, m->grads, l), g->agg_scratch, g->dagg, a->gates[l],
+                                  a->cell[l], a->h[l], lstm_x(m, m->params, l),
+                                  lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
+    }
+    /* the nodes of B^0 are distinct: their rows of E0 are updated by one thread each */
+#pragma omp parallel for schedule(static) num_threads(th)
+    for (int32_t i = 0; i < sg->n[0]; i++) {
+        float *r = m->grads + (size_t)sg->node[i] * d;
+        const float *s = g->dh[0] + (size_t)i * d;
+        for (int j = 0; j < d; j++)
+            r[j] += s[j];
+    }
+}
+
+static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
+{
+    sage_t *g = m->impl;
+    const int d = g->dim;
+    trn_scores_t *s = &g->scores;
+    sample_subgraph(m, b);
+    forward(m, &g->sub, &g->acts);
+
+    /* decay / 2 / batch * the batch's rows of E0 (as lightgcn), plus decay / 2 * ||W||^2 (and
+     * ||P||^2, or ||Lx||^2 + ||Lh||^2) per layer, as gcn */
+    const float decay = m->hp->decay;
+    trn_scores_rows(s, m, b);
+    *reg = trn_scores_l2(s, m->grads, m->params, d, decay, b);
+    static const int32_t row0 = 0;
+    for (int l = 0; l < g->layers; l++) {
+        const int nw = 2 * d * d;
+        const float *w = weight(m, m->params, l);
+        trn_l2_backward(weight(m, m->grads, l), 0.5f * decay, w, &row0, 1, nw);
+        *reg += 0.5 * decay * trn_l2_forward(w, &row0, 1, nw);
+        /* the aggregator's matrices: P, or Lx and Lh (adjacent) */
+        const int np = g->agg == SAGE_POOL ? d * d : g->agg == SAGE_LSTM ? 8 * d * d : 0;
+        if (np) {
+            const float *p = pool_w(m, m->params, l);
+            trn_l2_backward(pool_w(m, m->grads, l), 0.5f * decay, p, &row0, 1, np);
+            *reg += 0.5 * decay * trn_l2_forward(p, &row0, 1, np);
+        }
+    }
+
+    /* the scores on h^K, whose rows are B^K's positions */
+    const int n = b->n, nn = n * b->nneg;
+    for (int k = 0; k < n; k++) {
+        s->ru[k] = g->local[s->ru[k]];
+        s->rp[k] = g->local[s->rp[k]];
+    }
+    for (int k = 0; k < nn; k++) {
+        s->rnu[k] = g->local[s->rnu[k]];
+        s->rn[k] = g->local[s->rn[k]];
+    }
+    const int K = g->layers;
+    memset(g->dh[K], 0, (size_t)g->sub.n[K] * d * sizeof(float));
+    double loss = trn_scores_eval(s, g->dh[K], g->acts.h[K], d, m, b);
+    backward(m);
+    reset_local(g);
+    return loss;
+}
+
+/* The forward over every node with full neighbourhoods (B^k = all nodes, in order; each list in
+ * index order, which is also lstm's order here) into a, which the caller frees with acts_free.
+ * 0 or ENG_ENOMEM. */
+static int full_forward(const trn_model_t *m, sage_acts_t *a)
+{
+    const sage_t *g = m->impl;
+    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS];
+    sage_graph_t sg = {0};
+    int32_t *all = malloc((size_t)g->nodes * sizeof *all);
+    for (int k = 0; k <= g->layers; k++) {
+        cap[k] = g->nodes;
+        sg.n[k] = (int32_t)g->nodes;
+        if (k < g->layers)
+            nnz[k] = g->adj->nnz;
+    }
+    if (!all || acts_alloc(a, cap, nnz, g->layers, g->dim, g->agg) < 0) {
+        free(all);
+        return ENG_ENOMEM;
+    }
+    for (int32_t v = 0; v < (int32_t)g->nodes; v++)
+        all[v] = v;
+    sg.node = all;
+    for (int l = 0; l < g->layers; l++) {
+        sg.ptr[l] = g->adj->ptr;
+        sg.idx[l] = g->adj->idx;
+    }
+    forward(m, &sg, a);
+    free(all);
+    return ENG_OK;
+}
+
+static int sage_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
+{
+    const sage_t *g = m->impl;
+    sage_acts_t a;
+    int rc = full_forward(m, &a);
+    if (rc == ENG_OK) {
+        const float *h = a.h[g->layers];
+        const size_t vu = (size_t)m->n_users * g->dim;
+        memcpy(user_vecs, h, vu * sizeof *user_vecs);
+        memcpy(item_vecs, h + vu, (size_t)m->n_items * g->dim * sizeof *item_vecs);
+    }
+    acts_free(&a);
+    return rc;
+}
+
+/* sage.item_layers [items x K dim]: each item's h^0..h^{K-1} over full neighbourhoods, what
+ * trn_sage_fold_in needs to embed a new user. */
+static int sage_extras(trn_model_t *m, trn_extra_t *out)
+{
+    sage_t *g = m->impl;
+    const int d = g->dim, L = g->layers;
+    if (!g->item_layers &&
+        !(g->item_layers = malloc((size_t)m->n_items * L * d * sizeof *g->item_layers)))
+        return ENG_ENOMEM;
+    sage_acts_t a;
+    int rc = full_forward(m, &a);
+    if (rc == ENG_OK)
+        for (int l = 0; l < L; l++)
+            trn_concat_forward(g->item_layers, a.h[l] + (size_t)m->n_users * d, m->n_items, d,
+                               L * d, l * d);
+    acts_free(&a);
+    if (rc < 0)
+        return rc;
+    out[0] = (trn_extra_t){"sage.item_layers", g->item_layers, m->n_items, (int64_t)L * d,
+                           TRN_ROWS_ITEMS};
+    return 1;
+}
+
+int trn_sage_fold_in(const trn_model_t *m, const float *item_layers, const int32_t *items, int n,
+                     const float *feature, float *out)
+{
+    if (m->ops != &trn_graphsage_ops || n < 0)
+        return ENG_EINVAL;
+    for (int j = 0; j < n; j++)
+        if (items[j] < 0 || items[j] >= m->n_items)
+            return ENG_EINVAL;
+    const sage_cfg_t *c = m->cfg;
+    const int d = c->dim, L = c->layers;
+    /* one node (row 0, the user) whose list is rows 1..n, the items */
+    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS], ptr[2] = {0, n};
+    for (int k = 0; k <= L; k++) {
+        cap[k] = n + 1;
+        if (k < L)
+            nnz[k] = n;
+    }
+    sage_acts_t a;
+    int32_t *idx = malloc(((size_t)n + 1) * sizeof *idx);
+    int rc = idx ? acts_alloc(&a, cap, nnz, L, d, c->aggregator) : ENG_ENOMEM;
+    if (rc == ENG_OK) {
+        for (int j = 0; j < n; j++) {
+            idx[j] = j + 1;
+            for (int l = 0; l < L; l++)
+                memcpy(a.h[l] + (size_t)(j + 1) * d,
+                       item_layers + ((size_t)items[j] * L + (size_t)l) * d,
+                       (size_t)d * sizeof(float));
+        }
+        if (feature) {
+            memcpy(a.h[0], feature, (size_t)d * sizeof(float));
+        } else {
+            trn_agg_mean_forward(a.h[0], a.h[0], ptr, idx, 1, d, 1);
+        }
+        for (int l = 0; l < L; l++)
+            layer_forward(m, l, 1, n + 1, ptr, idx, &a);
+        memcpy(out, a.h[L], (size_t)d * sizeof *out);
+    }
+    if (idx)
+        acts_free(&a);
+    free(idx);
+    return rc;
+}
+
+/* user_emb and item_emb (layer 0), then per layer W (and P, pb, or Lx, Lh, lb). */
+static int sage_views(const trn_model_t *m, trn_view_t *out)
+{
+    const sage_cfg_t *c = m->cfg;
+    const int64_t d = c->dim;
+    int n = trn_embedding_views(m, d, out);
+    for (int l = 0; l < c->layers; l++) {
+        const size_t w = weight_offset(m, l);
+        out[n++] = (trn_view_t){weight_names[l], w, 2 * d, d, TRN_ROWS_NONE};
+        if (c->aggregator == SAGE_POOL) {
+            out[n++] = (trn_view_t){pool_w_names[l], w + 2 * d * d, d, d, TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){pool_b_names[l], w + 3 * d * d, 1, d, TRN_ROWS_NONE};
+        }
+        if (c->aggregator == SAGE_LSTM) {
+            out[n++] = (trn_view_t){lstm_x_names[l], w + 2 * d * d, d, 4 * d, TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){lstm_h_names[l], w + 6 * d * d, d, 4 * d, TRN_ROWS_NONE};
+            out[n++] = (trn_view_t){lstm_b_names[l], w + 10 * d * d, 1, 4 * d, TRN_ROWS_NONE};
+        }
+    }
+    return n;
+}
+
+/* Not mse: the vectors are unit length (the paper's normalisation), so a score stays in [-1, 1]
+ * and cannot regress ratings. */
+const trn_model_ops_t trn_graphsage_ops = {
+    .losses =
+        TRN_LOSS_BIT(TRN_LOSS_BPR) | TRN_LOSS_BIT(TRN_LOSS_BCE) | TRN_LOSS_BIT(TRN_LOSS_MARGIN),
+    .kind = "graphsage",
+    .about = "GraphSAGE (Hamilton et al., NeurIPS 2017): sampled neighbourhoods, mean, max, pool "
+             "or LSTM aggregators",
+    .hparams = hparams,
+    .n_hparams = sizeof hparams / sizeof hparams[0],
+    .config_size = sizeof(sage_cfg_t),
+    .n_params = sage_n_params,
+    .vec_dim = sage_vec_dim,
+    .init = sage_init,
+    .batch_grad = sage_batch_grad,
+    .vectors = sage_vectors,
+    .views = sage_views,
+    .extras = sage_extras,
+    .free_impl = sage_free,
+};
