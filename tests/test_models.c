@@ -452,6 +452,34 @@ static trn_data_t *data_with_test_only_ids(const char *dir)
     return d;
 }
 
+/* Tensor name of the loaded version s holds data [rows x cols] of the model trained on d, with
+ * only the trained rows when rows_of says whose rows they are, in the version's order. */
+static void check_published(const trn_model_ops_t *ops, const sto_model_t *s, const trn_data_t *d,
+                            const char *name, const float *data, int64_t rows, int64_t cols,
+                            trn_rows_t rows_of)
+{
+    const sto_tensor_t *t = sto_model_tensor(s, name);
+    if (!t)
+        fail_msg("%s: no tensor %s", ops->kind, name);
+    assert_int_equal(t->dtype, STO_F32);
+    assert_int_equal(t->ndim, 2);
+    assert_int_equal(t->shape[1], cols);
+    const eng_idmap_t *ids = rows_of == TRN_ROWS_USERS   ? s->users
+                             : rows_of == TRN_ROWS_ITEMS ? s->items
+                                                         : NULL;
+    const eng_idmap_t *src = rows_of == TRN_ROWS_USERS ? d->users : d->items;
+    assert_int_equal(t->shape[0], ids ? eng_idmap_size(ids) : rows);
+    for (int64_t r = 0; r < t->shape[0]; r++) {
+        int64_t from = r;
+        if (ids) {
+            const char *id = eng_idmap_name(ids, (int32_t)r);
+            from = eng_idmap_find(src, id, strlen(id));
+        }
+        assert_memory_equal((const float *)t->data + r * cols, data + from * cols,
+                            (size_t)cols * sizeof(float));
+    }
+}
+
 static void test_publish_round_trip(void **state)
 {
     (void)state;
@@ -513,61 +541,22 @@ static void test_publish_round_trip(void **state)
             assert_memory_equal(s->item_vecs + (size_t)i * dim, iv + (size_t)di * dim,
                                 (size_t)dim * sizeof(float));
         }
-        /* every view as param, adam_m and adam_v, rows as the vectors' */
+        /* every view as param, adam_m and adam_v, and the kind's extras, rows as the vectors' */
         const char *prefix[3] = {"param", "adam_m", "adam_v"};
         const float *block[3] = {m->params, m->adam_m, m->adam_v};
         for (int p = 0; p < 3; p++)
             for (int v = 0; v < nv; v++) {
                 char name[96];
                 snprintf(name, sizeof name, "%s.%s", prefix[p], views[v].name);
-                const sto_tensor_t *t = sto_model_tensor(s, name);
-                if (!t)
-                    fail_msg("%s: no tensor %s", ops->kind, name);
-                assert_int_equal(t->dtype, STO_F32);
-                assert_int_equal(t->ndim, 2);
-                assert_int_equal(t->shape[1], views[v].cols);
-                const eng_idmap_t *ids = views[v].rows_of == TRN_ROWS_USERS   ? s->users
-                                         : views[v].rows_of == TRN_ROWS_ITEMS ? s->items
-                                                                              : NULL;
-                const eng_idmap_t *src = views[v].rows_of == TRN_ROWS_USERS ? d->users : d->items;
-                assert_int_equal(t->shape[0], ids ? eng_idmap_size(ids) : views[v].rows);
-                for (int64_t r = 0; r < t->shape[0]; r++) {
-                    int64_t from = r;
-                    if (ids) {
-                        const char *id = eng_idmap_name(ids, (int32_t)r);
-                        from = eng_idmap_find(src, id, strlen(id));
-                    }
-                    assert_memory_equal((const float *)t->data + r * t->shape[1],
-                                        block[p] + views[v].offset + from * views[v].cols,
-                                        (size_t)views[v].cols * sizeof(float));
-                }
+                check_published(ops, s, d, name, block[p] + views[v].offset, views[v].rows,
+                                views[v].cols, views[v].rows_of);
             }
-        /* the kind's extras, rows as the vectors' */
         trn_extra_t extras[TRN_MAX_VIEWS];
         int ne = ops->extras ? ops->extras(m, extras) : 0;
         assert_true(ne >= 0);
-        for (int x = 0; x < ne; x++) {
-            const sto_tensor_t *t = sto_model_tensor(s, extras[x].name);
-            if (!t)
-                fail_msg("%s: no tensor %s", ops->kind, extras[x].name);
-            assert_int_equal(t->ndim, 2);
-            assert_int_equal(t->shape[1], extras[x].cols);
-            const eng_idmap_t *ids = extras[x].rows_of == TRN_ROWS_USERS   ? s->users
-                                     : extras[x].rows_of == TRN_ROWS_ITEMS ? s->items
-                                                                           : NULL;
-            const eng_idmap_t *src = extras[x].rows_of == TRN_ROWS_USERS ? d->users : d->items;
-            assert_int_equal(t->shape[0], ids ? eng_idmap_size(ids) : extras[x].rows);
-            for (int64_t r = 0; r < t->shape[0]; r++) {
-                int64_t from = r;
-                if (ids) {
-                    const char *id = eng_idmap_name(ids, (int32_t)r);
-                    from = eng_idmap_find(src, id, strlen(id));
-                }
-                assert_memory_equal((const float *)t->data + r * t->shape[1],
-                                    extras[x].data + from * extras[x].cols,
-                                    (size_t)extras[x].cols * sizeof(float));
-            }
-        }
+        for (int x = 0; x < ne; x++)
+            check_published(ops, s, d, extras[x].name, extras[x].data, extras[x].rows,
+                            extras[x].cols, extras[x].rows_of);
         const sto_tensor_t *step = sto_model_tensor(s, "adam.step");
         assert_non_null(step);
         assert_int_equal(*(const int64_t *)step->data, m->adam.step);
