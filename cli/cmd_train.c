@@ -509,6 +509,7 @@ int cli_cmd_train(int argc, char **argv)
     rs.epochs_json = json_array();
     json_t *params = params_json(&a, d);
     json_object_set_new(report, "model", json_string(a.ops->kind));
+    json_object_set_new(report, "parameters", json_integer((json_int_t)m->n_params));
     json_object_set_new(report, "params", params);
     json_object_set_new(report, "epochs", rs.epochs_json);
     if (!epochs || !report || !rs.epochs_json || !params) {
