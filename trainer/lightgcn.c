@@ -54,18 +54,16 @@ static const trn_hparam_t hparams[] = {
 
 typedef struct {
     int dim, layers;
-    eng_csr_t *adj;    /* [N x N], N = users + items */
-    float *final;      /* [N x dim] propagated embeddings */
-    float *dfinal;     /* [N x dim] their gradient */
-    float *layer_out;  /* [layers x N x dim] */
-    float *scratch;    /* [2 x N x dim] */
-    int32_t *ru, *rp;  /* [batch] the batch's user and positive rows in the node numbering */
-    int32_t *rn, *rnu; /* [batch x negatives] negative rows, and the user row of each */
-    int32_t *rows;     /* [batch x (2 + negatives)] the distinct rows among them */
+    eng_csr_t *adj;      /* [N x N], N = users + items */
+    float *final;        /* [N x dim] propagated embeddings */
+    float *dfinal;       /* [N x dim] their gradient */
+    float *layer_out;    /* [layers x N x dim] */
+    float *scratch;      /* [2 x N x dim] */
+    trn_scores_t scores; /* the batch's rows in the node numbering, scores and their gradients */
+    int32_t *rows;       /* [batch x (2 + negatives)] the distinct rows among them */
     int32_t n_rows;
     uint32_t *mark; /* [N] mark[r] == stamp: row r already in rows */
     uint32_t stamp;
-    float *pos, *neg, *dpos, *dneg;
     float *item_layers; /* [n_items x layers * dim], built for publishing (extras) */
 } lightgcn_t;
 
@@ -79,16 +77,9 @@ static void lightgcn_free(void *impl)
     free(g->dfinal);
     free(g->layer_out);
     free(g->scratch);
-    free(g->ru);
-    free(g->rp);
-    free(g->rn);
-    free(g->rnu);
+    trn_scores_free(&g->scores);
     free(g->rows);
     free(g->mark);
-    free(g->pos);
-    free(g->neg);
-    free(g->dpos);
-    free(g->dneg);
     free(g->item_layers);
     free(g);
 }
@@ -124,18 +115,10 @@ static int lightgcn_init(trn_model_t *m, eng_error_t *err)
     g->dfinal = malloc(nd * sizeof(float));
     g->layer_out = malloc((L ? (size_t)L : 1) * nd * sizeof(float));
     g->scratch = malloc(2 * nd * sizeof(float));
-    g->ru = malloc(cap * sizeof(int32_t));
-    g->rp = malloc(cap * sizeof(int32_t));
-    g->rn = malloc(cap * nneg * sizeof(int32_t));
-    g->rnu = malloc(cap * nneg * sizeof(int32_t));
     g->rows = malloc((2 + nneg) * cap * sizeof(int32_t));
     g->mark = calloc((size_t)g->adj->rows, sizeof(uint32_t));
-    g->pos = malloc(cap * sizeof(float));
-    g->neg = malloc(cap * nneg * sizeof(float));
-    g->dpos = malloc(cap * sizeof(float));
-    g->dneg = malloc(cap * nneg * sizeof(float));
-    if (!g->final || !g->dfinal || !g->layer_out || !g->scratch || !g->ru || !g->rp || !g->rn ||
-        !g->rnu || !g->rows || !g->mark || !g->pos || !g->neg || !g->dpos || !g->dneg)
+    if (!g->final || !g->dfinal || !g->layer_out || !g->scratch || !g->rows || !g->mark ||
+        trn_scores_alloc(&g->scores, (int)cap, (int)nneg) < 0)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
     /* N(0, 0.1) as the LightGCN code's nn.init.normal_(std=0.1). */
     eng_rng_t rng;
@@ -162,9 +145,7 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *
 {
     lightgcn_t *g = m->impl;
     const int dim = g->dim, L = g->layers, th = m->threads, n = b->n, nneg = b->nneg;
-    const int nn = n * nneg;
     const size_t nd = m->n_params;
-    const int32_t nu = m->n_users;
     const float scale = 1.0f / (float)(L + 1);
     const float *e0 = m->params;
 
@@ -172,18 +153,14 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *
         memset(g->mark, 0, (size_t)g->adj->rows * sizeof *g->mark);
         g->stamp = 1;
     }
+    trn_scores_t *sc = &g->scores;
+    trn_scores_rows(sc, m, b);
     g->n_rows = 0;
     for (int k = 0; k < n; k++) {
-        g->ru[k] = b->users[k];
-        g->rp[k] = nu + b->pos[k];
-        add_row(g, g->ru[k]);
-        add_row(g, g->rp[k]);
-        for (int j = 0; j < nneg; j++) {
-            int q = k * nneg + j;
-            g->rnu[q] = b->users[k];
-            g->rn[q] = nu + b->neg[q];
-            add_row(g, g->rn[q]);
-        }
+        add_row(g, sc->ru[k]);
+        add_row(g, sc->rp[k]);
+        for (int j = 0; j < nneg; j++)
+            add_row(g, sc->rn[k * nneg + j]);
     }
 
     /* forward: final[R] = scale * (e0 + X1 + ... + X_{L-1} + A X_{L-1})[R] */
@@ -207,18 +184,9 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *
         memset(g->dfinal + off, 0, (size_t)dim * sizeof(float));
     }
 
-    const trn_common_hp_t *hp = m->hp;
-    trn_dot_forward(g->pos, g->final, g->ru, g->rp, n, dim);
-    trn_dot_forward(g->neg, g->final, g->rnu, g->rn, nn, dim);
-    double loss = trn_loss_forward(hp->loss, g->pos, g->neg, b->rating, n, nneg, hp->margin);
+    double loss = trn_scores_eval(sc, g->dfinal, g->final, dim, m, b);
 
     /* backward: de0 += scale * (I + A + ... + A^L) dfinal, dfinal non-zero on R only */
-    memset(g->dpos, 0, (size_t)n * sizeof(float));
-    memset(g->dneg, 0, (size_t)nn * sizeof(float));
-    trn_loss_backward(hp->loss, g->dpos, g->dneg, 1.0f, g->pos, g->neg, b->rating, n, nneg,
-                      hp->margin);
-    trn_dot_backward(g->dfinal, g->dpos, g->final, g->ru, g->rp, n, dim);
-    trn_dot_backward(g->dfinal, g->dneg, g->final, g->rnu, g->rn, nn, dim);
     for (int32_t q = 0; q < g->n_rows; q++) {
         size_t off = (size_t)g->rows[q] * dim;
         for (int j = 0; j < dim; j++)
@@ -237,12 +205,7 @@ static double lightgcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *
     }
 
     /* L2 on the batch's layer-0 rows, scaled decay / 2 / batch, as the LightGCN code. */
-    const float dl2 = hp->decay * 0.5f / (float)n;
-    trn_l2_backward(m->grads, dl2, e0, g->ru, n, dim);
-    trn_l2_backward(m->grads, dl2, e0, g->rp, n, dim);
-    trn_l2_backward(m->grads, dl2, e0, g->rn, nn, dim);
-    *reg = (double)dl2 * (trn_l2_forward(e0, g->ru, n, dim) + trn_l2_forward(e0, g->rp, n, dim) +
-                          trn_l2_forward(e0, g->rn, nn, dim));
+    *reg = trn_scores_l2(sc, m->grads, e0, dim, m->hp->decay, b);
     return loss;
 }
 
