@@ -426,6 +426,23 @@ static void test_mse_training(void **state)
     trn_data_free(d);
 }
 
+/* A kind that needs side data the run lacks is refused, naming what is missing. */
+static void test_missing_input(void **state)
+{
+    (void)state;
+    trn_model_ops_t kg_kind = *trn_model_find("mf");
+    kg_kind.needs = TRN_NEEDS_KG;
+    eng_csr_t *train = test_random_train(9, 8, 3, 31);
+    trn_inputs_t in = {.train = train};
+    void *cfg = config(&kg_kind, NULL);
+    eng_error_t err = {0};
+    assert_null(trn_model_new(&kg_kind, cfg, &in, 1, 1, &err));
+    assert_int_equal(err.code, ENG_EINVAL);
+    assert_string_equal(err.msg, "model mf needs a knowledge graph");
+    free(cfg);
+    eng_csr_free(train);
+}
+
 /* Data with a user (u_new) and an item (i_new) that only the test file has. */
 static trn_data_t *data_with_test_only_ids(const char *dir)
 {
@@ -640,7 +657,7 @@ int main(void)
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_own_sampler),
         cmocka_unit_test(test_mse_training),      cmocka_unit_test(test_publish_round_trip),
         cmocka_unit_test(test_hparam_list),       cmocka_unit_test(test_graphsage_variants),
-        cmocka_unit_test(test_graphsage_fold_in),
+        cmocka_unit_test(test_graphsage_fold_in), cmocka_unit_test(test_missing_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
