@@ -179,18 +179,19 @@ static ENG_ALWAYS_INLINE void row_any(float *restrict o, const eng_csr_t *m,
     }
 }
 
-/* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL), and
- * acc[r] += alpha * out[r] when acc is not NULL. */
+/* out[r] = (m x)[r] for rows r0..r1 (or the rows in list[r0..r1) when list is not NULL, each
+ * written to out[q], its place in the list, when packed), and acc[r] += alpha * out[r] when acc is
+ * not NULL. */
 static ENG_ALWAYS_INLINE void rows_kernel(float *restrict out, float *restrict acc, float alpha,
                                           const eng_csr_t *m, const float *restrict x, int dim,
-                                          const int32_t *list, int32_t r0, int32_t r1)
+                                          const int32_t *list, int packed, int32_t r0, int32_t r1)
 {
     /* Over a run of consecutive rows the prefetch looks ahead into the next rows' neighbours
      * too: most rows are shorter than the distance that hides the latency. */
     const int64_t run_end = list || r1 <= r0 ? 0 : m->ptr[r1];
     for (int32_t q = r0; q < r1; q++) {
         int32_t r = list ? list[q] : q;
-        float *o = out + (size_t)r * dim;
+        float *o = out + (size_t)(packed ? q : r) * dim;
         const int64_t b = m->ptr[r], e = m->ptr[r + 1], pf_end = list ? e : run_end;
         if (dim == 64)
             row64(o, m, x, b, e, pf_end);
@@ -204,18 +205,25 @@ static ENG_ALWAYS_INLINE void rows_kernel(float *restrict out, float *restrict a
     }
 }
 
-/* One thread's part of eng_csr_scatter_rows: the contributions of the n listed rows to the
- * destination rows c0..c1, found by binary search in each sorted row. */
+/* One thread's part of eng_csr_scatter_rows: the contributions of the n listed rows (row rows[q]
+ * of x, or row q when packed) to the destination rows c0..c1, found by binary search in each
+ * sorted row. */
 static ENG_ALWAYS_INLINE void scatter_kernel(float *restrict out, float *restrict acc, float alpha,
                                              const eng_csr_t *m, const float *restrict x, int dim,
-                                             const int32_t *rows, int32_t n, int32_t c0, int32_t c1)
+                                             const int32_t *rows, int packed, int32_t n, int32_t c0,
+                                             int32_t c1)
 {
     for (int32_t q = 0; q < n; q++) {
         int32_t r = rows[q];
-        const float *xr = x + (size_t)r * dim;
+        const float *xr = x + (size_t)(packed ? q : r) * dim;
         int64_t k = lower_bound(m->idx, m->ptr[r], m->ptr[r + 1], c0);
         const int64_t e = lower_bound(m->idx, k, m->ptr[r + 1], c1);
         for (; k < e; k++) {
+            if (k + PREFETCH_AHEAD < e) { /* the destination rows are random, as a gather's */
+                const char *p = (const char *)(out + (size_t)m->idx[k + PREFETCH_AHEAD] * dim);
+                for (size_t j = 0; j < (size_t)dim * sizeof(float); j += 64)
+                    __builtin_prefetch(p + j, 1);
+            }
             float v = m->val[k], va = alpha * v;
             float *o = out + (size_t)m->idx[k] * dim;
             for (int j = 0; j < dim; j++)
@@ -233,30 +241,31 @@ static ENG_ALWAYS_INLINE void scatter_kernel(float *restrict out, float *restric
  * what limits the product is memory latency, not vector width. */
 #define ROWS_ARGS                                                                                  \
     float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,                     \
-        const float *restrict x, int dim, const int32_t *list, int32_t r0, int32_t r1
+        const float *restrict x, int dim, const int32_t *list, int packed, int32_t r0, int32_t r1
 #define SCATTER_ARGS                                                                               \
     float *restrict out, float *restrict acc, float alpha, const eng_csr_t *m,                     \
-        const float *restrict x, int dim, const int32_t *rows, int32_t n, int32_t c0, int32_t c1
+        const float *restrict x, int dim, const int32_t *rows, int packed, int32_t n, int32_t c0,  \
+        int32_t c1
 
 static void rows_baseline(ROWS_ARGS)
 {
-    rows_kernel(out, acc, alpha, m, x, dim, list, r0, r1);
+    rows_kernel(out, acc, alpha, m, x, dim, list, packed, r0, r1);
 }
 
 static void scatter_baseline(SCATTER_ARGS)
 {
-    scatter_kernel(out, acc, alpha, m, x, dim, rows, n, c0, c1);
+    scatter_kernel(out, acc, alpha, m, x, dim, rows, packed, n, c0, c1);
 }
 
 #if ENG_SIMD_X86
 ENG_TARGET_AVX2 static void rows_avx2(ROWS_ARGS)
 {
-    rows_kernel(out, acc, alpha, m, x, dim, list, r0, r1);
+    rows_kernel(out, acc, alpha, m, x, dim, list, packed, r0, r1);
 }
 
 ENG_TARGET_AVX2 static void scatter_avx2(SCATTER_ARGS)
 {
-    scatter_kernel(out, acc, alpha, m, x, dim, rows, n, c0, c1);
+    scatter_kernel(out, acc, alpha, m, x, dim, rows, packed, n, c0, c1);
 }
 #endif
 
@@ -276,7 +285,7 @@ void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, c
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        kernel(out, acc, alpha, m, x, dim, NULL, split_row(m, t, nt), split_row(m, t + 1, nt));
+        kernel(out, acc, alpha, m, x, dim, NULL, 0, split_row(m, t, nt), split_row(m, t + 1, nt));
     }
 }
 
@@ -285,8 +294,8 @@ void eng_csr_spmm(float *out, const eng_csr_t *m, const float *x, int dim, int t
     eng_csr_spmm_acc(out, NULL, 0.0f, m, x, dim, threads);
 }
 
-void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
-                       int32_t n, int threads)
+static void spmm_list(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
+                      int32_t n, int packed, int threads)
 {
     if (threads < 1)
         threads = 1;
@@ -295,12 +304,24 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, 
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         int32_t r0 = (int32_t)((int64_t)n * t / nt), r1 = (int32_t)((int64_t)n * (t + 1) / nt);
-        kernel(out, NULL, 0.0f, m, x, dim, rows, r0, r1);
+        kernel(out, NULL, 0.0f, m, x, dim, rows, packed, r0, r1);
     }
 }
 
-void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
-                          int dim, const int32_t *rows, int32_t n, int threads)
+void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
+                       int32_t n, int threads)
+{
+    spmm_list(out, m, x, dim, rows, n, 0, threads);
+}
+
+void eng_csr_spmm_packed(float *out, const eng_csr_t *m, const float *x, int dim,
+                         const int32_t *rows, int32_t n, int threads)
+{
+    spmm_list(out, m, x, dim, rows, n, 1, threads);
+}
+
+static void scatter_list(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                         int dim, const int32_t *rows, int packed, int32_t n, int threads)
 {
     if (threads < 1)
         threads = 1;
@@ -312,6 +333,19 @@ void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *
 #pragma omp parallel num_threads(threads)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        kernel(out, acc, alpha, m, x, dim, rows, n, split_row(m, t, nt), split_row(m, t + 1, nt));
+        kernel(out, acc, alpha, m, x, dim, rows, packed, n, split_row(m, t, nt),
+               split_row(m, t + 1, nt));
     }
+}
+
+void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
+                          int dim, const int32_t *rows, int32_t n, int threads)
+{
+    scatter_list(out, acc, alpha, m, x, dim, rows, 0, n, threads);
+}
+
+void eng_csr_scatter_packed(float *out, const eng_csr_t *m, const float *x, int dim,
+                            const int32_t *rows, int32_t n, int threads)
+{
+    scatter_list(out, NULL, 0.0f, m, x, dim, rows, 1, n, threads);
 }

@@ -50,6 +50,12 @@ void eng_csr_spmm_acc(float *out, float *acc, float alpha, const eng_csr_t *m, c
 void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, const int32_t *rows,
                        int32_t n, int threads);
 
+/* As eng_csr_spmm_rows with the output packed: out[k] = (m x)[rows[k]], out [n x dim]. A model
+ * that computes a layer for some rows only keeps that layer's rows packed, for its dense
+ * products. */
+void eng_csr_spmm_packed(float *out, const eng_csr_t *m, const float *x, int dim,
+                         const int32_t *rows, int32_t n, int threads);
+
 /* out += m * x for an x that is zero outside the n listed rows, computed by scattering those rows
  * along their columns: out[c] += m[r][c] x[r]. That equals m x only when m is symmetric (it reads
  * row r for column r). acc, when not NULL, receives acc += alpha * (the same contributions).
@@ -57,5 +63,11 @@ void eng_csr_spmm_rows(float *out, const eng_csr_t *m, const float *x, int dim, 
  * result does not depend on the thread count (each destination sums in list order). */
 void eng_csr_scatter_rows(float *out, float *acc, float alpha, const eng_csr_t *m, const float *x,
                           int dim, const int32_t *rows, int32_t n, int threads);
+
+/* out[cols x dim] += m^T x for x [n x dim] packed (x[k] is the value of row rows[k]), m square,
+ * symmetric or not: the backward of eng_csr_spmm_packed. Threaded and deterministic as
+ * eng_csr_scatter_rows. */
+void eng_csr_scatter_packed(float *out, const eng_csr_t *m, const float *x, int dim,
+                            const int32_t *rows, int32_t n, int threads);
 
 #endif

@@ -278,6 +278,11 @@ static void test_spmm_kinds(void **state)
                 assert_memory_equal(y3 + (size_t)rows[q] * dim, y[k] + (size_t)rows[q] * dim,
                                     dim * sizeof *y3);
             assert_true(y3[(size_t)1 * dim] == 0.0f);
+            /* packed: row q of the output is listed row rows[q], the same bits */
+            eng_csr_spmm_packed(y3, a, x, dim, rows, 5, 2);
+            for (int q = 0; q < 5; q++)
+                assert_memory_equal(y3 + (size_t)q * dim, y[k] + (size_t)rows[q] * dim,
+                                    dim * sizeof *y3);
             /* scatter from the listed rows = the product of x restricted to them (a is
              * symmetric), the same bits for 1 and 3 threads */
             float *s1 = s[k];
@@ -287,6 +292,34 @@ static void test_spmm_kinds(void **state)
             eng_csr_scatter_rows(s3, sacc, 0.5f, a, xs, dim, rows, 5, 3);
             check_product(s1, a, xs, dim, rows, 5);
             assert_memory_equal(s1, s3, bytes);
+            /* the packed input gives the same sums */
+            for (int q = 0; q < 5; q++)
+                memcpy(y3 + (size_t)q * dim, xs + (size_t)rows[q] * dim, dim * sizeof *y3);
+            memset(s3, 0, bytes);
+            eng_csr_scatter_packed(s3, a, y3, dim, rows, 5, 3);
+            assert_memory_equal(s1, s3, bytes);
+            /* and it is the transpose's product when m is not symmetric: values made
+             * asymmetric, against the double-precision m^T x */
+            float *saved_val = a->val, *asym = malloc((size_t)a->nnz * sizeof *asym);
+            for (int64_t e = 0; e < a->nnz; e++)
+                asym[e] = saved_val[e] * (1.0f + 0.25f * (float)(e % 3));
+            a->val = asym;
+            memset(s3, 0, bytes);
+            eng_csr_scatter_packed(s3, a, y3, dim, rows, 5, 2);
+            for (int32_t c = 0; c < a->rows; c++)
+                for (int j = 0; j < dim; j++) {
+                    double ref = 0, scale = 0;
+                    for (int q = 0; q < 5; q++)
+                        for (int64_t e = a->ptr[rows[q]]; e < a->ptr[rows[q] + 1]; e++)
+                            if (a->idx[e] == c) {
+                                double p = (double)asym[e] * y3[(size_t)q * dim + j];
+                                ref += p;
+                                scale += fabs(p);
+                            }
+                    assert_true(fabs(s3[(size_t)c * dim + j] - ref) <= sum_bound(5, scale));
+                }
+            a->val = saved_val;
+            free(asym);
             for (size_t i = 0; i < n; i++)
                 assert_true(sacc[i] == 0.5f * s1[i]);
         }

@@ -1,8 +1,9 @@
 /* GCN (Kipf & Welling, ICLR 2017) for recommendation, as the GCN baseline of the NGCF paper: node
  * embeddings of users and items propagated over the renormalised graph with a weight matrix and
  * a ReLU per layer, the layers' outputs concatenated. docs/models.md has the definition and the
- * choices. Each batch runs the whole graph forward and backward. */
+ * choices. Each batch computes each layer at its receptive field only (trainer/field.h). */
 #include "engine/rng.h"
+#include "trainer/field.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 #include "trainer/model.h"
@@ -30,16 +31,21 @@ static const trn_hparam_t hparams[] = {
 
 static const char *const weight_names[GCN_MAX_LAYERS] = {"W1", "W2", "W3", "W4", "W5", "W6"};
 
-/* The block: E0 [N x dim] (users' rows, then items'), then W_1..W_L [dim x dim]. */
+/* The block: E0 [N x dim] (users' rows, then items'), then W_1..W_L [dim x dim].
+ *
+ * Layer l's tensors hold the rows field.rows[l] in that order (packed): every row in a whole-graph
+ * forward, where they are node-indexed too. */
 typedef struct {
     int dim, layers, vd; /* vd = (layers + 1) dim, the published vectors' length */
     int64_t nodes;
     float p;
-    eng_csr_t *adj;            /* [N x N] D^-1/2 (A + I) D^-1/2 */
-    float *s, *z, *h;          /* [layers x N x dim]: Â H_{l-1}, its product with W_l, H_l */
-    uint8_t *mask;             /* [layers x N x dim] dropout masks */
-    float *final, *dfinal;     /* [N x vd] [H_0 | H_1 | ... | H_L] and its gradient */
-    float *gh, *ga, *gz, *tmp; /* [N x dim] backward scratch */
+    eng_csr_t *adj;        /* [N x N] D^-1/2 (A + I) D^-1/2 */
+    trn_field_t field;     /* the rows each layer computes */
+    float *s, *z, *h;      /* [layers x N x dim]: Â H_{l-1}, its product with W_l, H_l */
+    uint8_t *mask;         /* [layers x N x dim] dropout masks */
+    float *final, *dfinal; /* [N x vd] [H_0 | H_1 | ... | H_L] at the output rows, its gradient */
+    float *x, *gx;         /* [N x dim] node-indexed: the last layer's H, and a layer's gradient */
+    float *gh, *ga, *gz;   /* [N x dim] packed backward scratch */
     trn_scores_t scores;
 } gcn_t;
 
@@ -49,16 +55,11 @@ static void gcn_free(void *impl)
     if (!g)
         return;
     eng_csr_free(g->adj);
-    free(g->s);
-    free(g->z);
-    free(g->h);
+    trn_field_free(&g->field);
+    float *bufs[] = {g->s, g->z, g->h, g->final, g->dfinal, g->x, g->gx, g->gh, g->ga, g->gz};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
     free(g->mask);
-    free(g->final);
-    free(g->dfinal);
-    free(g->gh);
-    free(g->ga);
-    free(g->gz);
-    free(g->tmp);
     trn_scores_free(&g->scores);
     free(g);
 }
@@ -103,13 +104,13 @@ static int gcn_init(trn_model_t *m, eng_error_t *err)
     g->mask = malloc(L * nd);
     g->final = malloc((size_t)g->nodes * g->vd * sizeof *g->final);
     g->dfinal = malloc((size_t)g->nodes * g->vd * sizeof *g->dfinal);
-    g->gh = malloc(nd * sizeof *g->gh);
-    g->ga = malloc(nd * sizeof *g->ga);
-    g->gz = malloc(nd * sizeof *g->gz);
-    g->tmp = malloc(nd * sizeof *g->tmp);
-    if (!g->adj || !g->s || !g->z || !g->h || !g->mask || !g->final || !g->dfinal || !g->gh ||
-        !g->ga || !g->gz || !g->tmp ||
-        trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
+    float **scr[] = {&g->x, &g->gx, &g->gh, &g->ga, &g->gz};
+    int ok = g->adj && g->s && g->z && g->h && g->mask && g->final && g->dfinal &&
+             trn_field_alloc(&g->field, (int32_t)g->nodes, g->layers) == 0 &&
+             trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) == 0;
+    for (size_t i = 0; i < sizeof scr / sizeof *scr; i++)
+        ok &= (*scr[i] = malloc(nd * sizeof(float))) != NULL;
+    if (!ok)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
     /* Embeddings N(0, 0.1) as mf and lightgcn; weights Xavier, as Kipf & Welling's code. */
     eng_rng_t rng;
@@ -121,63 +122,93 @@ static int gcn_init(trn_model_t *m, eng_error_t *err)
     return ENG_OK;
 }
 
-/* final = [E0 | H_1 | ... | H_L] over all nodes, H_l = dropout(ReLU(Â H_{l-1} W_l)), with dropout
- * only when training (masks from the batch's RNG). */
+/* Row r of x [N x dim] into columns [col, col + d) of final's row r, for the field's output rows.
+ */
+static void to_final(gcn_t *g, const float *x, int col)
+{
+    const trn_field_t *f = &g->field;
+    for (int32_t q = 0; q < f->n[g->layers]; q++) {
+        const size_t r = (size_t)f->rows[g->layers][q];
+        memcpy(g->final + r * g->vd + col, x + r * g->dim, (size_t)g->dim * sizeof *x);
+    }
+}
+
+/* final = [E0 | H_1 | ... | H_L] at the output rows, H_l = dropout(ReLU(Â H_{l-1} W_l)) at layer
+ * l's rows, with dropout only when training (masks from the batch's RNG). */
 static void forward(trn_model_t *m, int training)
 {
     gcn_t *g = m->impl;
+    const trn_field_t *f = &g->field;
     const int d = g->dim, th = m->threads;
     const size_t nd = (size_t)g->nodes * d;
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
     const float *prev = m->params;
-    trn_concat_forward(g->final, prev, g->nodes, d, g->vd, 0);
+    to_final(g, prev, 0);
     for (int l = 0; l < g->layers; l++) {
+        const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
+        const size_t pn = (size_t)n * d;
         float *s = g->s + l * nd, *z = g->z + l * nd, *h = g->h + l * nd;
-        eng_csr_spmm(s, g->adj, prev, d, th);
-        trn_dense_forward(z, s, weight(m, m->params, l), NULL, g->nodes, d, d, th);
-        trn_lrelu_forward(h, z, 0.0f, nd);
+        eng_csr_spmm_packed(s, g->adj, prev, d, rows, n, th);
+        trn_dense_forward(z, s, weight(m, m->params, l), NULL, n, d, d, th);
+        trn_lrelu_forward(h, z, 0.0f, pn);
         if (training)
-            trn_dropout_forward(h, g->mask + l * nd, h, g->p, nd, &rng);
-        trn_concat_forward(g->final, h, g->nodes, d, g->vd, (l + 1) * d);
-        prev = h;
+            trn_dropout_forward(h, g->mask + l * nd, h, g->p, pn, &rng);
+        /* node-indexed for the next layer's product: it reads only rows of this layer */
+        for (int32_t q = 0; q < n; q++)
+            memcpy(g->x + (size_t)rows[q] * d, h + (size_t)q * d, (size_t)d * sizeof *h);
+        to_final(g, g->x, (l + 1) * d);
+        prev = g->x;
     }
 }
 
 static double gcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 {
     gcn_t *g = m->impl;
-    const int d = g->dim, th = m->threads;
-    const size_t nd = (size_t)g->nodes * d;
+    const trn_field_t *f = &g->field;
+    const int d = g->dim, th = m->threads, L = g->layers;
+    const size_t nd = (size_t)g->nodes * d, row = (size_t)d * sizeof(float);
+    trn_scores_rows(&g->scores, m, b);
+    trn_field_batch(&g->field, g->adj, &g->scores, b->n, b->nneg);
     forward(m, 1);
-    memset(g->dfinal, 0, (size_t)g->nodes * g->vd * sizeof *g->dfinal);
-    double loss = trn_scores_loss(&g->scores, g->dfinal, g->final, g->vd, m, b);
+    const int32_t *out = f->rows[L], n_out = f->n[L];
+    for (int32_t q = 0; q < n_out; q++)
+        memset(g->dfinal + (size_t)out[q] * g->vd, 0, (size_t)g->vd * sizeof *g->dfinal);
+    double loss = trn_scores_eval(&g->scores, g->dfinal, g->final, g->vd, m, b);
 
-    /* backward, layer L down to 1; gh holds dH_l */
-    memset(g->gh, 0, nd * sizeof *g->gh);
-    trn_concat_backward(g->gh, g->dfinal, g->nodes, d, g->vd, g->layers * d);
-    for (int l = g->layers - 1; l >= 0; l--) {
-        memset(g->ga, 0, nd * sizeof *g->ga);
-        trn_dropout_backward(g->ga, g->gh, g->mask + l * nd, g->p, nd);
-        memset(g->gz, 0, nd * sizeof *g->gz);
-        trn_lrelu_backward(g->gz, g->ga, g->z + l * nd, 0.0f, nd);
+    /* backward, layer L down to 1; gh holds dH_l packed over layer l's rows */
+    for (int32_t q = 0; q < n_out; q++)
+        memcpy(g->gh + (size_t)q * d, g->dfinal + (size_t)out[q] * g->vd + (size_t)L * d, row);
+    for (int l = L - 1; l >= 0; l--) {
+        const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
+        const size_t pn = (size_t)n * d;
+        memset(g->ga, 0, pn * sizeof *g->ga);
+        trn_dropout_backward(g->ga, g->gh, g->mask + l * nd, g->p, pn);
+        memset(g->gz, 0, pn * sizeof *g->gz);
+        trn_lrelu_backward(g->gz, g->ga, g->z + l * nd, 0.0f, pn);
         /* gs (in ga, free again) = dZ W^T, and dW_l */
-        memset(g->ga, 0, nd * sizeof *g->ga);
+        memset(g->ga, 0, pn * sizeof *g->ga);
         trn_dense_backward(g->ga, weight(m, m->grads, l), NULL, g->gz, g->s + l * nd,
-                           weight(m, m->params, l), g->nodes, d, d, th);
-        /* dH_{l-1} = its slice of dfinal + Â^T gs, Â symmetric; H_0 is E0 itself */
-        float *dprev = l == 0 ? m->grads : g->gh;
+                           weight(m, m->params, l), n, d, d, th);
+        /* dH_{l-1} = its slice of dfinal + Â^T gs, at the rows layer l read; H_0 is E0 itself */
+        float *dprev = l == 0 ? m->grads : g->gx;
         if (l > 0)
-            memset(g->gh, 0, nd * sizeof *g->gh);
-        trn_concat_backward(dprev, g->dfinal, g->nodes, d, g->vd, l * d);
-        eng_csr_spmm_acc(g->tmp, dprev, 1.0f, g->adj, g->ga, d, th);
+            for (int32_t q = 0; q < f->n[l]; q++)
+                memset(g->gx + (size_t)f->rows[l][q] * d, 0, row);
+        for (int32_t q = 0; q < n_out; q++)
+            trn_concat_backward(dprev + (size_t)out[q] * d, g->dfinal + (size_t)out[q] * g->vd, 1,
+                                d, g->vd, l * d);
+        eng_csr_scatter_packed(dprev, g->adj, g->ga, d, rows, n, th);
+        if (l > 0)
+            for (int32_t q = 0; q < f->n[l]; q++)
+                memcpy(g->gh + (size_t)q * d, g->gx + (size_t)f->rows[l][q] * d, row);
     }
 
     /* decay / 2 / batch * the batch's layer-0 rows (as lightgcn), plus decay / 2 * ||W_l||^2 */
     const float decay = m->hp->decay;
     *reg = trn_scores_l2(&g->scores, m->grads, m->params, d, decay, b);
     static const int32_t row0 = 0;
-    for (int l = 0; l < g->layers; l++) {
+    for (int l = 0; l < L; l++) {
         const float *w = weight(m, m->params, l);
         trn_l2_backward(weight(m, m->grads, l), 0.5f * decay, w, &row0, 1, d * d);
         *reg += 0.5 * decay * trn_l2_forward(w, &row0, 1, d * d);
@@ -188,6 +219,7 @@ static double gcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 static int gcn_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
     gcn_t *g = m->impl;
+    trn_field_all(&g->field);
     forward(m, 0);
     const size_t vu = (size_t)m->n_users * g->vd;
     memcpy(user_vecs, g->final, vu * sizeof *user_vecs);

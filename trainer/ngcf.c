@@ -2,8 +2,9 @@
  * layer a transformed sum of the neighbours' embeddings plus a transformed bi-interaction message,
  * each through LeakyReLU(0.2), message dropout, and the row-normalised layer outputs concatenated
  * with layer 0. docs/models.md has the definition and where the code and the paper differ. Each
- * batch runs the whole graph forward and backward. */
+ * batch computes each layer at its receptive field only (trainer/field.h). */
 #include "engine/rng.h"
+#include "trainer/field.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 #include "trainer/model.h"
@@ -45,22 +46,27 @@ static const char *const tensor_names[NGCF_MAX_LAYERS][N_TENSORS] = {
 };
 
 /* The block: E0 [N x dim] (users' rows, then items'), then per layer W_gc [dim x dim], b_gc
- * [dim], W_bi [dim x dim], b_bi [dim]. */
+ * [dim], W_bi [dim x dim], b_bi [dim].
+ *
+ * Layer l's tensors hold the rows field.rows[l] in that order (packed): every row in a whole-graph
+ * forward, where they are node-indexed too. */
 typedef struct {
     int dim, layers, vd; /* vd = (layers + 1) dim, the published vectors' length */
     int64_t nodes;
     float p, p_node;
     eng_csr_t *adj;        /* [N x N] D^-1/2 A D^-1/2 */
-    int64_t *transpose;    /* [nnz] the index of entry (c, r) for entry (r, c) */
-    float *val, *val_t;    /* [nnz] this batch's dropped graph and its transpose's values */
+    trn_field_t field;     /* the rows each layer computes */
+    float *val;            /* [nnz] this batch's graph: adj's values after node dropout */
     uint8_t *edge_mask;    /* [nnz] */
-    float *side, *p_msg;   /* [layers x N x dim] L E_l, and E_l * L E_l */
+    float *prev, *side;    /* [layers x N x dim] E_l at layer l's rows, and L E_l */
+    float *p_msg;          /* [layers x N x dim] E_l * L E_l */
     float *zgc, *zbi;      /* [layers x N x dim] the two messages before LeakyReLU */
     float *e;              /* [layers x N x dim] E_{l+1}, after message dropout */
     float *nrm, *norm;     /* [layers x N x dim] E_{l+1} row-normalised; [layers x N] the norms */
     uint8_t *mask;         /* [layers x N x dim] message dropout masks */
-    float *final, *dfinal; /* [N x vd] [E_0 | nrm_1 | ... | nrm_L] and its gradient */
-    float *ge, *gpre, *gz, *gside, *gp, *tmp; /* [N x dim] backward scratch */
+    float *final, *dfinal; /* [N x vd] [E_0 | nrm_1 | ... | nrm_L] at the output rows, gradient */
+    float *x, *gx;         /* [N x dim] node-indexed: the last layer's E, and a layer's gradient */
+    float *ge, *gn, *gpre, *gz, *gside, *gp, *tmp; /* [N x dim] packed backward scratch */
     trn_scores_t scores;
 } ngcf_t;
 
@@ -70,12 +76,12 @@ static void ngcf_free(void *impl)
     if (!g)
         return;
     eng_csr_free(g->adj);
-    float *bufs[] = {g->val,  g->val_t, g->side,  g->p_msg, g->zgc,    g->zbi,
-                     g->e,    g->nrm,   g->norm,  g->final, g->dfinal, g->ge,
-                     g->gpre, g->gz,    g->gside, g->gp,    g->tmp};
+    trn_field_free(&g->field);
+    float *bufs[] = {g->val, g->prev, g->side,  g->p_msg,  g->zgc, g->zbi, g->e,
+                     g->nrm, g->norm, g->final, g->dfinal, g->x,   g->gx,  g->ge,
+                     g->gn,  g->gpre, g->gz,    g->gside,  g->gp,  g->tmp};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
-    free(g->transpose);
     free(g->edge_mask);
     free(g->mask);
     trn_scores_free(&g->scores);
@@ -133,41 +139,24 @@ static int ngcf_init(trn_model_t *m, eng_error_t *err)
     if (!g->adj)
         return ENG_ENOMEM;
     const size_t nnz = (size_t)g->adj->nnz;
-    g->transpose = malloc(nnz * sizeof *g->transpose);
     g->val = malloc(nnz * sizeof *g->val);
-    g->val_t = malloc(nnz * sizeof *g->val_t);
     g->edge_mask = malloc(nnz);
-    float **lay[] = {&g->side, &g->p_msg, &g->zgc, &g->zbi, &g->e, &g->nrm};
+    float **lay[] = {&g->prev, &g->side, &g->p_msg, &g->zgc, &g->zbi, &g->e, &g->nrm};
     for (size_t i = 0; i < sizeof lay / sizeof *lay; i++)
         *lay[i] = malloc(L * nd * sizeof(float));
     g->norm = malloc(L * (size_t)g->nodes * sizeof *g->norm);
     g->mask = malloc(L * nd);
     g->final = malloc((size_t)g->nodes * g->vd * sizeof *g->final);
     g->dfinal = malloc((size_t)g->nodes * g->vd * sizeof *g->dfinal);
-    float **scr[] = {&g->ge, &g->gpre, &g->gz, &g->gside, &g->gp, &g->tmp};
-    int ok = trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) == 0;
+    float **scr[] = {&g->x, &g->gx, &g->ge, &g->gn, &g->gpre, &g->gz, &g->gside, &g->gp, &g->tmp};
+    int ok = trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) == 0 &&
+             trn_field_alloc(&g->field, (int32_t)g->nodes, g->layers) == 0;
     for (size_t i = 0; i < sizeof scr / sizeof *scr; i++)
         ok &= (*scr[i] = malloc(nd * sizeof(float))) != NULL;
     for (size_t i = 0; i < sizeof lay / sizeof *lay; i++)
         ok &= *lay[i] != NULL;
-    if (!ok || !g->transpose || !g->val || !g->val_t || !g->edge_mask || !g->norm || !g->mask ||
-        !g->final || !g->dfinal)
+    if (!ok || !g->val || !g->edge_mask || !g->norm || !g->mask || !g->final || !g->dfinal)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
-    /* The graph is symmetric in pattern: entry (r, c) has a twin (c, r), found by binary search. */
-    const eng_csr_t *a = g->adj;
-    for (int32_t r = 0; r < a->rows; r++)
-        for (int64_t k = a->ptr[r]; k < a->ptr[r + 1]; k++) {
-            const int32_t c2 = a->idx[k];
-            int64_t lo = a->ptr[c2], hi = a->ptr[c2 + 1] - 1;
-            while (lo < hi) {
-                int64_t mid = lo + (hi - lo) / 2;
-                if (a->idx[mid] < r)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            g->transpose[k] = lo;
-        }
     /* Xavier for every tensor, the embeddings and the biases [1 x dim] too, as the public code. */
     eng_rng_t rng;
     eng_rng_seed(&rng, m->seed, 0);
@@ -179,97 +168,130 @@ static int ngcf_init(trn_model_t *m, eng_error_t *err)
     return ENG_OK;
 }
 
-/* final = [E_0 | norm(E_1) | ... | norm(E_L)] over all nodes; while training, with the graph's
- * entries and the messages dropped (masks from the batch's RNG). *adj receives the graph the
- * forward used and *adj_t its transpose, for the backward (they share the pattern). */
-static void forward(trn_model_t *m, int training, eng_csr_t *adj, eng_csr_t *adj_t)
+/* final = [E_0 | norm(E_1) | ... | norm(E_L)] at the field's output rows, each layer computed at
+ * its rows; while training, with the graph's entries and the messages dropped (masks from the
+ * batch's RNG). *adj receives the graph the forward used, for the backward. */
+static void forward(trn_model_t *m, int training, eng_csr_t *adj)
 {
     ngcf_t *g = m->impl;
-    const int d = g->dim, th = m->threads;
-    const size_t nd = (size_t)g->nodes * d;
+    trn_field_t *f = &g->field;
+    const int d = g->dim, th = m->threads, L = g->layers;
+    const size_t nd = (size_t)g->nodes * d, row = (size_t)d * sizeof(float);
+    const int32_t *out = f->rows[L], n_out = f->n[L];
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
-    *adj = *adj_t = *g->adj;
+    *adj = *g->adj;
     if (training && g->p_node > 0.0f) {
-        const size_t nnz = (size_t)g->adj->nnz;
-        trn_dropout_forward(g->val, g->edge_mask, g->adj->val, g->p_node, nnz, &rng);
-        for (size_t k = 0; k < nnz; k++)
-            g->val_t[k] = g->val[g->transpose[k]];
+        trn_dropout_forward(g->val, g->edge_mask, g->adj->val, g->p_node, (size_t)g->adj->nnz,
+                            &rng);
         adj->val = g->val;
-        adj_t->val = g->val_t;
     }
-    const float *prev = m->params;
-    trn_concat_forward(g->final, prev, g->nodes, d, g->vd, 0);
-    for (int l = 0; l < g->layers; l++) {
-        const size_t o = (size_t)l * nd;
-        float *side = g->side + o, *pm = g->p_msg + o, *e = g->e + o;
-        eng_csr_spmm(side, adj, prev, d, th);
+    const float *x = m->params; /* E_l, node-indexed */
+    for (int32_t q = 0; q < n_out; q++)
+        memcpy(g->final + (size_t)out[q] * g->vd, x + (size_t)out[q] * d, row);
+    for (int l = 0; l < L; l++) {
+        const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
+        const size_t o = (size_t)l * nd, pn = (size_t)n * d;
+        float *prev = g->prev + o, *side = g->side + o, *pm = g->p_msg + o, *e = g->e + o;
+        for (int32_t q = 0; q < n; q++)
+            memcpy(prev + (size_t)q * d, x + (size_t)rows[q] * d, row);
+        eng_csr_spmm_packed(side, adj, x, d, rows, n, th);
         trn_dense_forward(g->zgc + o, side, tensor(m, m->params, l, W_GC),
-                          tensor(m, m->params, l, B_GC), g->nodes, d, d, th);
-        trn_mul_forward(pm, prev, side, nd);
+                          tensor(m, m->params, l, B_GC), n, d, d, th);
+        trn_mul_forward(pm, prev, side, pn);
         trn_dense_forward(g->zbi + o, pm, tensor(m, m->params, l, W_BI),
-                          tensor(m, m->params, l, B_BI), g->nodes, d, d, th);
-        trn_lrelu_forward(e, g->zgc + o, NGCF_SLOPE, nd);
-        trn_lrelu_forward(g->tmp, g->zbi + o, NGCF_SLOPE, nd);
-        for (size_t i = 0; i < nd; i++)
+                          tensor(m, m->params, l, B_BI), n, d, d, th);
+        trn_lrelu_forward(e, g->zgc + o, NGCF_SLOPE, pn);
+        trn_lrelu_forward(g->tmp, g->zbi + o, NGCF_SLOPE, pn);
+        for (size_t i = 0; i < pn; i++)
             e[i] += g->tmp[i];
         if (training)
-            trn_dropout_forward(e, g->mask + o, e, g->p, nd, &rng);
-        trn_l2norm_forward(g->nrm + o, g->norm + (size_t)l * g->nodes, e, g->nodes, d, th);
-        trn_concat_forward(g->final, g->nrm + o, g->nodes, d, g->vd, (l + 1) * d);
-        prev = e;
+            trn_dropout_forward(e, g->mask + o, e, g->p, pn, &rng);
+        float *nrm = g->nrm + o;
+        trn_l2norm_forward(nrm, g->norm + (size_t)l * g->nodes, e, n, d, th);
+        trn_field_positions(f, l + 1);
+        for (int32_t q = 0; q < n_out; q++)
+            memcpy(g->final + (size_t)out[q] * g->vd + (size_t)(l + 1) * d,
+                   nrm + (size_t)f->pos[out[q]] * d, row);
+        /* node-indexed for the next layer: it reads only rows of this layer */
+        for (int32_t q = 0; q < n; q++)
+            memcpy(g->x + (size_t)rows[q] * d, e + (size_t)q * d, row);
+        x = g->x;
     }
 }
 
 static double ngcf_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 {
     ngcf_t *g = m->impl;
-    const int d = g->dim, th = m->threads;
-    const size_t nd = (size_t)g->nodes * d, bytes = nd * sizeof(float);
-    eng_csr_t adj, adj_t;
-    forward(m, 1, &adj, &adj_t);
-    memset(g->dfinal, 0, (size_t)g->nodes * g->vd * sizeof *g->dfinal);
-    double loss = trn_scores_loss(&g->scores, g->dfinal, g->final, g->vd, m, b);
+    trn_field_t *f = &g->field;
+    const int d = g->dim, th = m->threads, L = g->layers;
+    const size_t nd = (size_t)g->nodes * d, row = (size_t)d * sizeof(float);
+    trn_scores_rows(&g->scores, m, b);
+    trn_field_batch(f, g->adj, &g->scores, b->n, b->nneg);
+    eng_csr_t adj;
+    forward(m, 1, &adj);
+    const int32_t *out = f->rows[L], n_out = f->n[L];
+    for (int32_t q = 0; q < n_out; q++)
+        memset(g->dfinal + (size_t)out[q] * g->vd, 0, (size_t)g->vd * sizeof *g->dfinal);
+    double loss = trn_scores_eval(&g->scores, g->dfinal, g->final, g->vd, m, b);
     /* The public code's regulariser: on the batch's final (concatenated) vectors. */
     *reg = trn_scores_l2(&g->scores, g->dfinal, g->final, g->vd, m->hp->decay, b);
 
-    /* backward, layer L down to 1; ge holds dE_l from the layer above (none above the last) */
-    memset(g->ge, 0, bytes);
-    for (int l = g->layers - 1; l >= 0; l--) {
-        const size_t o = (size_t)l * nd;
-        const float *prev = l ? g->e + o - nd : m->params;
-        memset(g->tmp, 0, bytes);
-        trn_concat_backward(g->tmp, g->dfinal, g->nodes, d, g->vd, (l + 1) * d);
-        trn_l2norm_backward(g->ge, g->tmp, g->nrm + o, g->norm + (size_t)l * g->nodes, g->nodes, d,
-                            th);
+    /* backward, layer L down to 1; ge holds dE_l from the layer above (none above the last),
+     * packed over layer l's rows */
+    memset(g->ge, 0, (size_t)n_out * row);
+    for (int l = L - 1; l >= 0; l--) {
+        const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
+        const size_t o = (size_t)l * nd, pn = (size_t)n * d, bytes = pn * sizeof(float);
+        memset(g->gn, 0, bytes);
+        trn_field_positions(f, l + 1);
+        for (int32_t q = 0; q < n_out; q++)
+            memcpy(g->gn + (size_t)f->pos[out[q]] * d,
+                   g->dfinal + (size_t)out[q] * g->vd + (size_t)(l + 1) * d, row);
+        trn_l2norm_backward(g->ge, g->gn, g->nrm + o, g->norm + (size_t)l * g->nodes, n, d, th);
         memset(g->gpre, 0, bytes);
-        trn_dropout_backward(g->gpre, g->ge, g->mask + o, g->p, nd);
+        trn_dropout_backward(g->gpre, g->ge, g->mask + o, g->p, pn);
         memset(g->gz, 0, bytes);
-        trn_lrelu_backward(g->gz, g->gpre, g->zgc + o, NGCF_SLOPE, nd);
+        trn_lrelu_backward(g->gz, g->gpre, g->zgc + o, NGCF_SLOPE, pn);
         memset(g->gside, 0, bytes);
         trn_dense_backward(g->gside, tensor(m, m->grads, l, W_GC), tensor(m, m->grads, l, B_GC),
-                           g->gz, g->side + o, tensor(m, m->params, l, W_GC), g->nodes, d, d, th);
+                           g->gz, g->side + o, tensor(m, m->params, l, W_GC), n, d, d, th);
         memset(g->gz, 0, bytes);
-        trn_lrelu_backward(g->gz, g->gpre, g->zbi + o, NGCF_SLOPE, nd);
+        trn_lrelu_backward(g->gz, g->gpre, g->zbi + o, NGCF_SLOPE, pn);
         memset(g->gp, 0, bytes);
         trn_dense_backward(g->gp, tensor(m, m->grads, l, W_BI), tensor(m, m->grads, l, B_BI), g->gz,
-                           g->p_msg + o, tensor(m, m->params, l, W_BI), g->nodes, d, d, th);
-        /* dE_{l-1}: through the bi-interaction and through the graph (transposed) */
-        float *dprev = l ? g->ge : m->grads;
+                           g->p_msg + o, tensor(m, m->params, l, W_BI), n, d, d, th);
+        /* dE_{l-1} (node-indexed, at the rows layer l read): through the bi-interaction, at
+         * layer l's own rows, and through the graph (transposed: scattered) */
+        memset(g->tmp, 0, bytes);
+        trn_mul_backward(g->tmp, g->gside, g->gp, g->prev + o, g->side + o, pn);
+        float *dprev = l ? g->gx : m->grads;
         if (l)
-            memset(g->ge, 0, bytes);
-        trn_mul_backward(dprev, g->gside, g->gp, prev, g->side + o, nd);
-        eng_csr_spmm_acc(g->tmp, dprev, 1.0f, &adj_t, g->gside, d, th);
+            for (int32_t q = 0; q < f->n[l]; q++)
+                memset(g->gx + (size_t)f->rows[l][q] * d, 0, row);
+        for (int32_t q = 0; q < n; q++) {
+            float *dst = dprev + (size_t)rows[q] * d;
+            const float *src = g->tmp + (size_t)q * d;
+            for (int j = 0; j < d; j++)
+                dst[j] += src[j];
+        }
+        eng_csr_scatter_packed(dprev, &adj, g->gside, d, rows, n, th);
+        if (l)
+            for (int32_t q = 0; q < f->n[l]; q++)
+                memcpy(g->ge + (size_t)q * d, g->gx + (size_t)f->rows[l][q] * d, row);
     }
-    trn_concat_backward(m->grads, g->dfinal, g->nodes, d, g->vd, 0);
+    for (int32_t q = 0; q < n_out; q++)
+        trn_concat_backward(m->grads + (size_t)out[q] * d, g->dfinal + (size_t)out[q] * g->vd, 1, d,
+                            g->vd, 0);
     return loss;
 }
 
 static int ngcf_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
     ngcf_t *g = m->impl;
-    eng_csr_t adj, adj_t;
-    forward(m, 0, &adj, &adj_t);
+    eng_csr_t adj;
+    trn_field_all(&g->field);
+    forward(m, 0, &adj);
     const size_t vu = (size_t)m->n_users * g->vd;
     memcpy(user_vecs, g->final, vu * sizeof *user_vecs);
     memcpy(item_vecs, g->final + vu, (size_t)m->n_items * g->vd * sizeof *item_vecs);
