@@ -13,8 +13,9 @@ and an item that the training file lacks, publish, serve, and check that
   - POST /v1/recommend folds a new user in for a kind that can, and is 422 for one that cannot
     (that the fold-in vector is the kind's rule is tests/test_foldin.c's check).
 Every answer these checks get is validated against proto/openapi.yaml (status and body, with
-serverlib's validator). A new model kind gets these checks by being registered. Also: a schema-1 store, written before
-named tensors, is upgraded by the server and served with the answers of the build that wrote it.
+serverlib's validator). A new model kind gets these checks by being registered. Also: a schema-1
+store, written before named tensors, is upgraded by the server and served with the answers of the
+build that wrote it.
 
 Run: GNNREC_BIN=build/gnnrec /usr/bin/python3 tests/test_models_served.py
 """
