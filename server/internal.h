@@ -38,7 +38,7 @@ typedef struct req {
     srv_job_t job;
     eng_scored_t *top;
     int32_t *exclude;
-    float *qbuf;             /* query vector copy (similar items) */
+    float *qbuf;             /* query vector: similar items; fold-in, then the kind's scratch */
     int32_t subject;         /* user or item index */
     int64_t n_known;         /* fold-in: the request's items the model knows */
     struct req *next_waiter; /* reload waiters list */

@@ -1,6 +1,7 @@
 /* The model kinds table and the abilities table. */
 #include "server/kinds.h"
 #include "engine/err.h"
+#include "server/fold.h"
 #include "server/registry.h"
 
 #include <math.h>
@@ -59,17 +60,18 @@ static int lightgcn_prepare(srv_version_t *v)
         return ENG_OK;
     }
     lightgcn_fold_t *f = calloc(1, sizeof *f);
-    if (!f || !(f->inv_sqrt_deg = calloc((size_t)n_items + 1, sizeof *f->inv_sqrt_deg))) {
+    int32_t *deg = srv_fold_item_degrees(m);
+    if (!f || !deg ||
+        !(f->inv_sqrt_deg = malloc(((size_t)n_items + 1) * sizeof *f->inv_sqrt_deg))) {
         free(f);
+        free(deg);
         return ENG_ENOMEM;
     }
     f->layers = t->data;
     f->n_layers = (int)(t->shape[1] / dim);
-    const int64_t nnz = m->seen_ptr[m->info.n_users];
-    for (int64_t k = 0; k < nnz; k++) /* the seen lists are the training graph */
-        f->inv_sqrt_deg[m->seen_idx[k]] += 1.0f;
     for (int32_t i = 0; i < n_items; i++)
-        f->inv_sqrt_deg[i] = 1.0f / sqrtf(f->inv_sqrt_deg[i] + 1.0f);
+        f->inv_sqrt_deg[i] = 1.0f / sqrtf((float)deg[i] + 1.0f);
+    free(deg);
     v->kind_data = f;
     return ENG_OK;
 }
@@ -92,13 +94,16 @@ static void lightgcn_fold_in(const srv_version_t *v, const int32_t *items, size_
 }
 
 static const srv_kind_t kinds[] = {
-    {"gat", 0, no_tensors, NULL, NULL, NULL},
-    {"gcn", 0, no_tensors, NULL, NULL, NULL},
+    {"gat", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_gat_tensors, srv_gat_prepare, srv_gat_release,
+     srv_gat_fold_in},
+    {"gcn", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_gcn_tensors, srv_gcn_prepare, srv_gcn_release,
+     srv_gcn_fold_in},
     {"graphsage", 0, no_tensors, NULL, NULL, NULL},
     {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
      lightgcn_fold_in},
     {"mf", 0, no_tensors, NULL, NULL, NULL},
-    {"ngcf", 0, no_tensors, NULL, NULL, NULL},
+    {"ngcf", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_ngcf_tensors, srv_ngcf_prepare, srv_ngcf_release,
+     srv_ngcf_fold_in},
 };
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */

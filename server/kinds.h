@@ -33,7 +33,9 @@ typedef struct {
     int (*prepare)(struct srv_version *v);
     void (*release)(void *kind_data);
     /* Fold-in: q[dim] = the vector of a user the model has not seen who interacted with items
-     * (n > 0 item indices, sorted, unique). Needed by SRV_ABILITY_FOLD_IN. */
+     * (n > 0 item indices, sorted, unique). q is followed by the scratch the version asks for
+     * (v->fold_scratch + v->fold_scratch_per_item * n floats), which fold_in may overwrite.
+     * Needed by SRV_ABILITY_FOLD_IN. */
     void (*fold_in)(const struct srv_version *v, const int32_t *items, size_t n, float *q);
 } srv_kind_t;
 

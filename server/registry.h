@@ -32,6 +32,9 @@ typedef struct srv_version {
     eng_index_t *cos;         /* unit item vectors, for similar items */
     char loaded_at[32];       /* ISO-8601 UTC */
     double loaded_unix;
+    /* Floats of scratch kind->fold_in needs after q[dim] for a user of n items: fold_scratch +
+     * fold_scratch_per_item * n (set by kind->prepare; 0 when none). */
+    size_t fold_scratch, fold_scratch_per_item;
 } srv_version_t;
 
 /* A new version with one reference, built from m (taken: freed with the version, also on

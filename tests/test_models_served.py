@@ -7,9 +7,15 @@ and an item that the training file lacks, publish, serve, and check that
   - the user present only in the test file gets 404 from the server and is absent from
     `gnnrec recommend` (exit 1, "unknown user"), and the test-only item is never recommended;
   - `gnnrec models --json` counts only trained users and items;
-  - POST /v1/recommend folds a new user in for a kind that can, and is 422 for one that cannot.
-A new model kind gets these checks by being registered. Also: a schema-1 store, written before
-named tensors, is upgraded by the server and served with the answers of the build that wrote it.
+  - POST /v1/score, in both forms, gives the inner products of the stored vectors, and for a
+    user's top-K items exactly the scores the top-K answer carries;
+  - GET /v1/items/{item}/similar is the exact cosine ranking, without the item itself;
+  - POST /v1/recommend folds a new user in for a kind that can, and is 422 for one that cannot
+    (that the fold-in vector is the kind's rule is tests/test_foldin.c's check).
+Every answer these checks get is validated against proto/openapi.yaml (status and body, with
+serverlib's validator). A new model kind gets these checks by being registered. Also: a schema-1
+store, written before named tensors, is upgraded by the server and served with the answers of the
+build that wrote it.
 
 Run: GNNREC_BIN=build/gnnrec /usr/bin/python3 tests/test_models_served.py
 """
@@ -26,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import serverlib as sl  # noqa: E402
 
 BIN = sl.BIN
+SPEC = sl.OpenAPI()
+TOL = 1e-5
 
 
 def kinds():
@@ -70,6 +78,15 @@ class Conformance(unittest.TestCase):
         cls.server.stop()
         cls.tmp.close()
 
+    def call(self, method, path, **kw):
+        """A request to the server whose answer must be what proto/openapi.yaml documents."""
+        r = self.client.request(method, path, **kw)
+        try:
+            SPEC.validate_response(r)
+        except AssertionError as e:
+            self.fail(f"{method} {path}: {e}")
+        return r
+
     def offline(self, kind, users, k=10):
         """{user: [items]} from `gnnrec recommend`."""
         out = run("recommend", "--db", self.db, "--name", kind, "--k", str(k), *users).stdout
@@ -85,7 +102,7 @@ class Conformance(unittest.TestCase):
             with self.subTest(kind=kind):
                 offline = self.offline(kind, self.users)
                 for u in self.users:
-                    r = self.client.get(f"/v1/users/{u}/recommendations?k=10&model={kind}")
+                    r = self.call("GET", f"/v1/users/{u}/recommendations?k=10&model={kind}")
                     self.assertEqual(r.status, 200, r.body)
                     online = [e["item"] for e in r.json()["items"]]
                     self.assertEqual(online, offline[u], f"{kind} user {u}")
@@ -94,10 +111,10 @@ class Conformance(unittest.TestCase):
     def test_test_only_user_is_not_served(self):
         for kind in self.kinds:
             with self.subTest(kind=kind):
-                r = self.client.get(f"/v1/users/u_new/recommendations?model={kind}")
+                r = self.call("GET", f"/v1/users/u_new/recommendations?model={kind}")
                 self.assertEqual(r.status, 404, r.body)
                 self.assertIn("u_new", r.json()["error"]["message"])
-                r = self.client.get(f"/v1/items/i_new/similar?model={kind}")
+                r = self.call("GET", f"/v1/items/i_new/similar?model={kind}")
                 self.assertEqual(r.status, 404, r.body)
                 p = run("recommend", "--db", self.db, "--name", kind, "u_new", "u1", check=False)
                 self.assertEqual(p.returncode, 1)
@@ -108,12 +125,12 @@ class Conformance(unittest.TestCase):
     def test_fold_in_or_422(self):
         """POST /v1/recommend: a kind whose version lists fold-in answers with a top-K that
         excludes the given items; any other answers 422 naming its kind."""
-        listed = {m["name"]: m for m in self.client.get("/v1/models").json()["models"]}
+        listed = {m["name"]: m for m in self.call("GET", "/v1/models").json()["models"]}
         for kind in self.kinds:
             with self.subTest(kind=kind):
                 items = ["i1", "i2", "i_new", "i2"]
-                r = self.client.post(f"/v1/recommend?model={kind}",
-                                     json_body={"items": items, "k": 10})
+                r = self.call("POST", f"/v1/recommend?model={kind}",
+                              json_body={"items": items, "k": 10})
                 if "fold-in" in listed[kind]["abilities"]:
                     self.assertEqual(r.status, 200, r.body)
                     out = r.json()
@@ -127,8 +144,67 @@ class Conformance(unittest.TestCase):
                     self.assertEqual(r.status, 422, r.body)
                     self.assertIn(f"(kind {kind}) cannot fold in new users",
                                   r.json()["error"]["message"])
-        self.assertIn("fold-in", listed["lightgcn"]["abilities"])
+        for kind in ("lightgcn", "gcn", "ngcf", "gat"):
+            self.assertIn("fold-in", listed[kind]["abilities"], kind)
         self.assertNotIn("fold-in", listed["mf"]["abilities"])
+
+    def test_score(self):
+        """POST /v1/score {"user", "items"}: each item's inner product with the user's stored
+        vector, and for the user's top-K items the very scores the top-K answer gave (one kernel);
+        {"pairs"}: each pair's inner product, no "user" in the answer."""
+        rng = random.Random(5)
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                m = sl.StoredModel(self.db, kind)
+                for u in rng.sample(self.users, 4):
+                    r = self.call("GET", f"/v1/users/{u}/recommendations?k=10&model={kind}")
+                    self.assertEqual(r.status, 200, r.body)
+                    top = r.json()["items"]
+                    items = [e["item"] for e in top] + m.seen(u)[:3]  # seen: not in the top-K
+                    r = self.call("POST", f"/v1/score?model={kind}",
+                                  json_body={"user": u, "items": items})
+                    self.assertEqual(r.status, 200, r.body)
+                    out = r.json()
+                    self.assertEqual((out["model"], out["version"], out["user"]),
+                                     (kind, m.version, u))
+                    self.assertEqual(len(out["scores"]), len(items))
+                    self.assertEqual(out["scores"][:len(top)], [e["score"] for e in top],
+                                     f"{kind} {u}: /v1/score and the top-K disagree")
+                    for it, got in zip(items, out["scores"]):
+                        self.assertTrue(sl.close_enough(got, m.score(u, it), TOL),
+                                        f"{kind} ({u}, {it}): {got}, stored {m.score(u, it)}")
+                pairs = [[rng.choice(self.users), f"i{rng.randrange(40)}"] for _ in range(12)]
+                r = self.call("POST", f"/v1/score?model={kind}", json_body={"pairs": pairs})
+                self.assertEqual(r.status, 200, r.body)
+                out = r.json()
+                self.assertNotIn("user", out)
+                self.assertEqual(len(out["scores"]), len(pairs))
+                for (u, it), got in zip(pairs, out["scores"]):
+                    self.assertTrue(sl.close_enough(got, m.score(u, it), TOL),
+                                    f"{kind} ({u}, {it}): {got}, stored {m.score(u, it)}")
+
+    def test_similar(self):
+        """GET /v1/items/{item}/similar: k distinct items, best first, never the item itself, the
+        exact cosine ranking of the stored item vectors."""
+        for kind in self.kinds:
+            with self.subTest(kind=kind):
+                m = sl.StoredModel(self.db, kind)
+                for item in ("i0", "i3", "i17"):
+                    r = self.call("GET", f"/v1/items/{item}/similar?k=10&model={kind}")
+                    self.assertEqual(r.status, 200, r.body)
+                    out = r.json()
+                    self.assertEqual((out["model"], out["version"], out["item"]),
+                                     (kind, m.version, item))
+                    got = [e["item"] for e in out["items"]]
+                    self.assertEqual(len(got), 10)
+                    self.assertEqual(len(set(got)), 10, got)
+                    self.assertNotIn(item, got)
+                    scores = [e["score"] for e in out["items"]]
+                    self.assertEqual(scores, sorted(scores, reverse=True))
+                    self.assertTrue(all(-1 - TOL <= x <= 1 + TOL for x in scores), scores)
+                    top, allowed = m.similar(item, 10)
+                    problems = sl.ranking_problems(out["items"], top, allowed, TOL)
+                    self.assertFalse(problems, f"{kind} {item}: " + "; ".join(problems))
 
     def test_models_counts_trained_only(self):
         listed = json.loads(run("models", "--db", self.db, "--json").stdout)

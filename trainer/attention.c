@@ -5,8 +5,7 @@
  * the reverse-edge index instead of scattered, so no two threads write the same float and the
  * bits do not depend on the thread count. */
 #include "trainer/attention.h"
-
-#include <math.h>
+#include "engine/vec.h"
 
 void trn_edge_sum_forward(float *e, const float *st, const eng_csr_t *g, int threads)
 {
@@ -34,22 +33,8 @@ void trn_edge_sum_backward(float *dst, const float *de, const eng_csr_t *g, cons
 void trn_edge_softmax_forward(float *alpha, const float *e, const eng_csr_t *g, int threads)
 {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int32_t r = 0; r < g->rows; r++) {
-        const int64_t b = g->ptr[r], end = g->ptr[r + 1];
-        if (b == end)
-            continue;
-        float mx = e[b];
-        for (int64_t k = b + 1; k < end; k++)
-            mx = fmaxf(mx, e[k]);
-        double sum = 0;
-        for (int64_t k = b; k < end; k++) {
-            alpha[k] = expf(e[k] - mx);
-            sum += alpha[k];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int64_t k = b; k < end; k++)
-            alpha[k] *= inv;
-    }
+    for (int32_t r = 0; r < g->rows; r++)
+        eng_softmax(alpha + g->ptr[r], e + g->ptr[r], (size_t)(g->ptr[r + 1] - g->ptr[r]));
 }
 
 void trn_edge_softmax_backward(float *de, const float *dalpha, const float *alpha,

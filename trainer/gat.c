@@ -74,6 +74,7 @@ typedef struct {
     uint8_t *amask[GAT_MAX_LAYERS];           /* [heads x nnz] */
     uint8_t *masks;                           /* the allocation behind the masks */
     trn_scores_t scores;
+    float *item_z; /* [n_items x layers * heads * dim], built for publishing (extras) */
 } gat_t;
 
 static void gat_free(void *impl)
@@ -85,6 +86,7 @@ static void gat_free(void *impl)
     free(g->rev);
     free(g->act);
     free(g->masks);
+    free(g->item_z);
     trn_scores_free(&g->scores);
     free(g);
 }
@@ -331,6 +333,29 @@ static int gat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
     return ENG_OK;
 }
 
+/* What the server folds a new user in with (docs/serving.md, "NGCF, GCN and GAT fold-in"): each
+ * item's z = x_l W_lh for every layer l and head h, as the forward computes them without dropout
+ * (the messages an item sends, and through a_dst its attention logit's share), one row per item,
+ * layer after layer and head after head. The weights are the views. */
+static int gat_extras(trn_model_t *m, trn_extra_t *out)
+{
+    gat_t *g = m->impl;
+    const int d = g->dim, L = g->layers, H = g->heads;
+    const size_t nd = (size_t)g->nodes * d, cols = (size_t)L * H * d;
+    if (!g->item_z && !(g->item_z = malloc((size_t)m->n_items * cols * sizeof(float))))
+        return ENG_ENOMEM;
+    forward(m, 0);
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) {
+            const float *z = g->z[l] + h * nd + (size_t)m->n_users * d;
+            for (int32_t i = 0; i < m->n_items; i++)
+                memcpy(g->item_z + (size_t)i * cols + (size_t)(l * H + h) * d, z + (size_t)i * d,
+                       (size_t)d * sizeof(float));
+        }
+    out[0] = (trn_extra_t){"gat.item_z", g->item_z, m->n_items, (int64_t)cols, TRN_ROWS_ITEMS};
+    return 1;
+}
+
 /* user_emb and item_emb (layer 0), then per layer l and head h W<l>.h<h> [din_l x dim] and
  * a<l>.h<h> [dim x 2] (columns a_src, a_dst), counting from 1. */
 static int gat_views(const trn_model_t *m, trn_view_t *out)
@@ -361,5 +386,6 @@ const trn_model_ops_t trn_gat_ops = {
     .batch_grad = gat_batch_grad,
     .vectors = gat_vectors,
     .views = gat_views,
+    .extras = gat_extras,
     .free_impl = gat_free,
 };

@@ -1,4 +1,6 @@
-/* Dense layers: the matrix products with OpenBLAS, the element-wise layers in plain loops.
+/* Dense layers: the matrix products with OpenBLAS, the element-wise layers in plain loops (the
+ * forwards of the activations, the row normalisation and the head mean are the engine's one-row
+ * kernels, engine/vec.h, which the server's fold-ins run too).
  *
  * Why sgemm here and hand-written kernels for the sparse products: a dense layer does din * dout
  * multiply-adds per row on data that stays in cache, so it is compute-bound, and a tuned sgemm
@@ -10,6 +12,7 @@
  * blocks of BLOCK rows, so the result does not depend on the thread count and OpenBLAS's threads
  * never compete with the OpenMP threads of the sparse products. */
 #include "trainer/layers.h"
+#include "engine/vec.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -72,18 +75,12 @@ void trn_dense_backward(float *din, float *dw, float *db, const float *dout, con
     }
 }
 
-/* The selects below are written as sums of two selects of x or 0, which GCC turns into vector
- * blends; the form "x > 0 ? x : slope * x" stays a branch, mispredicted half the time on
- * activations of random sign (measured: a tenth of a GCN batch). Same values (up to the sign of
- * a zero). */
 void trn_lrelu_forward(float *out, const float *in, float slope, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        const float x = in[i], pos = x > 0.0f ? x : 0.0f, neg = x > 0.0f ? 0.0f : x;
-        out[i] = pos + slope * neg;
-    }
+    eng_lrelu(out, in, slope, n);
 }
 
+/* Branch-free, as eng_lrelu (engine/vec.c says why). */
 void trn_lrelu_backward(float *din, const float *dout, const float *in, float slope, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -94,8 +91,7 @@ void trn_lrelu_backward(float *din, const float *dout, const float *in, float sl
 
 void trn_elu_forward(float *out, const float *in, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = in[i] > 0.0f ? in[i] : expm1f(in[i]);
+    eng_elu(out, in, n);
 }
 
 void trn_elu_backward(float *din, const float *dout, const float *in, size_t n)
@@ -151,27 +147,17 @@ void trn_mul_backward(float *da, float *db, const float *dout, const float *a, c
         db[i] += dout[i] * a[i];
 }
 
-/* tf.math.l2_normalize's floor on the squared length. */
-#define L2NORM_FLOOR 1e-12
-
 void trn_l2norm_forward(float *out, float *norm, const float *in, int64_t n, int d, int threads)
 {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t r = 0; r < n; r++) {
-        const float *x = in + r * d;
-        double ss = 0;
-        for (int j = 0; j < d; j++)
-            ss += (double)x[j] * x[j];
-        norm[r] = (float)sqrt(fmax(ss, L2NORM_FLOOR));
-        for (int j = 0; j < d; j++)
-            out[r * d + j] = x[j] / norm[r];
-    }
+    for (int64_t r = 0; r < n; r++)
+        norm[r] = eng_l2norm(out + r * d, in + r * d, d);
 }
 
 void trn_l2norm_backward(float *din, const float *dout, const float *out, const float *norm,
                          int64_t n, int d, int threads)
 {
-    const float floor_norm = (float)sqrt(L2NORM_FLOOR);
+    const float floor_norm = (float)sqrt(ENG_L2NORM_FLOOR);
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t r = 0; r < n; r++) {
         const float *y = out + r * d, *g = dout + r * d;
@@ -199,14 +185,8 @@ void trn_concat_backward(float *din, const float *dout, int64_t n, int d, int d_
 
 void trn_head_mean_forward(float *out, const float *in, int64_t n, int heads, int d)
 {
-    const float inv = 1.0f / (float)heads;
     for (int64_t r = 0; r < n; r++)
-        for (int j = 0; j < d; j++) {
-            float s = 0;
-            for (int h = 0; h < heads; h++)
-                s += in[(r * heads + h) * d + j];
-            out[r * d + j] = s * inv;
-        }
+        eng_head_mean(out + r * d, in + r * heads * d, heads, d);
 }
 
 void trn_head_mean_backward(float *din, const float *dout, int64_t n, int heads, int d)

@@ -68,6 +68,7 @@ typedef struct {
     float *x, *gx;         /* [N x dim] node-indexed: the last layer's E, and a layer's gradient */
     float *ge, *gn, *gpre, *gz, *gside, *gp, *tmp; /* [N x dim] packed backward scratch */
     trn_scores_t scores;
+    float *item_layers; /* [n_items x layers * dim], built for publishing (extras) */
 } ngcf_t;
 
 static void ngcf_free(void *impl)
@@ -84,6 +85,7 @@ static void ngcf_free(void *impl)
         free(bufs[i]);
     free(g->edge_mask);
     free(g->mask);
+    free(g->item_layers);
     trn_scores_free(&g->scores);
     free(g);
 }
@@ -298,6 +300,31 @@ static int ngcf_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
     return ENG_OK;
 }
 
+/* What the server folds a new user in with (docs/serving.md, "NGCF, GCN and GAT fold-in"): each
+ * item's E_0..E_{L-1}, the unnormalised inputs of the layers as the forward computes them without
+ * dropout, one row per item, layer after layer. The weights are the views. */
+static int ngcf_extras(trn_model_t *m, trn_extra_t *out)
+{
+    ngcf_t *g = m->impl;
+    const int d = g->dim, L = g->layers;
+    const size_t nd = (size_t)g->nodes * d, cols = (size_t)L * d;
+    if (!g->item_layers && !(g->item_layers = malloc((size_t)m->n_items * cols * sizeof(float))))
+        return ENG_ENOMEM;
+    eng_csr_t adj;
+    trn_field_all(&g->field);
+    forward(m, 0, &adj);
+    for (int l = 0; l < L; l++) {
+        const float *e =
+            (l == 0 ? m->params : g->e + (size_t)(l - 1) * nd) + (size_t)m->n_users * d;
+        for (int32_t i = 0; i < m->n_items; i++)
+            memcpy(g->item_layers + (size_t)i * cols + (size_t)l * d, e + (size_t)i * d,
+                   (size_t)d * sizeof(float));
+    }
+    out[0] = (trn_extra_t){"ngcf.item_layers", g->item_layers, m->n_items, (int64_t)cols,
+                           TRN_ROWS_ITEMS};
+    return 1;
+}
+
 /* user_emb and item_emb (layer 0), then each layer's W_gc_l, b_gc_l, W_bi_l, b_bi_l. */
 static int ngcf_views(const trn_model_t *m, trn_view_t *out)
 {
@@ -325,5 +352,6 @@ const trn_model_ops_t trn_ngcf_ops = {
     .batch_grad = ngcf_batch_grad,
     .vectors = ngcf_vectors,
     .views = ngcf_views,
+    .extras = ngcf_extras,
     .free_impl = ngcf_free,
 };
