@@ -15,6 +15,10 @@
  * (or 0) and gains x[i] w[i] for i = 0..din-1 in order. out must not overlap x. */
 void eng_vecmat(float *out, const float *x, const float *w, const float *b, int din, int dout);
 
+/* a[d] . b[d] in eight interleaved partial sums (lane j % 8), added pairwise at the end: the
+ * form a compiler vectorises without reassociating on its own, so the same bits on every CPU. */
+float eng_dot(const float *a, const float *b, int d);
+
 /* out[i] = in[i] for in[i] > 0, slope * in[i] otherwise: LeakyReLU, and ReLU with slope 0.
  * out may be in. */
 void eng_lrelu(float *out, const float *in, float slope, size_t n);

@@ -701,8 +701,9 @@ static void test_l2norm_concat(void **state)
 
 /* ---- graph attention (trainer/attention.h) ---- */
 
-/* trn_graph_adj is trn_graph_norm_adj's pattern; the reverse index maps (r, c) to (c, r). */
-static void test_adj_reverse(void **state)
+/* trn_graph_adj is trn_graph_norm_adj's pattern; an edge set is the graph's entries of its rows,
+ * its columns renumbered, and its transposed index lists each column's entries. */
+static void test_adj_edges(void **state)
 {
     (void)state;
     eng_csr_t *train = test_random_train(6, 5, 2, 101);
@@ -713,81 +714,114 @@ static void test_adj_reverse(void **state)
         assert_int_equal(p->nnz, a->nnz);
         assert_memory_equal(p->ptr, a->ptr, ((size_t)a->rows + 1) * sizeof *p->ptr);
         assert_memory_equal(p->idx, a->idx, (size_t)a->nnz * sizeof *p->idx);
-        int64_t *rev = trn_graph_reverse(p);
-        assert_non_null(rev);
-        for (int32_t r = 0; r < p->rows; r++)
-            for (int64_t k = p->ptr[r]; k < p->ptr[r + 1]; k++) {
-                const int32_t c = p->idx[k];
-                assert_true(rev[k] >= p->ptr[c] && rev[k] < p->ptr[c + 1]);
-                assert_int_equal(p->idx[rev[k]], r);
-                assert_int_equal(rev[rev[k]], k);
-            }
-        free(rev);
-        eng_csr_free(p);
         eng_csr_free(a);
+        if (!self) {
+            eng_csr_free(p);
+            continue;
+        }
+        /* rows 1, 4, 7; columns every node (a superset of their neighbourhoods) */
+        int32_t rows[3] = {1, 4, 7}, cols[11];
+        for (int32_t c = 0; c < p->rows; c++)
+            cols[c] = c;
+        trn_edges_t es;
+        assert_int_equal(trn_edges_alloc(&es, p), 0);
+        trn_edges_build(&es, p, rows, 3, cols, p->rows);
+        int64_t seen = 0;
+        for (int32_t r = 0; r < 3; r++) {
+            assert_int_equal(es.self[r], rows[r]);
+            assert_int_equal(es.g.ptr[r + 1] - es.g.ptr[r], p->ptr[rows[r] + 1] - p->ptr[rows[r]]);
+            seen += es.g.ptr[r + 1] - es.g.ptr[r];
+        }
+        assert_int_equal(es.g.nnz, seen);
+        for (int32_t c = 0; c < p->rows; c++)
+            for (int64_t t = es.col_ptr[c]; t < es.col_ptr[c + 1]; t++) {
+                const int64_t k = es.col_edge[t];
+                assert_int_equal(es.g.idx[k], c);
+                assert_true(k >= es.g.ptr[es.col_row[t]] && k < es.g.ptr[es.col_row[t] + 1]);
+            }
+        assert_int_equal(es.col_ptr[p->rows], es.g.nnz);
+        trn_edges_free(&es);
+        eng_csr_free(p);
     }
     eng_csr_free(train);
 }
 
 enum { AD = 3 }; /* features per node */
 
-/* One head's buffers over the 11-node graph of test_random_train(6, 5, 2) with self-loops. */
+/* One head's buffers over the 11-node graph of test_random_train(6, 5, 2) with self-loops: every
+ * node attending over its neighbours (square), or only the rows 0, 3, 5, 9 over their
+ * neighbourhoods, columns renumbered (a layer of a receptive field). */
 typedef struct {
     eng_csr_t *g;
-    int64_t *rev;
-    size_t n, nnz; /* nodes, edges */
+    trn_edges_t es;
+    size_t rows, cols, nnz;
     float *st, *e, *alpha, *z, *out;
     float *w_e, *w_out; /* weights of the objectives sum(w * out) */
 } attn_t;
 
-static attn_t attn_new(uint64_t seed)
+static attn_t attn_new(uint64_t seed, int part)
 {
     attn_t t = {0};
     eng_csr_t *train = test_random_train(6, 5, 2, seed);
     t.g = trn_graph_adj(train, 1);
     eng_csr_free(train);
-    t.rev = trn_graph_reverse(t.g);
-    t.n = (size_t)t.g->rows;
-    t.nnz = (size_t)t.g->nnz;
-    t.st = malloc(2 * t.n * sizeof *t.st);
+    int32_t all[11], rows[4] = {0, 3, 5, 9}, cols[11];
+    uint8_t in[11] = {0};
+    for (int32_t r = 0; r < t.g->rows; r++)
+        all[r] = r;
+    int32_t n_rows = part ? 4 : t.g->rows, n_cols = 0;
+    const int32_t *list = part ? rows : all;
+    for (int32_t q = 0; q < n_rows; q++)
+        for (int64_t k = t.g->ptr[list[q]]; k < t.g->ptr[list[q] + 1]; k++)
+            in[t.g->idx[k]] = 1;
+    for (int32_t c = 0; c < t.g->rows; c++)
+        if (in[c])
+            cols[n_cols++] = c;
+    assert_int_equal(trn_edges_alloc(&t.es, t.g), 0);
+    trn_edges_build(&t.es, t.g, list, n_rows, cols, n_cols);
+    t.rows = (size_t)n_rows;
+    t.cols = (size_t)n_cols;
+    t.nnz = (size_t)t.es.g.nnz;
+    t.st = malloc(2 * t.cols * sizeof *t.st);
     t.e = malloc(t.nnz * sizeof *t.e);
     t.alpha = malloc(t.nnz * sizeof *t.alpha);
-    t.z = malloc(t.n * AD * sizeof *t.z);
-    t.out = malloc(t.n * AD * sizeof *t.out);
+    t.z = malloc(t.cols * AD * sizeof *t.z);
+    t.out = malloc(t.rows * AD * sizeof *t.out);
     t.w_e = malloc(t.nnz * sizeof *t.w_e);
-    t.w_out = malloc(t.n * AD * sizeof *t.w_out);
-    test_fill_normal(t.st, 2 * t.n, 1.0, seed + 1);
+    t.w_out = malloc(t.rows * AD * sizeof *t.w_out);
+    test_fill_normal(t.st, 2 * t.cols, 1.0, seed + 1);
     test_fill_normal(t.e, t.nnz, 2.0, seed + 2);
     test_fill_normal(t.alpha, t.nnz, 1.0, seed + 3);
-    test_fill_normal(t.z, t.n * AD, 1.0, seed + 4);
+    test_fill_normal(t.z, t.cols * AD, 1.0, seed + 4);
     test_fill_normal(t.w_e, t.nnz, 1.0, seed + 5);
-    test_fill_normal(t.w_out, t.n * AD, 1.0, seed + 6);
+    test_fill_normal(t.w_out, t.rows * AD, 1.0, seed + 6);
     return t;
 }
 
 static void attn_free(attn_t *t)
 {
     eng_csr_free(t->g);
-    free(t->rev), free(t->st), free(t->e), free(t->alpha), free(t->z), free(t->out);
+    trn_edges_free(&t->es);
+    free(t->st), free(t->e), free(t->alpha), free(t->z), free(t->out);
     free(t->w_e), free(t->w_out);
 }
 
 static void edge_sum_f(void *ctx)
 {
     attn_t *t = ctx;
-    trn_edge_sum_forward(t->e, t->st, t->g, 2);
+    trn_edge_sum_forward(t->e, t->st, &t->es, 2);
 }
 
 static void edge_softmax_f(void *ctx)
 {
     attn_t *t = ctx;
-    trn_edge_softmax_forward(t->alpha, t->e, t->g, 2);
+    trn_edge_softmax_forward(t->alpha, t->e, &t->es, 2);
 }
 
 static void edge_aggregate_f(void *ctx)
 {
     attn_t *t = ctx;
-    trn_edge_aggregate_forward(t->out, t->alpha, t->z, t->g, AD, 2);
+    trn_edge_aggregate_forward(t->out, t->alpha, t->z, &t->es, AD, 2);
 }
 
 /* Runs backward(threads) into g (zeroed to n floats first) for 1 and 3 threads: the same bits. */
@@ -812,69 +846,76 @@ static void edge_aggregate_f(void *ctx)
 static void test_edge_sum(void **state)
 {
     (void)state;
-    attn_t t = attn_new(111);
-    float *g = malloc(2 * t.n * sizeof *g);
-    SAME_FOR_THREADS(g, 2 * t.n, trn_edge_sum_backward(g, t.w_e, t.g, t.rev, threads));
-    edge_sum_f(&t);
-    for (int32_t r = 0; r < t.g->rows; r++) /* e = s_r + t_c */
-        for (int64_t k = t.g->ptr[r]; k < t.g->ptr[r + 1]; k++)
-            assert_true(t.e[k] == t.st[2 * r] + t.st[2 * t.g->idx[k] + 1]);
-    check_fd("edge sum", t.st, g, 2 * t.n, 1e-2f, edge_sum_f, &t, t.w_e, t.e, t.nnz);
-    free(g);
-    attn_free(&t);
+    for (int part = 0; part <= 1; part++) {
+        attn_t t = attn_new(111, part);
+        float *g = malloc(2 * t.cols * sizeof *g);
+        SAME_FOR_THREADS(g, 2 * t.cols, trn_edge_sum_backward(g, t.w_e, &t.es, threads));
+        edge_sum_f(&t);
+        for (int32_t r = 0; r < t.es.g.rows; r++) /* e = s_r + t_c */
+            for (int64_t k = t.es.g.ptr[r]; k < t.es.g.ptr[r + 1]; k++)
+                assert_true(t.e[k] == t.st[2 * t.es.self[r]] + t.st[2 * t.es.g.idx[k] + 1]);
+        check_fd("edge sum", t.st, g, 2 * t.cols, 1e-2f, edge_sum_f, &t, t.w_e, t.e, t.nnz);
+        free(g);
+        attn_free(&t);
+    }
 }
 
 static void test_edge_softmax(void **state)
 {
     (void)state;
-    attn_t t = attn_new(121);
-    float *g = malloc(t.nnz * sizeof *g);
-    edge_softmax_f(&t);
-    for (int32_t r = 0; r < t.g->rows; r++) { /* each row a distribution */
-        double sum = 0;
-        for (int64_t k = t.g->ptr[r]; k < t.g->ptr[r + 1]; k++) {
-            assert_true(t.alpha[k] > 0.0f);
-            sum += t.alpha[k];
+    for (int part = 0; part <= 1; part++) {
+        attn_t t = attn_new(121, part);
+        float *g = malloc(t.nnz * sizeof *g);
+        edge_softmax_f(&t);
+        for (int32_t r = 0; r < t.es.g.rows; r++) { /* each row a distribution */
+            double sum = 0;
+            for (int64_t k = t.es.g.ptr[r]; k < t.es.g.ptr[r + 1]; k++) {
+                assert_true(t.alpha[k] > 0.0f);
+                sum += t.alpha[k];
+            }
+            assert_true(fabs(sum - 1.0) < 1e-5);
         }
-        assert_true(fabs(sum - 1.0) < 1e-5);
+        SAME_FOR_THREADS(g, t.nnz, trn_edge_softmax_backward(g, t.w_e, t.alpha, &t.es, threads));
+        check_fd("edge softmax", t.e, g, t.nnz, 1e-2f, edge_softmax_f, &t, t.w_e, t.alpha, t.nnz);
+        /* stable with the row maximum subtracted: huge logits give the same coefficients */
+        float *a0 = malloc(t.nnz * sizeof *a0);
+        memcpy(a0, t.alpha, t.nnz * sizeof *a0);
+        for (size_t k = 0; k < t.nnz; k++)
+            t.e[k] += 1000.0f;
+        edge_softmax_f(&t);
+        for (size_t k = 0; k < t.nnz; k++)
+            assert_true(isfinite(t.alpha[k]) && fabsf(t.alpha[k] - a0[k]) < 1e-3f);
+        free(a0);
+        free(g);
+        attn_free(&t);
     }
-    SAME_FOR_THREADS(g, t.nnz, trn_edge_softmax_backward(g, t.w_e, t.alpha, t.g, threads));
-    check_fd("edge softmax", t.e, g, t.nnz, 1e-2f, edge_softmax_f, &t, t.w_e, t.alpha, t.nnz);
-    /* stable with the row maximum subtracted: huge logits give the same coefficients */
-    float *a0 = malloc(t.nnz * sizeof *a0);
-    memcpy(a0, t.alpha, t.nnz * sizeof *a0);
-    for (size_t k = 0; k < t.nnz; k++)
-        t.e[k] += 1000.0f;
-    edge_softmax_f(&t);
-    for (size_t k = 0; k < t.nnz; k++)
-        assert_true(isfinite(t.alpha[k]) && fabsf(t.alpha[k] - a0[k]) < 1e-3f);
-    free(a0);
-    free(g);
-    attn_free(&t);
 }
 
 static void test_edge_aggregate(void **state)
 {
     (void)state;
-    attn_t t = attn_new(131);
-    float *gz = malloc(t.n * AD * sizeof *gz), *ga = malloc(t.nnz * sizeof *ga);
-    SAME_FOR_THREADS(
-        gz, t.n * AD,
-        trn_edge_aggregate_backward(gz, NULL, t.w_out, t.alpha, t.z, t.g, t.rev, AD, threads));
-    SAME_FOR_THREADS(
-        ga, t.nnz,
-        trn_edge_aggregate_backward(NULL, ga, t.w_out, t.alpha, t.z, t.g, t.rev, AD, threads));
-    check_fd("aggregate d/dz", t.z, gz, t.n * AD, 1e-2f, edge_aggregate_f, &t, t.w_out, t.out,
-             t.n * AD);
-    check_fd("aggregate d/dalpha", t.alpha, ga, t.nnz, 1e-2f, edge_aggregate_f, &t, t.w_out, t.out,
-             t.n * AD);
-    free(gz);
-    free(ga);
-    attn_free(&t);
+    for (int part = 0; part <= 1; part++) {
+        attn_t t = attn_new(131, part);
+        float *gz = malloc(t.cols * AD * sizeof *gz), *ga = malloc(t.nnz * sizeof *ga);
+        SAME_FOR_THREADS(
+            gz, t.cols * AD,
+            trn_edge_aggregate_backward(gz, NULL, t.w_out, t.alpha, t.z, &t.es, AD, threads));
+        SAME_FOR_THREADS(
+            ga, t.nnz,
+            trn_edge_aggregate_backward(NULL, ga, t.w_out, t.alpha, t.z, &t.es, AD, threads));
+        check_fd("aggregate d/dz", t.z, gz, t.cols * AD, 1e-2f, edge_aggregate_f, &t, t.w_out,
+                 t.out, t.rows * AD);
+        check_fd("aggregate d/dalpha", t.alpha, ga, t.nnz, 1e-2f, edge_aggregate_f, &t, t.w_out,
+                 t.out, t.rows * AD);
+        free(gz);
+        free(ga);
+        attn_free(&t);
+    }
 }
 
 /* One whole attention head, as gat.c composes it: st = z a, e = LeakyReLU_0.2(s_r + t_c),
- * alpha = edge softmax, out = aggregate(alpha, z); checked in z and a. */
+ * alpha = edge softmax, out = aggregate(alpha, z); checked in z and a, on the whole graph and on
+ * a part of it. */
 typedef struct {
     attn_t t;
     float a[AD * 2], pre[512];
@@ -884,36 +925,38 @@ static void head_f(void *ctx)
 {
     head_t *h = ctx;
     attn_t *t = &h->t;
-    trn_dense_forward(t->st, t->z, h->a, NULL, (int64_t)t->n, AD, 2, 2);
-    trn_edge_sum_forward(h->pre, t->st, t->g, 2);
+    trn_dense_forward(t->st, t->z, h->a, NULL, (int64_t)t->cols, AD, 2, 2);
+    trn_edge_sum_forward(h->pre, t->st, &t->es, 2);
     trn_lrelu_forward(t->e, h->pre, 0.2f, t->nnz);
-    trn_edge_softmax_forward(t->alpha, t->e, t->g, 2);
-    trn_edge_aggregate_forward(t->out, t->alpha, t->z, t->g, AD, 2);
+    trn_edge_softmax_forward(t->alpha, t->e, &t->es, 2);
+    trn_edge_aggregate_forward(t->out, t->alpha, t->z, &t->es, AD, 2);
 }
 
 static void test_attention_head(void **state)
 {
     (void)state;
     static head_t h;
-    h.t = attn_new(141);
-    attn_t *t = &h.t;
-    assert_true(t->nnz <= sizeof h.pre / sizeof *h.pre);
-    test_fill_normal(h.a, AD * 2, 1.0, 142);
-    head_f(&h);
-    float *gz = calloc(t->n * AD, sizeof *gz), *ga = calloc(AD * 2, sizeof *ga);
-    float *dalpha = calloc(t->nnz, sizeof *dalpha), *de = calloc(t->nnz, sizeof *de);
-    float *dpre = calloc(t->nnz, sizeof *dpre), *dst = calloc(2 * t->n, sizeof *dst);
-    trn_edge_aggregate_backward(gz, dalpha, t->w_out, t->alpha, t->z, t->g, t->rev, AD, 2);
-    trn_edge_softmax_backward(de, dalpha, t->alpha, t->g, 2);
-    trn_lrelu_backward(dpre, de, h.pre, 0.2f, t->nnz);
-    trn_edge_sum_backward(dst, dpre, t->g, t->rev, 2);
-    trn_dense_backward(gz, ga, NULL, dst, t->z, h.a, (int64_t)t->n, AD, 2, 2);
-    check_fd("attention head d/da", h.a, ga, AD * 2, 1e-2f, head_f, &h, t->w_out, t->out,
-             t->n * AD);
-    check_fd("attention head d/dz", t->z, gz, t->n * AD, 1e-2f, head_f, &h, t->w_out, t->out,
-             t->n * AD);
-    free(gz), free(ga), free(dalpha), free(de), free(dpre), free(dst);
-    attn_free(t);
+    for (int part = 0; part <= 1; part++) {
+        h.t = attn_new(141, part);
+        attn_t *t = &h.t;
+        assert_true(t->nnz <= sizeof h.pre / sizeof *h.pre);
+        test_fill_normal(h.a, AD * 2, 1.0, 142);
+        head_f(&h);
+        float *gz = calloc(t->cols * AD, sizeof *gz), *ga = calloc(AD * 2, sizeof *ga);
+        float *dalpha = calloc(t->nnz, sizeof *dalpha), *de = calloc(t->nnz, sizeof *de);
+        float *dpre = calloc(t->nnz, sizeof *dpre), *dst = calloc(2 * t->cols, sizeof *dst);
+        trn_edge_aggregate_backward(gz, dalpha, t->w_out, t->alpha, t->z, &t->es, AD, 2);
+        trn_edge_softmax_backward(de, dalpha, t->alpha, &t->es, 2);
+        trn_lrelu_backward(dpre, de, h.pre, 0.2f, t->nnz);
+        trn_edge_sum_backward(dst, dpre, &t->es, 2);
+        trn_dense_backward(gz, ga, NULL, dst, t->z, h.a, (int64_t)t->cols, AD, 2, 2);
+        check_fd("attention head d/da", h.a, ga, AD * 2, 1e-2f, head_f, &h, t->w_out, t->out,
+                 t->rows * AD);
+        check_fd("attention head d/dz", t->z, gz, t->cols * AD, 1e-2f, head_f, &h, t->w_out, t->out,
+                 t->rows * AD);
+        free(gz), free(ga), free(dalpha), free(de), free(dpre), free(dst);
+        attn_free(t);
+    }
 }
 
 /* ---- GraphSAGE's aggregators (trainer/aggregate.h) ---- */
@@ -1066,7 +1109,7 @@ int main(void)
         cmocka_unit_test(test_l2norm_concat),
         cmocka_unit_test(test_elu),
         cmocka_unit_test(test_head_mean),
-        cmocka_unit_test(test_adj_reverse),
+        cmocka_unit_test(test_adj_edges),
         cmocka_unit_test(test_edge_sum),
         cmocka_unit_test(test_edge_softmax),
         cmocka_unit_test(test_edge_aggregate),

@@ -1,10 +1,11 @@
 /* GAT (Velickovic et al., ICLR 2018) for recommendation: node embeddings of users and items
  * propagated by multi-head graph attention over the user-item graph with self-loops; hidden layers
  * concatenate their heads and apply ELU, the last layer averages its heads, and its output is the
- * published vectors. docs/models.md has the definition and the choices. Each batch runs the whole
- * graph forward and backward; memory is O(edges x heads), never N x N. */
+ * published vectors. docs/models.md has the definition and the choices. Each batch computes each
+ * layer at its receptive field only (trainer/field.h); memory is O(edges x heads), never N x N. */
 #include "engine/rng.h"
 #include "trainer/attention.h"
+#include "trainer/field.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 #include "trainer/model.h"
@@ -45,25 +46,31 @@ static const trn_hparam_t hparams[] = {
 
 /* The block: E0 [N x dim] (users' rows, then items'), then for each layer l its heads' W_lh
  * [din_l x dim] (din_0 = dim, din_l = heads * dim after), then its heads' a_lh [dim x 2]:
- * column 0 is a_src, column 1 a_dst, the paper's a in R^{2 dim} split in its halves. */
+ * column 0 is a_src, column 1 a_dst, the paper's a in R^{2 dim} split in its halves.
+ *
+ * Layer l reads the rows field.rows[l] and computes the rows field.rows[l + 1] over the edge set
+ * edges[l] between them; its node tensors are packed in the order of those lists (every row, in
+ * order, in a whole-graph forward), its edge tensors in the edge set's order. */
 typedef struct {
     int dim, layers, heads, hd; /* hd = heads * dim, a hidden layer's width */
     int64_t nodes;
     size_t nnz;
     float p, pa;
-    eng_csr_t *g; /* [N x N] the user-item graph with self-loops, pattern only */
-    int64_t *rev; /* [nnz] trn_graph_reverse(g) */
+    eng_csr_t *g;      /* [N x N] the user-item graph with self-loops, pattern only */
+    trn_field_t field; /* the rows each layer computes */
+    trn_edges_t edges[GAT_MAX_LAYERS];
     int din[GAT_MAX_LAYERS];
     size_t w_off[GAT_MAX_LAYERS], a_off[GAT_MAX_LAYERS]; /* of W_l0 and a_l0 in the block */
     char names[2 * GAT_MAX_LAYERS * GAT_MAX_HEADS][16];  /* the views' names */
     /* Activations, per layer l, in one allocation: */
-    float *x[GAT_MAX_LAYERS];       /* [N x din_l] the layer's input, after dropout */
+    float *x[GAT_MAX_LAYERS];       /* [N x din_l] the layer's input at its rows, after dropout */
     float *z[GAT_MAX_LAYERS];       /* [heads x N x dim] x W_lh */
-    float *pre[GAT_MAX_LAYERS];     /* [heads x nnz] s_i + t_j */
+    float *pre[GAT_MAX_LAYERS];     /* [heads x nnz] s_r + t_c */
     float *alpha[GAT_MAX_LAYERS];   /* [heads x nnz] edge softmax of LeakyReLU(pre) */
     float *alpha_d[GAT_MAX_LAYERS]; /* [heads x nnz] alpha after dropout */
     float *cat[GAT_MAX_LAYERS];     /* [N x hd] the heads' outputs side by side */
-    float *out;                     /* [N x dim] the last layer's head mean: the vectors */
+    float *out;                     /* [N x dim] the last layer's head mean (packed) */
+    float *final, *dfinal;          /* [N x dim] node-indexed: the vectors at the output rows */
     /* and scratch */
     float *e, *dpre, *dalpha_d, *dalpha, *de; /* [nnz] */
     float *agg, *dout, *dz;                   /* [N x dim] */
@@ -83,7 +90,9 @@ static void gat_free(void *impl)
     if (!g)
         return;
     eng_csr_free(g->g);
-    free(g->rev);
+    trn_field_free(&g->field);
+    for (int l = 0; l < GAT_MAX_LAYERS; l++)
+        trn_edges_free(&g->edges[l]);
     free(g->act);
     free(g->masks);
     free(g->item_z);
@@ -127,7 +136,7 @@ static int alloc_activations(gat_t *g)
 {
     const size_t n = (size_t)g->nodes, d = (size_t)g->dim, H = (size_t)g->heads, E = g->nnz;
     const size_t hd = (size_t)g->hd;
-    size_t floats = 5 * E + 4 * n * d + 4 * n + 2 * n * hd, bytes = 0;
+    size_t floats = 5 * E + 6 * n * d + 4 * n + 2 * n * hd, bytes = 0;
     for (int l = 0; l < g->layers; l++) {
         floats += n * g->din[l] + H * n * d + 3 * H * E + n * hd;
         bytes += n * g->din[l] + H * E;
@@ -150,6 +159,8 @@ static int alloc_activations(gat_t *g)
         g->amask[l] = b, b += H * E;
     }
     TAKE(g->out, n * d);
+    TAKE(g->final, n * d);
+    TAKE(g->dfinal, n * d);
     TAKE(g->e, E);
     TAKE(g->dpre, E);
     TAKE(g->dalpha_d, E);
@@ -195,9 +206,11 @@ static int gat_init(trn_model_t *m, eng_error_t *err)
         }
     }
     g->g = trn_graph_adj(m->in->train, 1);
-    g->rev = g->g ? trn_graph_reverse(g->g) : NULL;
-    if (!g->rev)
+    if (!g->g || trn_field_alloc(&g->field, (int32_t)g->nodes, g->layers) < 0)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
+    for (int l = 0; l < g->layers; l++)
+        if (trn_edges_alloc(&g->edges[l], g->g) < 0)
+            return ENG_ENOMEM;
     g->nnz = (size_t)g->g->nnz;
     if (alloc_activations(g) < 0 ||
         trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
@@ -216,86 +229,103 @@ static int gat_init(trn_model_t *m, eng_error_t *err)
     return ENG_OK;
 }
 
-/* out = the last layer's output over all nodes. Layer l: x_l = dropout(input), per head h
- * z = x_l W_lh, alpha = dropout(edge softmax(LeakyReLU(s_i + t_j))) with (s, t) = z a_lh, the
- * head's output sum_j alpha_ij z_j; the heads concatenated then ELU in hidden layers, averaged in
- * the last. Dropout only when training, its masks from the batch's RNG in a fixed order. */
+/* out = the last layer's output at the field's output rows (packed), and final the same rows
+ * node-indexed. Layer l, over the edge set from its input rows to its output rows: x_l =
+ * dropout(input), per head h z = x_l W_lh, alpha = dropout(edge softmax(LeakyReLU(s_r + t_c)))
+ * with (s, t) = z a_lh, the head's output sum_c alpha_rc z_c; the heads concatenated then ELU in
+ * hidden layers, averaged in the last. Dropout only when training, its masks from the batch's RNG
+ * in a fixed order. */
 static void forward(trn_model_t *m, int training)
 {
     gat_t *g = m->impl;
-    const int d = g->dim, H = g->heads, th = m->threads;
-    const int64_t n = g->nodes;
-    const size_t E = g->nnz, nd = (size_t)n * d;
+    const trn_field_t *f = &g->field;
+    const int d = g->dim, H = g->heads, th = m->threads, L = g->layers;
+    const size_t E = g->nnz, nd = (size_t)g->nodes * d, row = (size_t)d * sizeof(float);
     const float p = training ? g->p : 0.0f, pa = training ? g->pa : 0.0f;
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
-    const float *in = m->params;
-    for (int l = 0; l < g->layers; l++) {
-        trn_dropout_forward(g->x[l], g->xmask[l], in, p, (size_t)n * g->din[l], &rng);
+    for (int l = 0; l < L; l++)
+        trn_edges_build(&g->edges[l], g->g, f->rows[l + 1], f->n[l + 1], f->rows[l], f->n[l]);
+    for (int32_t q = 0; q < f->n[0]; q++) /* layer 0's input: the embeddings at its rows */
+        memcpy(g->x[0] + (size_t)q * d, m->params + (size_t)f->rows[0][q] * d, row);
+    for (int l = 0; l < L; l++) {
+        const trn_edges_t *es = &g->edges[l];
+        const int64_t n_in = f->n[l], n_out = f->n[l + 1];
+        const size_t nnz = (size_t)es->g.nnz;
+        trn_dropout_forward(g->x[l], g->xmask[l], g->x[l], p, (size_t)n_in * g->din[l], &rng);
         for (int h = 0; h < H; h++) {
             float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E, *alpha = g->alpha[l] + h * E;
             float *alpha_d = g->alpha_d[l] + h * E;
-            trn_dense_forward(z, g->x[l], w_of(g, m->params, l, h), NULL, n, g->din[l], d, th);
-            trn_dense_forward(g->st, z, a_of(g, m->params, l, h), NULL, n, d, 2, th);
-            trn_edge_sum_forward(pre, g->st, g->g, th);
-            trn_lrelu_forward(g->e, pre, GAT_SLOPE, E);
-            trn_edge_softmax_forward(alpha, g->e, g->g, th);
-            trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, E, &rng);
-            trn_edge_aggregate_forward(g->agg, alpha_d, z, g->g, d, th);
-            trn_concat_forward(g->cat[l], g->agg, n, d, g->hd, h * d);
+            trn_dense_forward(z, g->x[l], w_of(g, m->params, l, h), NULL, n_in, g->din[l], d, th);
+            trn_dense_forward(g->st, z, a_of(g, m->params, l, h), NULL, n_in, d, 2, th);
+            trn_edge_sum_forward(pre, g->st, es, th);
+            trn_lrelu_forward(g->e, pre, GAT_SLOPE, nnz);
+            trn_edge_softmax_forward(alpha, g->e, es, th);
+            trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, nnz, &rng);
+            trn_edge_aggregate_forward(g->agg, alpha_d, z, es, d, th);
+            trn_concat_forward(g->cat[l], g->agg, n_out, d, g->hd, h * d);
         }
-        if (l + 1 < g->layers) {
-            trn_elu_forward(g->x[l + 1], g->cat[l], (size_t)n * g->hd);
-            in = g->x[l + 1]; /* the next layer's dropout runs in place */
-        } else {
-            trn_head_mean_forward(g->out, g->cat[l], n, H, d);
-        }
+        if (l + 1 < L) /* the next layer reads this one's rows, in this order */
+            trn_elu_forward(g->x[l + 1], g->cat[l], (size_t)n_out * g->hd);
+        else
+            trn_head_mean_forward(g->out, g->cat[l], n_out, H, d);
     }
+    for (int32_t q = 0; q < f->n[L]; q++)
+        memcpy(g->final + (size_t)f->rows[L][q] * d, g->out + (size_t)q * d, row);
 }
 
-/* Given g->dout, the gradient of the last layer's output: ADDS the gradients of E0 and of every
- * W and a into m->grads. */
+/* Given g->dout, the gradient of the last layer's output (packed): ADDS the gradients of E0 and
+ * of every W and a into m->grads. */
 static void backward(trn_model_t *m)
 {
     gat_t *g = m->impl;
-    const int d = g->dim, H = g->heads, th = m->threads;
-    const int64_t n = g->nodes;
-    const size_t E = g->nnz, nd = (size_t)n * d, nhd = (size_t)n * g->hd;
+    const trn_field_t *f = &g->field;
+    const int d = g->dim, H = g->heads, th = m->threads, L = g->layers;
+    const size_t E = g->nnz, nd = (size_t)g->nodes * d;
     float *dx = g->dx, *dcat = g->dcat; /* [N x hd] each; swapped between layers */
-    memset(dcat, 0, nhd * sizeof *dcat);
-    trn_head_mean_backward(dcat, g->dout, n, H, d);
-    for (int l = g->layers - 1; l >= 0; l--) {
-        const size_t nin = (size_t)n * g->din[l];
+    const size_t n_last = (size_t)f->n[L] * g->hd;
+    memset(dcat, 0, n_last * sizeof *dcat);
+    trn_head_mean_backward(dcat, g->dout, f->n[L], H, d);
+    for (int l = L - 1; l >= 0; l--) {
+        const trn_edges_t *es = &g->edges[l];
+        const int64_t n_in = f->n[l], n_out = f->n[l + 1];
+        const size_t nin = (size_t)n_in * g->din[l], nnz = (size_t)es->g.nnz;
         memset(dx, 0, nin * sizeof *dx);
         for (int h = 0; h < H; h++) {
             const float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E;
             const float *alpha = g->alpha[l] + h * E, *alpha_d = g->alpha_d[l] + h * E;
-            memset(g->agg, 0, nd * sizeof *g->agg); /* the head's output gradient */
-            trn_concat_backward(g->agg, dcat, n, d, g->hd, h * d);
-            memset(g->dz, 0, nd * sizeof *g->dz);
-            memset(g->dalpha_d, 0, E * sizeof *g->dalpha_d);
-            trn_edge_aggregate_backward(g->dz, g->dalpha_d, g->agg, alpha_d, z, g->g, g->rev, d,
-                                        th);
-            memset(g->dalpha, 0, E * sizeof *g->dalpha);
-            trn_dropout_backward(g->dalpha, g->dalpha_d, g->amask[l] + h * E, g->pa, E);
-            memset(g->de, 0, E * sizeof *g->de);
-            trn_edge_softmax_backward(g->de, g->dalpha, alpha, g->g, th);
-            memset(g->dpre, 0, E * sizeof *g->dpre);
-            trn_lrelu_backward(g->dpre, g->de, pre, GAT_SLOPE, E);
-            memset(g->dst, 0, (size_t)n * 2 * sizeof *g->dst);
-            trn_edge_sum_backward(g->dst, g->dpre, g->g, g->rev, th);
+            memset(g->agg, 0, (size_t)n_out * d * sizeof *g->agg); /* the head's output grad */
+            trn_concat_backward(g->agg, dcat, n_out, d, g->hd, h * d);
+            memset(g->dz, 0, (size_t)n_in * d * sizeof *g->dz);
+            memset(g->dalpha_d, 0, nnz * sizeof *g->dalpha_d);
+            trn_edge_aggregate_backward(g->dz, g->dalpha_d, g->agg, alpha_d, z, es, d, th);
+            memset(g->dalpha, 0, nnz * sizeof *g->dalpha);
+            trn_dropout_backward(g->dalpha, g->dalpha_d, g->amask[l] + h * E, g->pa, nnz);
+            memset(g->de, 0, nnz * sizeof *g->de);
+            trn_edge_softmax_backward(g->de, g->dalpha, alpha, es, th);
+            memset(g->dpre, 0, nnz * sizeof *g->dpre);
+            trn_lrelu_backward(g->dpre, g->de, pre, GAT_SLOPE, nnz);
+            memset(g->dst, 0, (size_t)n_in * 2 * sizeof *g->dst);
+            trn_edge_sum_backward(g->dst, g->dpre, es, th);
             trn_dense_backward(g->dz, a_of(g, m->grads, l, h), NULL, g->dst, z,
-                               a_of(g, m->params, l, h), n, d, 2, th);
+                               a_of(g, m->params, l, h), n_in, d, 2, th);
             trn_dense_backward(dx, w_of(g, m->grads, l, h), NULL, g->dz, g->x[l],
-                               w_of(g, m->params, l, h), n, g->din[l], d, th);
+                               w_of(g, m->params, l, h), n_in, g->din[l], d, th);
         }
-        if (l == 0) {
-            trn_dropout_backward(m->grads, dx, g->xmask[0], g->p, nin);
+        if (l == 0) { /* through the input dropout, into the embeddings' rows */
+            memset(dcat, 0, nin * sizeof *dcat);
+            trn_dropout_backward(dcat, dx, g->xmask[0], g->p, nin);
+            for (int32_t q = 0; q < f->n[0]; q++) {
+                float *dst = m->grads + (size_t)f->rows[0][q] * d;
+                const float *src = dcat + (size_t)q * d;
+                for (int j = 0; j < d; j++)
+                    dst[j] += src[j];
+            }
         } else { /* through this layer's input dropout and the previous layer's ELU */
-            memset(dcat, 0, nhd * sizeof *dcat);
+            memset(dcat, 0, nin * sizeof *dcat);
             trn_dropout_backward(dcat, dx, g->xmask[l], g->p, nin);
-            memset(dx, 0, nhd * sizeof *dx);
-            trn_elu_backward(dx, dcat, g->cat[l - 1], nhd);
+            memset(dx, 0, nin * sizeof *dx);
+            trn_elu_backward(dx, dcat, g->cat[l - 1], nin);
             float *t = dx;
             dx = dcat;
             dcat = t;
@@ -306,10 +336,17 @@ static void backward(trn_model_t *m)
 static double gat_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 {
     gat_t *g = m->impl;
-    const int d = g->dim;
+    const trn_field_t *f = &g->field;
+    const int d = g->dim, L = g->layers;
+    const size_t row = (size_t)d * sizeof(float);
+    trn_scores_rows(&g->scores, m, b);
+    trn_field_batch(&g->field, g->g, &g->scores, b->n, b->nneg);
     forward(m, 1);
-    memset(g->dout, 0, (size_t)g->nodes * d * sizeof *g->dout);
-    double loss = trn_scores_loss(&g->scores, g->dout, g->out, d, m, b);
+    for (int32_t q = 0; q < f->n[L]; q++)
+        memset(g->dfinal + (size_t)f->rows[L][q] * d, 0, row);
+    double loss = trn_scores_eval(&g->scores, g->dfinal, g->final, d, m, b);
+    for (int32_t q = 0; q < f->n[L]; q++)
+        memcpy(g->dout + (size_t)q * d, g->dfinal + (size_t)f->rows[L][q] * d, row);
     backward(m);
     /* decay / 2 / batch * the batch's layer-0 rows (as lightgcn), plus decay / 2 * the squared
      * norm of every W and a (the paper's L2), which follow E0 in the block */
@@ -326,10 +363,11 @@ static double gat_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
 static int gat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
     gat_t *g = m->impl;
+    trn_field_all(&g->field);
     forward(m, 0);
     const size_t vu = (size_t)m->n_users * g->dim;
-    memcpy(user_vecs, g->out, vu * sizeof *user_vecs);
-    memcpy(item_vecs, g->out + vu, (size_t)m->n_items * g->dim * sizeof *item_vecs);
+    memcpy(user_vecs, g->final, vu * sizeof *user_vecs);
+    memcpy(item_vecs, g->final + vu, (size_t)m->n_items * g->dim * sizeof *item_vecs);
     return ENG_OK;
 }
 
@@ -344,6 +382,7 @@ static int gat_extras(trn_model_t *m, trn_extra_t *out)
     const size_t nd = (size_t)g->nodes * d, cols = (size_t)L * H * d;
     if (!g->item_z && !(g->item_z = malloc((size_t)m->n_items * cols * sizeof(float))))
         return ENG_ENOMEM;
+    trn_field_all(&g->field);
     forward(m, 0);
     for (int l = 0; l < L; l++)
         for (int h = 0; h < H; h++) {

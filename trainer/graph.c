@@ -85,25 +85,3 @@ eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops)
     }
     return a;
 }
-
-int64_t *trn_graph_reverse(const eng_csr_t *g)
-{
-    int64_t *rev = malloc((size_t)(g->nnz ? g->nnz : 1) * sizeof *rev);
-    if (!rev)
-        return NULL;
-    for (int32_t r = 0; r < g->rows; r++)
-        for (int64_t k = g->ptr[r]; k < g->ptr[r + 1]; k++) {
-            /* binary search for r in row idx[k] */
-            int64_t lo = g->ptr[g->idx[k]], hi = g->ptr[g->idx[k] + 1];
-            while (lo < hi) {
-                int64_t mid = lo + (hi - lo) / 2;
-                if (g->idx[mid] < r)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            assert(lo < g->ptr[g->idx[k] + 1] && g->idx[lo] == r); /* symmetric pattern */
-            rev[k] = lo;
-        }
-    return rev;
-}

@@ -17,11 +17,6 @@ eng_csr_t *trn_graph_norm_adj(const eng_csr_t *train, int self_loops);
  * memory. */
 eng_csr_t *trn_graph_adj(const eng_csr_t *train, int self_loops);
 
-/* For a square matrix with a symmetric pattern and sorted rows: rev[k] = the position of the
- * entry (c, r) for the entry k = (r, c), so that a backward pass can gather over a column the
- * values stored along rows. A new [nnz] array (free with free), or NULL when out of memory. */
-int64_t *trn_graph_reverse(const eng_csr_t *g);
-
 /* The transpose of a pattern matrix (items -> users lists, sorted); NULL when out of memory. */
 eng_csr_t *trn_graph_transpose(const eng_csr_t *m);
 
