@@ -76,7 +76,7 @@ def main():
                     getattr(m, p)[l].copy_(torch.from_numpy(t[f'param.{p}_{l + 1}'].copy()))
     elif kind == 'gat':
         m = gat_torch.GAT(d.n_users, d.n_items, dim, hp['layers'], hp['heads'], 0.0, 0.0, 0.0,
-                          gat_torch.edges(d.tu, d.ti, d.n_users, d.n_items))
+                          gat_torch.Graph(d.tu, d.ti, d.n_users, d.n_items))
         with torch.no_grad():
             m.emb[torch.from_numpy(users)] = torch.from_numpy(t['param.user_emb'].copy())
             m.emb[torch.from_numpy(items + d.n_users)] = torch.from_numpy(t['param.item_emb'].copy())
