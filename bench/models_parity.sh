@@ -12,14 +12,14 @@
 # Writes bench/out/models_parity.md and prints it.
 #
 #   cmake -S . -B build && cmake --build build -j2 && bench/models_parity.sh
-# Env: BIN (gnnrec binary, default build/gnnrec), DATA, PEERS, KINDS ("gcn ngcf gat
-#      graphsage:mean graphsage:max graphsage:pool"; graphsage:lstm too on request: one epoch
-#      took gnnrec about 30 s and the reference 11 s at one thread, loaded), EPOCHS_<kind> with : as _ (gcn 40, ngcf 20,
-#      gat 10, graphsage_mean 30, graphsage_max 10, graphsage_pool 10, graphsage_lstm 3; an
-#      EPOCHS_graphsage sets every aggregator's), THREADS (1), SEEDS ("2020 1 2"). One thread by
+# Env: BIN (gnnrec binary, default build/gnnrec), DATA, PEERS, KINDS ("gcn ngcf gat graphsage:mean
+#      graphsage:max graphsage:pool"; graphsage:lstm too on request: one epoch took gnnrec about
+#      30 s and the reference 11 s at one thread, loaded), EPOCHS_<kind> with : as _ (gcn 40,
+#      ngcf 20, gat 10, graphsage_mean 30, graphsage_max 10, graphsage_pool 10, graphsage_lstm 3;
+#      an EPOCHS_graphsage sets every aggregator's), THREADS (1), SEEDS ("2020 1 2"). One thread by
 #      default: quality does not depend on it, and on the shared 2 cores a busy neighbour makes
-#      two-thread runs of either program many times slower (the default budget took about 24
-#      minutes at one thread on the loaded shared machine, a third of it gat's).
+#      two-thread runs of either program many times slower (the default budget took about 24 minutes
+#      at one thread on the loaded shared machine, a third of it gat's).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${DATA:-$here/../shared/data}
