@@ -12,23 +12,28 @@ Where gnnrec's graphsage.c (docs/models.md, "graphsage") chooses, this script fo
   self-loops; the layer-0 features are learned embeddings E0 [N x dim], N(0, 0.1) (the paper's
   nodes have features; there are none here);
 - K layers (--layers 2): h^k_v = norm(sigma(W_k [h^{k-1}_v || AGG_k(h^{k-1} of v's sampled
-  neighbours)])), W_k [2 dim x dim] Xavier, no bias (the paper's code has a bias option, off by
-  default, and applies the weights to the two halves separately: the same product); sigma ReLU
-  below the last layer, the identity at layer K (the code's last layer is linear too); norm each
-  row to unit length at every layer (the paper's line 7; tf.math.l2_normalize's floor 1e-12);
+  neighbours)])), W_k [2 dim x dim] Xavier, no bias: the paper's equation (its code's aggregators
+  transform the two halves by separate matrices and, with concat, its default, concatenate the
+  results, 2 dim wide; their bias is off by default); sigma ReLU below the last layer, the
+  identity at layer K (the code's last layer is linear too); norm each row to unit length at
+  every layer (the paper's Algorithm 1, line 7, with tf.math.l2_normalize's floor 1e-12; the
+  code normalises only the final output);
 - aggregators (--aggregator): mean (the element-wise mean of the neighbours, zeros without any;
   the code's MeanAggregator); max (the element-wise max, zeros without neighbours); pool (max over
-  ReLU(h_u P_k + pb_k), P_k [dim x dim] Xavier, pb_k zero: the code's MaxPoolingAggregator with one
-  hidden layer of dim units); lstm (an LSTM of hidden size dim from a zero state over the
+  ReLU(h_u P_k + pb_k), P_k [dim x dim] Xavier, pb_k zero: the code's MaxPoolingAggregator, whose
+  one hidden layer is 512 wide); lstm (an LSTM of hidden size dim from a zero state over the
   neighbours in a random order, its last hidden state at the list's own length, gates [i f g o] =
   h_u Lx_k + lb_k + h_{t-1} Lh_k, Lx_k, Lh_k [dim x 4 dim] Xavier, lb_k zero, one bias (torch's
-  nn.LSTM has two), no peepholes: the code's SeqAggregator, written out step by step over the
-  lists sorted by length, as a packed sequence);
+  nn.LSTM has two), no peepholes: the code's SeqAggregator, a BasicLSTMCell of 128 units with
+  forget bias 1 there; written out step by step over the lists sorted by length, as a packed
+  sequence);
 - sampling, per batch: B^K = the batch's users, positives and negatives; for k = K..1 every node
   of B^k gets up to S_k neighbours uniform without replacement (Floyd's algorithm, vectorised over
-  the nodes; every neighbour when the degree is at most S_k; the paper's code samples a fixed S_k
-  with repetition from a pre-sampled table), each list shuffled for lstm; B^{k-1} = B^k plus the
-  new nodes; h^k computed on B^k only; --fanout S_1,...,S_K (25,10: the batch's nodes get 10);
+  the nodes; every neighbour when the degree is at most S_k; the paper's code takes the first S_k
+  columns, shuffled per batch, of a fixed table of 128 neighbours per node drawn once, with
+  repetition below that degree), each list shuffled for lstm; B^{k-1} = B^k plus the new nodes;
+  h^k computed on B^k only; --fanout S_1,...,S_K (25,10: the batch's nodes get 10, as the code's
+  samples_2 for its first hop);
 - the published (and evaluated) vectors: every node, every neighbour (no sampling), the lists in
   index order, h^K;
 - BPR (mean softplus(neg - pos)) on h^K, plus decay / 2 / batch * the squared norms of the batch's
