@@ -1,11 +1,16 @@
-"""The shared driver of the PyTorch references with dense layers (gcn_torch.py, ngcf_torch.py).
+"""The shared driver of the PyTorch references with dense layers (gcn_torch.py, ngcf_torch.py,
+gat_torch.py, graphsage_torch.py).
 
 The protocol is lightgcn_torch.py's, imported from ../shared/peers (env PEERS overrides): its data
 reader, graph normalisation, epoch sampler and all-ranking evaluation are used as they are; this
 file adds only what that script keeps inside its main(): the flags, the data set-up and the
 training loop, so that the two models differ only in their module. A model given to run() has
 `propagate()` -> (user vectors, item vectors), honouring `self.training` for its dropout, and
-`reg(u, p, n, U, I)` -> its regulariser for a batch (U, I the vectors propagate() returned).
+`reg(u, p, n, U, I)` -> its regulariser for a batch (U, I the vectors propagate() returned). A
+model that computes a batch's vectors on a sampled subgraph instead of the whole graph
+(graphsage_torch.py) also has `batch_vectors(u, p, n)` -> the rows of the batch's users,
+positives and negatives; training then calls it instead of propagate() and passes U = I = None
+to reg(); evaluation still calls propagate() (in eval mode: the whole graph).
 
 Output, as lightgcn_torch.py: one JSON line of set-up, then one per epoch with "epoch",
 "batches", "train_s", "s_per_batch", "sample_s", "loss" (the mean BPR loss, regulariser
@@ -22,14 +27,16 @@ sys.path.insert(0, PEERS)
 import lightgcn_torch as lgn  # noqa: E402  (read_lgn, norm_adj, sample_epoch, evaluate)
 
 
-def parser(description, lr, decay, batch, layers, dropout):
-    """lightgcn_torch.py's flags with a model's defaults, plus --dropout."""
+def parser(description, lr, decay, batch, layers, dropout=None):
+    """lightgcn_torch.py's flags with a model's defaults, plus --dropout unless dropout is None
+    (a model without dropout)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument('--data', required=True, help='folder with train.txt and test.txt')
     ap.add_argument('--epochs', type=int, default=1)
     ap.add_argument('--dim', type=int, default=64, help='embedding size and every layer\'s width')
     ap.add_argument('--layers', type=int, default=layers)
-    ap.add_argument('--dropout', type=float, default=dropout, help='on every layer\'s output')
+    if dropout is not None:
+        ap.add_argument('--dropout', type=float, default=dropout, help='on every layer\'s output')
     ap.add_argument('--lr', type=float, default=lr)
     ap.add_argument('--decay', type=float, default=decay)
     ap.add_argument('--batch', type=int, default=batch)
@@ -65,7 +72,8 @@ def load(folder):
 
 def run(a, build):
     """Trains build(data) as lightgcn_torch.py trains LightGCN: BPR over one uniformly sampled
-    negative, plus model.reg(), Adam; the whole graph propagated once per batch."""
+    negative, plus model.reg(), Adam; the whole graph propagated once per batch (or the batch's
+    subgraph, through model.batch_vectors)."""
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -90,8 +98,12 @@ def run(a, build):
         total, nb = 0.0, 0
         for s in range(0, n_train, a.batch):
             u, p, n = users[s:s + a.batch], pos[s:s + a.batch], neg[s:s + a.batch]
-            U, I = model.propagate()
-            ue, pe, ne = U[u], I[p], I[n]
+            if hasattr(model, 'batch_vectors'):
+                U = I = None
+                ue, pe, ne = model.batch_vectors(u, p, n)
+            else:
+                U, I = model.propagate()
+                ue, pe, ne = U[u], I[p], I[n]
             loss = torch.nn.functional.softplus((ue * ne).sum(1) - (ue * pe).sum(1)).mean()
             opt.zero_grad()
             (loss + model.reg(u, p, n, U, I)).backward()
