@@ -3,7 +3,7 @@
  * A model whose loss reads its final vectors at the batch's nodes B needs layer L at B only, and
  * layer l - 1 at the rows layer l reads: those of layer l and their neighbours. Computing each
  * layer on those rows alone, instead of on the whole graph, gives the same loss and gradient at a
- * fraction of the cost (the last layers most). gcn and ngcf run their layers over these lists,
+ * fraction of the cost (the last layers most). gcn, ngcf and gat run their layers over these lists,
  * with each layer's tensors packed in list order. */
 #ifndef GNNREC_TRAINER_FIELD_H
 #define GNNREC_TRAINER_FIELD_H
