@@ -11,6 +11,7 @@
 #include "trainer/graphsage.h"
 
 #include "engine/rng.h"
+#include "engine/sage.h"
 #include "trainer/aggregate.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
@@ -18,10 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { SAGE_MEAN, SAGE_MAX, SAGE_POOL, SAGE_LSTM } sage_agg_t;
-
-#define SAGE_AGGREGATORS "mean|max|pool|lstm"
-#define SAGE_MAX_LAYERS 4
+/* The aggregators (eng_sage_agg_t) and their names are the engine's, which the server reads
+ * too. */
+#define SAGE_MAX_LAYERS ENG_SAGE_MAX_LAYERS
 #define SAGE_MAX_FANOUT 1000
 
 typedef struct {
@@ -29,18 +29,18 @@ typedef struct {
     int dim;              /* embedding size and every layer's width */
     int layers;           /* K */
     trn_hp_list_t fanout; /* S_1..S_K */
-    int aggregator;       /* sage_agg_t */
+    int aggregator;       /* eng_sage_agg_t */
 } sage_cfg_t;
 
 /* K = 2 with S_1 = 25, S_2 = 10 as the paper; the common settings as the other kinds' (the
  * LightGCN protocol). */
 static const trn_hparam_t hparams[] = {
     TRN_HP_COMMON(sage_cfg_t, 1e-3, 1e-4, 2048),
-    TRN_HP_INT(sage_cfg_t, dim, "dim", 64, 1, 4096, "embedding size and layer width"),
+    TRN_HP_INT(sage_cfg_t, dim, "dim", 64, 1, ENG_SAGE_MAX_DIM, "embedding size and layer width"),
     TRN_HP_INT(sage_cfg_t, layers, "layers", 2, 1, SAGE_MAX_LAYERS, "aggregation layers K"),
     TRN_HP_LIST(sage_cfg_t, fanout, "fanout", "25,10", 1, SAGE_MAX_FANOUT,
                 "neighbours sampled per node for layers 1..K (one value per layer)"),
-    TRN_HP_CHOICE(sage_cfg_t, aggregator, "aggregator", SAGE_MEAN, SAGE_AGGREGATORS,
+    TRN_HP_CHOICE(sage_cfg_t, aggregator, "aggregator", ENG_SAGE_MEAN, ENG_SAGE_AGGREGATORS,
                   "neighbourhood aggregator"),
 };
 
@@ -105,9 +105,9 @@ typedef struct {
 static size_t layer_params(int d, int agg)
 {
     const size_t dd = (size_t)d * d;
-    return 2 * dd + (agg == SAGE_POOL   ? dd + (size_t)d
-                     : agg == SAGE_LSTM ? 8 * dd + 4 * (size_t)d
-                                        : 0);
+    return 2 * dd + (agg == ENG_SAGE_POOL   ? dd + (size_t)d
+                     : agg == ENG_SAGE_LSTM ? 8 * dd + 4 * (size_t)d
+                                            : 0);
 }
 
 static size_t sage_n_params(const trn_inputs_t *in, const void *cfg)
@@ -202,15 +202,15 @@ static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, in
         ok &= (a->z[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->a[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->norm[l] = malloc((size_t)cap[l + 1] * sizeof(float))) != NULL;
-        if (agg == SAGE_MAX || agg == SAGE_POOL)
+        if (agg == ENG_SAGE_MAX || agg == ENG_SAGE_POOL)
             ok &= (a->arg[l] = malloc(nd * sizeof(int32_t))) != NULL;
-        if (agg == SAGE_LSTM) {
+        if (agg == ENG_SAGE_LSTM) {
             const size_t e = (size_t)nnz[l] + 1;
             ok &= (a->xw[l] = malloc(4 * nin * sizeof(float))) != NULL;
             ok &= (a->gates[l] = malloc(4 * e * d * sizeof(float))) != NULL;
             ok &= (a->cell[l] = malloc(e * d * sizeof(float))) != NULL;
         }
-        if (agg == SAGE_POOL) {
+        if (agg == ENG_SAGE_POOL) {
             ok &= (a->pz[l] = malloc(nin * sizeof(float))) != NULL;
             ok &= (a->pa[l] = malloc(nin * sizeof(float))) != NULL;
         }
@@ -289,9 +289,10 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     size_t scratch = 0;
     for (int l = 0; l < L; l++) {
         nnz[l] = g->cap[l + 1] * g->fanout[l];
-        const size_t need = g->agg == SAGE_POOL   ? 2 * (size_t)g->cap[l] * d
-                            : g->agg == SAGE_LSTM ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d
-                                                  : 0;
+        const size_t need = g->agg == ENG_SAGE_POOL ? 2 * (size_t)g->cap[l] * d
+                            : g->agg == ENG_SAGE_LSTM
+                                ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d
+                                : 0;
         scratch = need > scratch ? need : scratch;
     }
     if (scratch)
@@ -311,9 +312,9 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         m->params[i] = (float)(0.1 * eng_rng_normal(&rng));
     for (int l = 0; l < L; l++) {
         trn_init_xavier(weight(m, m->params, l), 2 * d, d, &rng);
-        if (g->agg == SAGE_POOL)
+        if (g->agg == ENG_SAGE_POOL)
             trn_init_xavier(pool_w(m, m->params, l), d, d, &rng);
-        if (g->agg == SAGE_LSTM) {
+        if (g->agg == ENG_SAGE_LSTM) {
             trn_init_xavier(lstm_x(m, m->params, l), d, 4 * d, &rng);
             trn_init_xavier(lstm_h(m, m->params, l), d, 4 * d, &rng);
         }
@@ -376,7 +377,7 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
                     idx[e++] = add_node(g, nb[t], &count);
                 }
             }
-            if (g->agg == SAGE_LSTM) /* Fisher-Yates */
+            if (g->agg == ENG_SAGE_LSTM) /* Fisher-Yates */
                 for (int64_t q = e - 1; q > ptr[i]; q--) {
                     const int64_t r = ptr[i] + eng_rng_below(&rng, (uint32_t)(q - ptr[i] + 1));
                     const int32_t t = idx[q];
@@ -406,11 +407,11 @@ static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, 
     const sage_cfg_t *c = m->cfg;
     const int d = c->dim, th = m->threads;
     const float *x = a->h[l];
-    if (c->aggregator == SAGE_MEAN)
+    if (c->aggregator == ENG_SAGE_MEAN)
         trn_agg_mean_forward(a->agg[l], x, ptr, idx, n, d, th);
-    else if (c->aggregator == SAGE_MAX)
+    else if (c->aggregator == ENG_SAGE_MAX)
         trn_agg_max_forward(a->agg[l], a->arg[l], x, ptr, idx, n, d, th);
-    else if (c->aggregator == SAGE_POOL)
+    else if (c->aggregator == ENG_SAGE_POOL)
         trn_agg_pool_forward(a->agg[l], a->arg[l], a->pz[l], a->pa[l], x, pool_w(m, m->params, l),
                              pool_b(m, m->params, l), ptr, idx, n, n_in, d, th);
     else
@@ -467,11 +468,11 @@ static void backward(trn_model_t *m)
         trn_concat_backward(dx, g->dcat, n, d, 2 * d, 0);
         memset(g->dagg, 0, nd * sizeof *g->dagg);
         trn_concat_backward(g->dagg, g->dcat, n, d, 2 * d, d);
-        if (g->agg == SAGE_MEAN)
+        if (g->agg == ENG_SAGE_MEAN)
             trn_agg_mean_backward(dx, g->dagg, sg->ptr[l], sg->idx[l], n, d, th);
-        else if (g->agg == SAGE_MAX)
+        else if (g->agg == ENG_SAGE_MAX)
             trn_agg_max_backward(dx, g->dagg, a->arg[l], n, d, th);
-        else if (g->agg == SAGE_POOL)
+        else if (g->agg == ENG_SAGE_POOL)
             trn_agg_pool_backward(dx, pool_w(m, m->grads, l), pool_b(m, m->grads, l),
                                   g->agg_scratch, g->dagg, a->arg[l], a->pz[l], a->h[l],
                                   pool_w(m, m->params, l), n, n_in, d, th);
@@ -511,7 +512,7 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
         trn_l2_backward(weight(m, m->grads, l), 0.5f * decay, w, &row0, 1, nw);
         *reg += 0.5 * decay * trn_l2_forward(w, &row0, 1, nw);
         /* the aggregator's matrices: P, or Lx and Lh (adjacent) */
-        const int np = g->agg == SAGE_POOL ? d * d : g->agg == SAGE_LSTM ? 8 * d * d : 0;
+        const int np = g->agg == ENG_SAGE_POOL ? d * d : g->agg == ENG_SAGE_LSTM ? 8 * d * d : 0;
         if (np) {
             const float *p = pool_w(m, m->params, l);
             trn_l2_backward(pool_w(m, m->grads, l), 0.5f * decay, p, &row0, 1, np);
@@ -606,6 +607,26 @@ static int sage_extras(trn_model_t *m, trn_extra_t *out)
     return 1;
 }
 
+/* s = m's layers, pointing into its parameter block. */
+static void sage_layers(const trn_model_t *m, eng_sage_t *s)
+{
+    const sage_cfg_t *c = m->cfg;
+    memset(s, 0, sizeof *s);
+    s->dim = c->dim;
+    s->layers = c->layers;
+    s->agg = (eng_sage_agg_t)c->aggregator;
+    for (int l = 0; l < c->layers; l++) {
+        s->w[l] = weight(m, m->params, l);
+        if (c->aggregator == ENG_SAGE_POOL || c->aggregator == ENG_SAGE_LSTM) {
+            s->aw[l] = pool_w(m, m->params, l);
+            s->ab[l] =
+                c->aggregator == ENG_SAGE_POOL ? pool_b(m, m->params, l) : lstm_b(m, m->params, l);
+        }
+        if (c->aggregator == ENG_SAGE_LSTM)
+            s->ah[l] = lstm_h(m, m->params, l);
+    }
+}
+
 int trn_sage_fold_in(const trn_model_t *m, const float *item_layers, const int32_t *items, int n,
                      const float *feature, float *out)
 {
@@ -614,39 +635,14 @@ int trn_sage_fold_in(const trn_model_t *m, const float *item_layers, const int32
     for (int j = 0; j < n; j++)
         if (items[j] < 0 || items[j] >= m->n_items)
             return ENG_EINVAL;
-    const sage_cfg_t *c = m->cfg;
-    const int d = c->dim, L = c->layers;
-    /* one node (row 0, the user) whose list is rows 1..n, the items */
-    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS], ptr[2] = {0, n};
-    for (int k = 0; k <= L; k++) {
-        cap[k] = n + 1;
-        if (k < L)
-            nnz[k] = n;
-    }
-    sage_acts_t a;
-    int32_t *idx = malloc(((size_t)n + 1) * sizeof *idx);
-    int rc = idx ? acts_alloc(&a, cap, nnz, L, d, c->aggregator) : ENG_ENOMEM;
-    if (rc == ENG_OK) {
-        for (int j = 0; j < n; j++) {
-            idx[j] = j + 1;
-            for (int l = 0; l < L; l++)
-                memcpy(a.h[l] + (size_t)(j + 1) * d,
-                       item_layers + ((size_t)items[j] * L + (size_t)l) * d,
-                       (size_t)d * sizeof(float));
-        }
-        if (feature) {
-            memcpy(a.h[0], feature, (size_t)d * sizeof(float));
-        } else {
-            trn_agg_mean_forward(a.h[0], a.h[0], ptr, idx, 1, d, 1);
-        }
-        for (int l = 0; l < L; l++)
-            layer_forward(m, l, 1, n + 1, ptr, idx, &a);
-        memcpy(out, a.h[L], (size_t)d * sizeof *out);
-    }
-    if (idx)
-        acts_free(&a);
-    free(idx);
-    return rc;
+    eng_sage_t s;
+    sage_layers(m, &s);
+    float *scratch = malloc(ENG_SAGE_SCRATCH(s.dim) * sizeof *scratch);
+    if (!scratch)
+        return ENG_ENOMEM;
+    eng_sage_fold_in(&s, out, item_layers, items, n, feature, scratch);
+    free(scratch);
+    return ENG_OK;
 }
 
 /* user_emb and item_emb (layer 0), then per layer W (and P, pb, or Lx, Lh, lb). */
@@ -658,11 +654,11 @@ static int sage_views(const trn_model_t *m, trn_view_t *out)
     for (int l = 0; l < c->layers; l++) {
         const size_t w = weight_offset(m, l);
         out[n++] = (trn_view_t){weight_names[l], w, 2 * d, d, TRN_ROWS_NONE};
-        if (c->aggregator == SAGE_POOL) {
+        if (c->aggregator == ENG_SAGE_POOL) {
             out[n++] = (trn_view_t){pool_w_names[l], w + 2 * d * d, d, d, TRN_ROWS_NONE};
             out[n++] = (trn_view_t){pool_b_names[l], w + 3 * d * d, 1, d, TRN_ROWS_NONE};
         }
-        if (c->aggregator == SAGE_LSTM) {
+        if (c->aggregator == ENG_SAGE_LSTM) {
             out[n++] = (trn_view_t){lstm_x_names[l], w + 2 * d * d, d, 4 * d, TRN_ROWS_NONE};
             out[n++] = (trn_view_t){lstm_h_names[l], w + 6 * d * d, d, 4 * d, TRN_ROWS_NONE};
             out[n++] = (trn_view_t){lstm_b_names[l], w + 10 * d * d, 1, 4 * d, TRN_ROWS_NONE};
