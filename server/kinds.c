@@ -2,6 +2,7 @@
 #include "server/kinds.h"
 #include "engine/err.h"
 #include "server/registry.h"
+#include "server/fold_sage.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -94,7 +95,8 @@ static void lightgcn_fold_in(const srv_version_t *v, const int32_t *items, size_
 static const srv_kind_t kinds[] = {
     {"gat", 0, no_tensors, NULL, NULL, NULL},
     {"gcn", 0, no_tensors, NULL, NULL, NULL},
-    {"graphsage", 0, no_tensors, NULL, NULL, NULL},
+    {"graphsage", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_sage_tensors, srv_sage_prepare,
+     srv_sage_release, srv_sage_fold_in},
     {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
      lightgcn_fold_in},
     {"mf", 0, no_tensors, NULL, NULL, NULL},
