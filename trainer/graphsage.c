@@ -98,6 +98,7 @@ typedef struct {
     float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] */
     float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
     float *agg_scratch;             /* pool and lstm: their backward's scratch */
+    float *l2;                      /* [cap[K] x d] the regulariser's gradient of B^K's E0 rows */
     trn_scores_t scores;
     float *item_layers; /* [n_items x K d] published for fold-in */
 } sage_t;
@@ -238,6 +239,7 @@ static void sage_free(void *impl)
     free(g->dagg);
     free(g->dcat);
     free(g->agg_scratch);
+    free(g->l2);
     trn_scores_free(&g->scores);
     free(g->item_layers);
     free(g);
@@ -297,12 +299,15 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     }
     if (scratch)
         g->agg_scratch = malloc(scratch * sizeof *g->agg_scratch);
-    if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) ||
+    g->l2 = malloc((size_t)g->cap[L] * d * sizeof *g->l2);
+    if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) || !g->l2 ||
         acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg) < 0 ||
         trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
         return ENG_ENOMEM;
     for (int64_t v = 0; v < g->nodes; v++)
         g->local[v] = -1;
+    /* E0's gradient by row: B^0's rows, in dh[0] */
+    m->row_grads = (eng_row_grads_t){(size_t)g->nodes, d, g->local, g->dh[0]};
     /* Embeddings N(0, 0.1) as the other kinds; weights Xavier (the paper's code's glorot); pool
      * and LSTM biases zero. */
     eng_rng_t rng;
@@ -332,15 +337,23 @@ static int32_t add_node(sage_t *g, int32_t v, int32_t *count)
     return g->local[v];
 }
 
+/* Unmarks the last batch's B^0 in g->local. */
+static void reset_local(sage_t *g)
+{
+    for (int32_t i = 0; i < g->sub.n[0]; i++)
+        g->local[g->node[i]] = -1;
+}
+
 /* Algorithm 2's sampling for batch b into g->sub: B^K the batch's users, positives and negatives,
  * then for k = K..1 up to S_k neighbours of every node of B^k, uniform without replacement
  * (Floyd's algorithm; every neighbour when the degree is at most S_k), each list in a random
  * order for the lstm aggregator, drawn from the batch's RNG so that every evaluation of the batch
- * sees the same subgraph. Leaves g->local set for
- * B^0: reset_local undoes it. */
+ * sees the same subgraph. Leaves g->local set for B^0, the map of the gradient rows of E0
+ * (m->row_grads.pos) until the next batch's sampling undoes it. */
 static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
 {
     sage_t *g = m->impl;
+    reset_local(g);
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
     int32_t count = 0;
@@ -391,12 +404,6 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
         g->sub.idx[l] = idx;
     }
     g->sub.node = g->node;
-}
-
-static void reset_local(sage_t *g)
-{
-    for (int32_t i = 0; i < g->sub.n[0]; i++)
-        g->local[g->node[i]] = -1;
 }
 
 /* h^{l+1} of the first n nodes from a->h[l] [n_in x d] (whose first n rows are the same nodes):
@@ -482,13 +489,15 @@ static void backward(trn_model_t *m)
                                   a->cell[l], a->h[l], lstm_x(m, m->params, l),
                                   lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
     }
-    /* the nodes of B^0 are distinct: their rows of E0 are updated by one thread each */
+    /* dh[0] becomes the gradient of B^0's rows of E0 (m->row_grads, whose pos is g->local): the
+     * regulariser's gradient of B^K's rows plus the layers', summed in that order */
+    const int32_t nk = sg->n[g->layers];
 #pragma omp parallel for schedule(static) num_threads(th)
     for (int32_t i = 0; i < sg->n[0]; i++) {
-        float *r = m->grads + (size_t)sg->node[i] * d;
-        const float *s = g->dh[0] + (size_t)i * d;
+        float *r = g->dh[0] + (size_t)i * d;
+        const float *l2 = i < nk ? g->l2 + (size_t)i * d : NULL;
         for (int j = 0; j < d; j++)
-            r[j] += s[j];
+            r[j] = (l2 ? l2[j] : 0.0f) + r[j];
     }
 }
 
@@ -504,7 +513,20 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
      * ||P||^2, or ||Lx||^2 + ||Lh||^2) per layer, as gcn */
     const float decay = m->hp->decay;
     trn_scores_rows(s, m, b);
-    *reg = trn_scores_l2(s, m->grads, m->params, d, decay, b);
+    /* every row the batch scores is in B^K: as positions in B^0 (B^K is its prefix) */
+    const int n = b->n, nn = n * b->nneg;
+    for (int k = 0; k < n; k++) {
+        s->ru[k] = g->local[s->ru[k]];
+        s->rp[k] = g->local[s->rp[k]];
+    }
+    for (int k = 0; k < nn; k++) {
+        s->rnu[k] = g->local[s->rnu[k]];
+        s->rn[k] = g->local[s->rn[k]];
+    }
+    const int K = g->layers;
+    /* on h^0, whose rows are B^0's rows of E0 */
+    memset(g->l2, 0, (size_t)g->sub.n[K] * d * sizeof *g->l2);
+    *reg = trn_scores_l2(s, g->l2, g->acts.h[0], d, decay, b);
     static const int32_t row0 = 0;
     for (int l = 0; l < g->layers; l++) {
         const int nw = 2 * d * d;
@@ -520,21 +542,11 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
         }
     }
 
-    /* the scores on h^K, whose rows are B^K's positions */
-    const int n = b->n, nn = n * b->nneg;
-    for (int k = 0; k < n; k++) {
-        s->ru[k] = g->local[s->ru[k]];
-        s->rp[k] = g->local[s->rp[k]];
-    }
-    for (int k = 0; k < nn; k++) {
-        s->rnu[k] = g->local[s->rnu[k]];
-        s->rn[k] = g->local[s->rn[k]];
-    }
-    const int K = g->layers;
+    /* the scores on h^K */
     memset(g->dh[K], 0, (size_t)g->sub.n[K] * d * sizeof(float));
     double loss = trn_scores_eval(s, g->dh[K], g->acts.h[K], d, m, b);
     backward(m);
-    reset_local(g);
+    m->row_grads.grad = g->dh[0];
     return loss;
 }
 
