@@ -48,9 +48,16 @@ void eng_adam_update_rows(eng_adam_t *a, float *p, const float *g, float *m, flo
     const size_t d = (size_t)rg->dim, head = rg->rows * d;
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
     {
+        float own[rg->grad ? 1 : d]; /* a row summed on demand */
 #pragma omp for schedule(static)
         for (size_t r = 0; r < rg->rows; r++) {
-            const float *gr = rg->pos[r] >= 0 ? rg->grad + (size_t)rg->pos[r] * d : NULL;
+            const float *gr = NULL;
+            if (rg->pos[r] >= 0 && rg->grad)
+                gr = rg->grad + (size_t)rg->pos[r] * d;
+            else if (rg->pos[r] >= 0) {
+                rg->row(rg, rg->pos[r], own);
+                gr = own;
+            }
             for (size_t j = 0, i = r * d; j < d; j++, i++)
                 update(&s, p + i, gr ? gr[j] : 0.0f, m + i, v + i);
         }

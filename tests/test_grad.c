@@ -1011,9 +1011,14 @@ static void test_adam_matches_torch(void **state)
     assert_true(fabs(p[0] - expect[0]) < 1e-5 && fabs(p[1] - expect[1]) < 1e-5);
 }
 
-/* Adam with a table's gradient by row updates every parameter to the bits of the dense update
- * given the same gradient with zeros in the rows that have none (with weight decay, so that a
- * row without a gradient still moves), at any thread count. */
+static void row_from_table(const eng_row_grads_t *rg, int32_t pos, float *out)
+{
+    memcpy(out, (const float *)rg->ctx + (size_t)pos * rg->dim, (size_t)rg->dim * sizeof *out);
+}
+
+/* Adam with a table's gradient by row (as a table, or summed on demand) updates every parameter
+ * to the bits of the dense update given the same gradient with zeros in the rows that have none
+ * (with weight decay, so that a row without a gradient still moves), at any thread count. */
 static void test_adam_rows(void **state)
 {
     (void)state;
@@ -1037,15 +1042,25 @@ static void test_adam_rows(void **state)
             gr[j] = NAN; /* not read */
         eng_adam_t ad = eng_adam_defaults(0.01f), ar = ad;
         ad.weight_decay = ar.weight_decay = 0.1f;
-        const eng_row_grads_t rg = {ROWS, DIM, pos, rows};
+        /* the rows given as a table, then summed on demand (copied from the table) */
+        float pc[N], mc[N] = {0}, vc[N] = {0};
+        memcpy(pc, p0, sizeof pc);
+        eng_adam_t ac = ar;
+        const eng_row_grads_t rg = {.rows = ROWS, .dim = DIM, .pos = pos, .grad = rows};
+        const eng_row_grads_t rc = {
+            .rows = ROWS, .dim = DIM, .pos = pos, .row = row_from_table, .ctx = rows};
         for (int step = 0; step < 3; step++) {
             eng_adam_update(&ad, pd, g, md, vd, N, threads);
             eng_adam_update_rows(&ar, pr, gr, mr, vr, N, &rg, threads);
+            eng_adam_update_rows(&ac, pc, gr, mc, vc, N, &rc, threads);
         }
         assert_int_equal(ad.step, ar.step);
         assert_memory_equal(pd, pr, sizeof pd);
         assert_memory_equal(md, mr, sizeof md);
         assert_memory_equal(vd, vr, sizeof vd);
+        assert_memory_equal(pd, pc, sizeof pd);
+        assert_memory_equal(md, mc, sizeof md);
+        assert_memory_equal(vd, vc, sizeof vd);
     }
 }
 

@@ -53,22 +53,24 @@ static const char *const lstm_b_names[SAGE_MAX_LAYERS] = {"lb1", "lb2", "lb3", "
 
 /* Layer-wise node sets and neighbour lists: B^k is node[0 .. n[k]) (B^K the smallest, each B^k a
  * prefix of B^{k-1}), and layer l + 1 aggregates for node i < n[l + 1] the rows
- * idx[l][ptr[l][i] .. ptr[l][i+1]) of h^l, positions in B^l. */
+ * idx[l][ptr[l][i] .. ptr[l][i+1]) of h^l, positions in B^l. h^0 is E0's rows of B^0: gathered
+ * into a table of its own, or, when idx0 is set, read in place, layer 1 aggregating E0's rows
+ * idx0[q] (the lists as node ids) for node i's row self0[i] of E0 (NULL: row i). */
 typedef struct {
     int32_t n[SAGE_MAX_LAYERS + 1];
     const int32_t *node;
     const int64_t *ptr[SAGE_MAX_LAYERS];
     const int32_t *idx[SAGE_MAX_LAYERS];
+    const int32_t *idx0, *self0;
 } sage_graph_t;
 
 /* The forward's values over a sage_graph_t, for the backward. Layer l + 1 (index l) of n rows
  * from n_in = n[l] rows. */
 typedef struct {
-    float *h[SAGE_MAX_LAYERS + 1]; /* [n[k] x d] h^k; h^0 the rows of E0 */
+    float *h[SAGE_MAX_LAYERS + 1]; /* [n[k] x d] h^k; h^0 E0's rows (NULL when read in place) */
     float *agg[SAGE_MAX_LAYERS];   /* [n x d] AGG */
     float *cat[SAGE_MAX_LAYERS];   /* [n x 2d] [h^l || AGG] */
-    float *z[SAGE_MAX_LAYERS];     /* [n x d] cat W */
-    float *a[SAGE_MAX_LAYERS];     /* [n x d] ReLU(z) (the last layer is linear: z itself) */
+    float *z[SAGE_MAX_LAYERS];     /* [n x d] cat W, then ReLU(cat W) below the last layer */
     float *norm[SAGE_MAX_LAYERS];  /* [n] the L2 divisors */
     int32_t *arg[SAGE_MAX_LAYERS]; /* [n x d] max, pool: the arg-max row */
     float *pz[SAGE_MAX_LAYERS];    /* [n_in x d] pool: h^l P + pb */
@@ -95,10 +97,17 @@ typedef struct {
     sage_graph_t sub;
     sage_acts_t acts;
     /* backward scratch */
-    float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] */
+    float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] (dh[0] only when h^0 is gathered) */
     float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
     float *agg_scratch;             /* pool and lstm: their backward's scratch */
     float *l2;                      /* [cap[K] x d] the regulariser's gradient of B^K's E0 rows */
+    /* mean and max: layer 1 reads E0 in place (sage_graph_t.idx0), and E0's gradient is summed
+     * per row when Adam asks for it (e0_row_grad), so a batch keeps no table of B^0's rows */
+    int in_place;
+    int32_t *idx0;   /* [cap[1] x S_1] layer 1's lists as node ids */
+    float *e0k;      /* [cap[K] x d] E0's rows of B^K, for the regulariser */
+    int64_t *in_ptr; /* [cap[0] + 1] B^0 node u is in the lists of in_src[in_ptr[u] ..] */
+    int32_t *in_src; /* [cap[1] x S_1] those B^1 nodes, ascending */
     trn_scores_t scores;
     float *item_layers; /* [n_items x K d] published for fold-in */
 } sage_t;
@@ -175,7 +184,6 @@ static void acts_free(sage_acts_t *a)
         free(a->agg[l]);
         free(a->cat[l]);
         free(a->z[l]);
-        free(a->a[l]);
         free(a->norm[l]);
         free(a->arg[l]);
         free(a->pz[l]);
@@ -187,21 +195,20 @@ static void acts_free(sage_acts_t *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries; 0 or
- * ENG_ENOMEM (free with acts_free either way). */
+/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries, h^0
+ * only when gather0; 0 or ENG_ENOMEM (free with acts_free either way). */
 static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, int layers, int d,
-                      int agg)
+                      int agg, int gather0)
 {
     memset(a, 0, sizeof *a);
     int ok = 1;
-    for (int k = 0; k <= layers; k++)
+    for (int k = gather0 ? 0 : 1; k <= layers; k++)
         ok &= (a->h[k] = malloc((size_t)cap[k] * d * sizeof(float))) != NULL;
     for (int l = 0; l < layers; l++) {
         const size_t nd = (size_t)cap[l + 1] * d, nin = (size_t)cap[l] * d;
         ok &= (a->agg[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->cat[l] = malloc(2 * nd * sizeof(float))) != NULL;
         ok &= (a->z[l] = malloc(nd * sizeof(float))) != NULL;
-        ok &= (a->a[l] = malloc(nd * sizeof(float))) != NULL;
         ok &= (a->norm[l] = malloc((size_t)cap[l + 1] * sizeof(float))) != NULL;
         if (agg == ENG_SAGE_MAX || agg == ENG_SAGE_POOL)
             ok &= (a->arg[l] = malloc(nd * sizeof(int32_t))) != NULL;
@@ -240,10 +247,16 @@ static void sage_free(void *impl)
     free(g->dcat);
     free(g->agg_scratch);
     free(g->l2);
+    free(g->idx0);
+    free(g->e0k);
+    free(g->in_ptr);
+    free(g->in_src);
     trn_scores_free(&g->scores);
     free(g->item_layers);
     free(g);
 }
+
+static void e0_row_grad(const eng_row_grads_t *rg, int32_t u, float *out);
 
 static int64_t min64(int64_t a, int64_t b)
 {
@@ -278,8 +291,16 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         ok &= (g->ptr[l] = malloc(((size_t)g->cap[l + 1] + 1) * sizeof(int64_t))) != NULL;
         ok &= (g->idx[l] = malloc((size_t)g->cap[l + 1] * g->fanout[l] * sizeof(int32_t))) != NULL;
     }
-    for (int k = 0; ok && k <= L; k++)
+    g->in_place = g->agg == ENG_SAGE_MEAN || g->agg == ENG_SAGE_MAX;
+    for (int k = g->in_place ? 1 : 0; ok && k <= L; k++)
         ok &= (g->dh[k] = malloc((size_t)g->cap[k] * d * sizeof(float))) != NULL;
+    if (ok && g->in_place) {
+        const size_t e = (size_t)g->cap[1] * g->fanout[0];
+        ok &= (g->idx0 = malloc(e * sizeof *g->idx0)) != NULL;
+        ok &= (g->in_src = malloc(e * sizeof *g->in_src)) != NULL;
+        ok &= (g->in_ptr = malloc(((size_t)g->cap[0] + 1) * sizeof *g->in_ptr)) != NULL;
+        ok &= (g->e0k = malloc((size_t)g->cap[L] * d * sizeof *g->e0k)) != NULL;
+    }
     if (!ok)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
     const size_t nd1 = (size_t)g->cap[1] * d;
@@ -301,13 +322,18 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         g->agg_scratch = malloc(scratch * sizeof *g->agg_scratch);
     g->l2 = malloc((size_t)g->cap[L] * d * sizeof *g->l2);
     if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) || !g->l2 ||
-        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg) < 0 ||
+        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg, !g->in_place) < 0 ||
         trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
         return ENG_ENOMEM;
     for (int64_t v = 0; v < g->nodes; v++)
         g->local[v] = -1;
-    /* E0's gradient by row: B^0's rows, in dh[0] */
-    m->row_grads = (eng_row_grads_t){(size_t)g->nodes, d, g->local, g->dh[0]};
+    /* E0's gradient by row: B^0's rows, in dh[0] or summed on demand */
+    m->row_grads = (eng_row_grads_t){.rows = (size_t)g->nodes,
+                                     .dim = d,
+                                     .pos = g->local,
+                                     .grad = g->in_place ? NULL : g->dh[0],
+                                     .row = g->in_place ? e0_row_grad : NULL,
+                                     .ctx = m};
     /* Embeddings N(0, 0.1) as the other kinds; weights Xavier (the paper's code's glorot); pool
      * and LSTM biases zero. */
     eng_rng_t rng;
@@ -404,16 +430,24 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
         g->sub.idx[l] = idx;
     }
     g->sub.node = g->node;
+    if (g->in_place) {
+        const int64_t e = g->ptr[0][g->sub.n[1]];
+        for (int64_t q = 0; q < e; q++)
+            g->idx0[q] = g->node[g->idx[0][q]];
+        g->sub.idx0 = g->idx0;
+        g->sub.self0 = g->node;
+    }
 }
 
-/* h^{l+1} of the first n nodes from a->h[l] [n_in x d] (whose first n rows are the same nodes):
- * AGG over the lists, [h^l || AGG] W, ReLU below the last layer, each row L2-normalised. */
-static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, const int64_t *ptr,
-                          const int32_t *idx, sage_acts_t *a)
+/* h^{l+1} of n nodes from the rows of h^l x [n_in x d]: AGG over the lists, [h^l || AGG] W, ReLU
+ * below the last layer, each row L2-normalised. Node i's own h^l is x's row self[i], or row i
+ * when self is NULL. */
+static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, const float *x,
+                          const int32_t *self, const int64_t *ptr, const int32_t *idx,
+                          sage_acts_t *a)
 {
     const sage_cfg_t *c = m->cfg;
     const int d = c->dim, th = m->threads;
-    const float *x = a->h[l];
     if (c->aggregator == ENG_SAGE_MEAN)
         trn_agg_mean_forward(a->agg[l], x, ptr, idx, n, d, th);
     else if (c->aggregator == ENG_SAGE_MAX)
@@ -425,28 +459,93 @@ static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, 
         trn_agg_lstm_forward(a->agg[l], a->xw[l], a->gates[l], a->cell[l], x,
                              lstm_x(m, m->params, l), lstm_h(m, m->params, l),
                              lstm_b(m, m->params, l), ptr, idx, n, n_in, d, th);
-    trn_concat_forward(a->cat[l], x, n, d, 2 * d, 0);
+    if (self) {
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int64_t i = 0; i < n; i++)
+            memcpy(a->cat[l] + i * 2 * d, x + (size_t)self[i] * d, (size_t)d * sizeof(float));
+    } else {
+        trn_concat_forward(a->cat[l], x, n, d, 2 * d, 0);
+    }
     trn_concat_forward(a->cat[l], a->agg[l], n, d, 2 * d, d);
     trn_dense_forward(a->z[l], a->cat[l], weight(m, m->params, l), NULL, n, 2 * d, d, th);
-    const float *act = a->z[l];
-    if (l < c->layers - 1) {
-        trn_lrelu_forward(a->a[l], a->z[l], 0.0f, (size_t)n * d);
-        act = a->a[l];
-    }
-    trn_l2norm_forward(a->h[l + 1], a->norm[l], act, n, d, th);
+    if (l < c->layers - 1) /* in place: ReLU(z) > 0 where z > 0, all the backward asks */
+        trn_lrelu_forward(a->z[l], a->z[l], 0.0f, (size_t)n * d);
+    trn_l2norm_forward(a->h[l + 1], a->norm[l], a->z[l], n, d, th);
 }
 
-/* h^0 = E0's rows of sg's nodes, then every layer. */
+/* Every layer over sg, h^0 gathered from E0 unless sg reads it in place. */
 static void forward(const trn_model_t *m, const sage_graph_t *sg, sage_acts_t *a)
 {
     const sage_cfg_t *c = m->cfg;
     const int d = c->dim;
+    if (sg->idx0) {
+        layer_forward(m, 0, sg->n[1], sg->n[0], m->params, sg->self0, sg->ptr[0], sg->idx0, a);
+    } else {
 #pragma omp parallel for schedule(static) num_threads(m->threads)
-    for (int32_t i = 0; i < sg->n[0]; i++)
-        memcpy(a->h[0] + (size_t)i * d, m->params + (size_t)sg->node[i] * d,
-               (size_t)d * sizeof(float));
-    for (int l = 0; l < c->layers; l++)
-        layer_forward(m, l, sg->n[l + 1], sg->n[l], sg->ptr[l], sg->idx[l], a);
+        for (int32_t i = 0; i < sg->n[0]; i++)
+            memcpy(a->h[0] + (size_t)i * d, m->params + (size_t)sg->node[i] * d,
+                   (size_t)d * sizeof(float));
+        layer_forward(m, 0, sg->n[1], sg->n[0], a->h[0], NULL, sg->ptr[0], sg->idx[0], a);
+    }
+    for (int l = 1; l < c->layers; l++)
+        layer_forward(m, l, sg->n[l + 1], sg->n[l], a->h[l], NULL, sg->ptr[l], sg->idx[l], a);
+}
+
+/* The lists of layer 1 inverted: for each node u of B^0, the nodes of B^1 whose lists hold it,
+ * ascending (a counting sort over the lists in order), into in_ptr and in_src. */
+static void index_e0_lists(sage_t *g)
+{
+    const int32_t n0 = g->sub.n[0], n1 = g->sub.n[1];
+    const int64_t *ptr = g->ptr[0];
+    const int32_t *idx = g->idx[0];
+    int64_t *at = g->in_ptr;
+    memset(at, 0, ((size_t)n0 + 1) * sizeof *at);
+    for (int64_t q = 0; q < ptr[n1]; q++)
+        at[idx[q] + 1]++;
+    for (int32_t u = 0; u < n0; u++)
+        at[u + 1] += at[u];
+    for (int32_t i = 0; i < n1; i++) /* at[u] moves from u's start to its end */
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++)
+            g->in_src[at[idx[q]]++] = i;
+    for (int32_t u = n0; u > 0; u--)
+        at[u] = at[u - 1];
+    at[0] = 0;
+}
+
+/* The gradient of E0's row of B^0 node u, for Adam (m->row_grads.row), summed as the gathered
+ * path sums it: 0, plus u's own row's gradient at layer 1 when u is in B^1, plus each list's
+ * share in the order of the lists (mean: dAGG / |list|; max: dAGG where u is the arg-max), then
+ * the regulariser's gradient added to that (u in B^K). The same bits as scattering into dh[0]. */
+static void e0_row_grad(const eng_row_grads_t *rg, int32_t u, float *out)
+{
+    const trn_model_t *m = rg->ctx;
+    const sage_t *g = m->impl;
+    const int d = g->dim;
+    const int64_t *ptr = g->ptr[0];
+    memset(out, 0, (size_t)d * sizeof *out);
+    if (u < g->sub.n[1])
+        for (int j = 0; j < d; j++)
+            out[j] += g->dcat[(size_t)u * 2 * d + j];
+    for (int64_t q = g->in_ptr[u]; q < g->in_ptr[u + 1]; q++) {
+        const int32_t i = g->in_src[q];
+        const float *dagg = g->dagg + (size_t)i * d;
+        if (g->agg == ENG_SAGE_MEAN) {
+            const float inv = 1.0f / (float)(ptr[i + 1] - ptr[i]);
+            for (int j = 0; j < d; j++)
+                out[j] += dagg[j] * inv;
+        } else {
+            const int32_t *arg = g->acts.arg[0] + (size_t)i * d, v = g->node[u];
+            for (int j = 0; j < d; j++)
+                if (arg[j] == v)
+                    out[j] += dagg[j];
+        }
+    }
+    if (u < g->sub.n[g->layers])
+        for (int j = 0; j < d; j++)
+            out[j] = g->l2[(size_t)u * d + j] + out[j];
+    else
+        for (int j = 0; j < d; j++)
+            out[j] = 0.0f + out[j];
 }
 
 /* Given g->dh[K], the gradients of the weights and of E0's rows of the batch's subgraph. */
@@ -464,17 +563,19 @@ static void backward(trn_model_t *m)
         float *dz = g->da;
         if (l < g->layers - 1) {
             memset(g->dz, 0, nd * sizeof *g->dz);
-            trn_lrelu_backward(g->dz, g->da, a->z[l], 0.0f, nd);
+            trn_lrelu_backward(g->dz, g->da, a->z[l], 0.0f, nd); /* z: ReLU(z), the same mask */
             dz = g->dz;
         }
         memset(g->dcat, 0, 2 * nd * sizeof *g->dcat);
         trn_dense_backward(g->dcat, weight(m, m->grads, l), NULL, dz, a->cat[l],
                            weight(m, m->params, l), n, 2 * d, d, th);
+        memset(g->dagg, 0, nd * sizeof *g->dagg);
+        trn_concat_backward(g->dagg, g->dcat, n, d, 2 * d, d);
+        if (l == 0 && g->in_place)
+            break; /* E0's rows: e0_row_grad sums them from dcat and dagg */
         float *dx = g->dh[l];
         memset(dx, 0, (size_t)n_in * d * sizeof *dx);
         trn_concat_backward(dx, g->dcat, n, d, 2 * d, 0);
-        memset(g->dagg, 0, nd * sizeof *g->dagg);
-        trn_concat_backward(g->dagg, g->dcat, n, d, 2 * d, d);
         if (g->agg == ENG_SAGE_MEAN)
             trn_agg_mean_backward(dx, g->dagg, sg->ptr[l], sg->idx[l], n, d, th);
         else if (g->agg == ENG_SAGE_MAX)
@@ -488,6 +589,10 @@ static void backward(trn_model_t *m)
                                   lstm_b(m, m->grads, l), g->agg_scratch, g->dagg, a->gates[l],
                                   a->cell[l], a->h[l], lstm_x(m, m->params, l),
                                   lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
+    }
+    if (g->in_place) {
+        index_e0_lists(g);
+        return;
     }
     /* dh[0] becomes the gradient of B^0's rows of E0 (m->row_grads, whose pos is g->local): the
      * regulariser's gradient of B^K's rows plus the layers', summed in that order */
@@ -524,9 +629,16 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
         s->rn[k] = g->local[s->rn[k]];
     }
     const int K = g->layers;
-    /* on h^0, whose rows are B^0's rows of E0 */
+    /* on E0's rows of B^K, h^0's first rows */
+    const float *e0k = g->acts.h[0];
+    if (g->in_place) {
+        for (int32_t i = 0; i < g->sub.n[K]; i++)
+            memcpy(g->e0k + (size_t)i * d, m->params + (size_t)g->node[i] * d,
+                   (size_t)d * sizeof(float));
+        e0k = g->e0k;
+    }
     memset(g->l2, 0, (size_t)g->sub.n[K] * d * sizeof *g->l2);
-    *reg = trn_scores_l2(s, g->l2, g->acts.h[0], d, decay, b);
+    *reg = trn_scores_l2(s, g->l2, e0k, d, decay, b);
     static const int32_t row0 = 0;
     for (int l = 0; l < g->layers; l++) {
         const int nw = 2 * d * d;
@@ -546,7 +658,6 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     memset(g->dh[K], 0, (size_t)g->sub.n[K] * d * sizeof(float));
     double loss = trn_scores_eval(s, g->dh[K], g->acts.h[K], d, m, b);
     backward(m);
-    m->row_grads.grad = g->dh[0];
     return loss;
 }
 
@@ -565,7 +676,7 @@ static int full_forward(const trn_model_t *m, sage_acts_t *a)
         if (k < g->layers)
             nnz[k] = g->adj->nnz;
     }
-    if (!all || acts_alloc(a, cap, nnz, g->layers, g->dim, g->agg) < 0) {
+    if (!all || acts_alloc(a, cap, nnz, g->layers, g->dim, g->agg, 0) < 0) {
         free(all);
         return ENG_ENOMEM;
     }
@@ -576,6 +687,7 @@ static int full_forward(const trn_model_t *m, sage_acts_t *a)
         sg.ptr[l] = g->adj->ptr;
         sg.idx[l] = g->adj->idx;
     }
+    sg.idx0 = g->adj->idx; /* E0 in place: every node, in order */
     forward(m, &sg, a);
     free(all);
     return ENG_OK;
@@ -609,8 +721,8 @@ static int sage_extras(trn_model_t *m, trn_extra_t *out)
     int rc = full_forward(m, &a);
     if (rc == ENG_OK)
         for (int l = 0; l < L; l++)
-            trn_concat_forward(g->item_layers, a.h[l] + (size_t)m->n_users * d, m->n_items, d,
-                               L * d, l * d);
+            trn_concat_forward(g->item_layers, (l ? a.h[l] : m->params) + (size_t)m->n_users * d,
+                               m->n_items, d, L * d, l * d);
     acts_free(&a);
     if (rc < 0)
         return rc;
