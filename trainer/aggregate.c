@@ -108,6 +108,25 @@ void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, cons
     }
 }
 
+void trn_agg_lstm_infer(float *out, const float *xw, const float *wh, const int64_t *ptr,
+                        const int32_t *idx, int64_t n, int d, int threads)
+{
+    const int g4 = 4 * d;
+#pragma omp parallel num_threads(threads)
+    {
+        float z[g4], c[d];
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = 0; i < n; i++) {
+            float *h = out + i * d;
+            memset(h, 0, (size_t)d * sizeof *h);
+            for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
+                memcpy(z, xw + (int64_t)idx[q] * g4, (size_t)g4 * sizeof *z);
+                eng_sage_lstm_step(z, c, q > ptr[i] ? c : NULL, h, wh, d);
+            }
+        }
+    }
+}
+
 void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
                            const float *dout, const float *gates, const float *cell, const float *x,
                            const float *wx, const float *wh, const int64_t *ptr, const int32_t *idx,

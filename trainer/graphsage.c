@@ -661,51 +661,106 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     return loss;
 }
 
-/* The forward over every node with full neighbourhoods (B^k = all nodes, in order; each list in
- * index order, which is also lstm's order here) into a, which the caller frees with acts_free.
- * 0 or ENG_ENOMEM. */
-static int full_forward(const trn_model_t *m, sage_acts_t *a)
+/* Rows of a chunk of the forward over every node: a multiple of the dense layers' row block
+ * (trainer/layers.c), so that each product runs on the same blocks as over all rows at once. */
+#define CHUNK 16384
+
+/* The forward over every node with full neighbourhoods (each list in index order, which is also
+ * lstm's order here), layer by layer, each layer CHUNK nodes at a time: h^{l+1} of a chunk needs
+ * h^l of every node, so h^l and h^{l+1} are whole tables, but a layer's aggregates, products and
+ * norms are a chunk's, and lstm keeps no gates (trn_agg_lstm_infer). Calls keep(m, ctx, l, h^l)
+ * for l = 0..K before h^l is freed (h^0 is E0 itself). The same bits as one pass over every
+ * node. 0 or ENG_ENOMEM. */
+static int full_forward(trn_model_t *m, void (*keep)(trn_model_t *, void *, int, const float *),
+                        void *ctx)
 {
     const sage_t *g = m->impl;
-    int64_t cap[SAGE_MAX_LAYERS + 1], nnz[SAGE_MAX_LAYERS];
-    sage_graph_t sg = {0};
-    int32_t *all = malloc((size_t)g->nodes * sizeof *all);
-    for (int k = 0; k <= g->layers; k++) {
-        cap[k] = g->nodes;
-        sg.n[k] = (int32_t)g->nodes;
-        if (k < g->layers)
-            nnz[k] = g->adj->nnz;
+    const int d = g->dim, L = g->layers, th = m->threads;
+    const int64_t N = g->nodes, C = N < CHUNK ? N : CHUNK;
+    const int64_t *ptr = g->adj->ptr;
+    const int32_t *idx = g->adj->idx;
+    const size_t nd = (size_t)N * d;
+    const int pool = g->agg == ENG_SAGE_POOL, lstm = g->agg == ENG_SAGE_LSTM;
+    float *h = m->params, *next = NULL, *xw = NULL;
+    float *agg = malloc((size_t)C * d * sizeof *agg),
+          *cat = malloc((size_t)C * 2 * d * sizeof *cat), *z = malloc((size_t)C * d * sizeof *z),
+          *norm = malloc((size_t)C * sizeof *norm);
+    int32_t *arg = g->agg == ENG_SAGE_MAX || pool ? malloc((size_t)C * d * sizeof *arg) : NULL;
+    int rc =
+        agg && cat && z && norm && (arg || !(g->agg == ENG_SAGE_MAX || pool)) ? ENG_OK : ENG_ENOMEM;
+    if (rc == ENG_OK && (pool || lstm) && !(xw = malloc((lstm ? 4 : 1) * nd * sizeof *xw)))
+        rc = ENG_ENOMEM;
+    for (int l = 0; rc == ENG_OK && l < L; l++) {
+        keep(m, ctx, l, h);
+        if (!(next = malloc(nd * sizeof *next))) {
+            rc = ENG_ENOMEM;
+            break;
+        }
+        /* pool's ReLU(h P + pb) and lstm's h Lx + lb, of every node once */
+        if (pool) {
+            trn_dense_forward(xw, h, pool_w(m, m->params, l), pool_b(m, m->params, l), N, d, d, th);
+            trn_lrelu_forward(xw, xw, 0.0f, nd);
+        } else if (lstm) {
+            trn_dense_forward(xw, h, lstm_x(m, m->params, l), lstm_b(m, m->params, l), N, d, 4 * d,
+                              th);
+        }
+        for (int64_t r0 = 0; r0 < N; r0 += C) {
+            const int64_t n = N - r0 < C ? N - r0 : C;
+            const int64_t *p = ptr + r0; /* absolute positions in idx */
+            if (g->agg == ENG_SAGE_MEAN)
+                trn_agg_mean_forward(agg, h, p, idx, n, d, th);
+            else if (g->agg == ENG_SAGE_MAX || pool)
+                trn_agg_max_forward(agg, arg, pool ? xw : h, p, idx, n, d, th);
+            else
+                trn_agg_lstm_infer(agg, xw, lstm_h(m, m->params, l), p, idx, n, d, th);
+            trn_concat_forward(cat, h + (size_t)r0 * d, n, d, 2 * d, 0);
+            trn_concat_forward(cat, agg, n, d, 2 * d, d);
+            trn_dense_forward(z, cat, weight(m, m->params, l), NULL, n, 2 * d, d, th);
+            if (l < L - 1)
+                trn_lrelu_forward(z, z, 0.0f, (size_t)n * d);
+            trn_l2norm_forward(next + (size_t)r0 * d, norm, z, n, d, th);
+        }
+        if (h != m->params)
+            free(h);
+        h = next;
     }
-    if (!all || acts_alloc(a, cap, nnz, g->layers, g->dim, g->agg, 0) < 0) {
-        free(all);
-        return ENG_ENOMEM;
-    }
-    for (int32_t v = 0; v < (int32_t)g->nodes; v++)
-        all[v] = v;
-    sg.node = all;
-    for (int l = 0; l < g->layers; l++) {
-        sg.ptr[l] = g->adj->ptr;
-        sg.idx[l] = g->adj->idx;
-    }
-    sg.idx0 = g->adj->idx; /* E0 in place: every node, in order */
-    forward(m, &sg, a);
-    free(all);
-    return ENG_OK;
+    if (rc == ENG_OK)
+        keep(m, ctx, L, h);
+    if (h != m->params)
+        free(h);
+    free(agg);
+    free(cat);
+    free(z);
+    free(norm);
+    free(arg);
+    free(xw);
+    return rc;
+}
+
+static void keep_vectors(trn_model_t *m, void *ctx, int l, const float *h)
+{
+    float **out = ctx;
+    const sage_t *g = m->impl;
+    if (l < g->layers)
+        return;
+    const size_t vu = (size_t)m->n_users * g->dim;
+    memcpy(out[0], h, vu * sizeof *h);
+    memcpy(out[1], h + vu, (size_t)m->n_items * g->dim * sizeof *h);
 }
 
 static int sage_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
-    const sage_t *g = m->impl;
-    sage_acts_t a;
-    int rc = full_forward(m, &a);
-    if (rc == ENG_OK) {
-        const float *h = a.h[g->layers];
-        const size_t vu = (size_t)m->n_users * g->dim;
-        memcpy(user_vecs, h, vu * sizeof *user_vecs);
-        memcpy(item_vecs, h + vu, (size_t)m->n_items * g->dim * sizeof *item_vecs);
-    }
-    acts_free(&a);
-    return rc;
+    float *out[2] = {user_vecs, item_vecs};
+    return full_forward(m, keep_vectors, out);
+}
+
+static void keep_item_layers(trn_model_t *m, void *ctx, int l, const float *h)
+{
+    (void)ctx;
+    sage_t *g = m->impl;
+    const int d = g->dim, L = g->layers;
+    if (l < L)
+        trn_concat_forward(g->item_layers, h + (size_t)m->n_users * d, m->n_items, d, L * d, l * d);
 }
 
 /* sage.item_layers [items x K dim]: each item's h^0..h^{K-1} over full neighbourhoods, what
@@ -717,13 +772,7 @@ static int sage_extras(trn_model_t *m, trn_extra_t *out)
     if (!g->item_layers &&
         !(g->item_layers = malloc((size_t)m->n_items * L * d * sizeof *g->item_layers)))
         return ENG_ENOMEM;
-    sage_acts_t a;
-    int rc = full_forward(m, &a);
-    if (rc == ENG_OK)
-        for (int l = 0; l < L; l++)
-            trn_concat_forward(g->item_layers, (l ? a.h[l] : m->params) + (size_t)m->n_users * d,
-                               m->n_items, d, L * d, l * d);
-    acts_free(&a);
+    int rc = full_forward(m, keep_item_layers, NULL);
     if (rc < 0)
         return rc;
     out[0] = (trn_extra_t){"sage.item_layers", g->item_layers, m->n_items, (int64_t)L * d,
