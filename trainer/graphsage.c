@@ -283,7 +283,7 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     g->cap[L] = min64(g->nodes, (int64_t)c->common.batch * (2 + c->common.negatives));
     for (int l = L - 1; l >= 0; l--)
         g->cap[l] = min64(g->nodes, g->cap[l + 1] * (1 + g->fanout[l]));
-    g->adj = trn_graph_norm_adj(m->in->train, 0); /* its pattern: every edge both ways */
+    g->adj = trn_graph_adj(m->in->train, 0); /* every edge both ways, no values */
     g->local = malloc((size_t)g->nodes * sizeof *g->local);
     g->node = malloc((size_t)g->cap[0] * sizeof *g->node);
     int ok = g->adj && g->local && g->node;
