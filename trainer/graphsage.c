@@ -6,8 +6,10 @@
  *
  * A batch's work and memory are bounded by the batch and the fan-outs, not by the graph: its
  * nodes B^K (users, positives, negatives), then B^{k-1} = B^k with up to S_k sampled neighbours of
- * each node of B^k, and h^k computed on B^k alone. The published vectors are computed over every
- * node with full neighbourhoods. */
+ * each node of B^k, and h^k computed on B^k alone; what a step holds per node of the graph is the
+ * map of B^0's positions, 4 bytes a node (E0's gradient is kept by row, m->row_grads). The
+ * published vectors are computed over every node with full neighbourhoods, layer by layer in
+ * chunks of nodes. */
 #include "trainer/graphsage.h"
 
 #include "engine/rng.h"
@@ -55,7 +57,7 @@ static const char *const lstm_b_names[SAGE_MAX_LAYERS] = {"lb1", "lb2", "lb3", "
  * prefix of B^{k-1}), and layer l + 1 aggregates for node i < n[l + 1] the rows
  * idx[l][ptr[l][i] .. ptr[l][i+1]) of h^l, positions in B^l. h^0 is E0's rows of B^0: gathered
  * into a table of its own, or, when idx0 is set, read in place, layer 1 aggregating E0's rows
- * idx0[q] (the lists as node ids) for node i's row self0[i] of E0 (NULL: row i). */
+ * idx0[q] (the lists as node ids) for node i, whose own row of E0 is self0[i]. */
 typedef struct {
     int32_t n[SAGE_MAX_LAYERS + 1];
     const int32_t *node;
