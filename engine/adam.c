@@ -55,7 +55,7 @@ void eng_adam_update_rows(eng_adam_t *a, float *p, const float *g, float *m, flo
             if (rg->pos[r] >= 0 && rg->grad)
                 gr = rg->grad + (size_t)rg->pos[r] * d;
             else if (rg->pos[r] >= 0) {
-                rg->row(rg, rg->pos[r], own);
+                rg->row(rg, r, rg->pos[r], own);
                 gr = own;
             }
             for (size_t j = 0, i = r * d; j < d; j++, i++)

@@ -23,8 +23,9 @@ void eng_adam_update(eng_adam_t *a, float *p, const float *g, float *m, float *v
 
 /* The gradient of a table at the start of a parameter block, [rows x dim], given by row: row r
  * has a gradient when pos[r] >= 0, zero when pos[r] < 0; that gradient is grad + pos[r] * dim,
- * or, when grad is NULL, what row(rg, pos[r], out) writes into out [dim] (a gradient summed on
- * demand, from what the caller keeps in ctx; called from several threads at once). For an
+ * or, when grad is NULL, what row(rg, r, pos[r], out) writes into out [dim] (a gradient summed on
+ * demand, from what the caller keeps in ctx; called in ascending r within each thread's share of
+ * the rows, from several threads at once). For an
  * embedding table a batch touches a few rows of: the gradient takes memory for those rows only,
  * or none. */
 typedef struct eng_row_grads {
@@ -32,7 +33,7 @@ typedef struct eng_row_grads {
     int dim;
     const int32_t *pos; /* [rows] */
     const float *grad;  /* [max pos + 1 x dim], or NULL */
-    void (*row)(const struct eng_row_grads *rg, int32_t pos, float *out);
+    void (*row)(const struct eng_row_grads *rg, size_t r, int32_t pos, float *out);
     const void *ctx;
 } eng_row_grads_t;
 

@@ -1011,8 +1011,9 @@ static void test_adam_matches_torch(void **state)
     assert_true(fabs(p[0] - expect[0]) < 1e-5 && fabs(p[1] - expect[1]) < 1e-5);
 }
 
-static void row_from_table(const eng_row_grads_t *rg, int32_t pos, float *out)
+static void row_from_table(const eng_row_grads_t *rg, size_t r, int32_t pos, float *out)
 {
+    (void)r;
     memcpy(out, (const float *)rg->ctx + (size_t)pos * rg->dim, (size_t)rg->dim * sizeof *out);
 }
 

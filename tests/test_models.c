@@ -77,7 +77,7 @@ static double objective(trn_model_t *m, const trn_batch_t *b)
     for (size_t r = 0; r < rg->rows; r++) {
         float *row = m->grads + r * rg->dim;
         if (rg->pos[r] >= 0 && !rg->grad)
-            rg->row(rg, rg->pos[r], row);
+            rg->row(rg, r, rg->pos[r], row);
         for (int j = 0; rg->pos[r] >= 0 && rg->grad && j < rg->dim; j++)
             row[j] += rg->grad[(size_t)rg->pos[r] * rg->dim + j];
     }

@@ -108,8 +108,11 @@ typedef struct {
     int in_place;
     int32_t *idx0;   /* [cap[1] x S_1] layer 1's lists as node ids */
     float *e0k;      /* [cap[K] x d] E0's rows of B^K, for the regulariser */
-    int64_t *in_ptr; /* [cap[0] + 1] B^0 node u is in the lists of in_src[in_ptr[u] ..] */
+    int32_t *u_of;   /* [cap[0]] B^0's positions in ascending node id: the k-th row of E0 ... */
+    int32_t *rank;   /* [cap[0]] ... and back: the rank k of position u */
+    int64_t *in_ptr; /* [cap[0] + 1] the k-th is in the lists of in_src[in_ptr[k] ..] */
     int32_t *in_src; /* [cap[1] x S_1] those B^1 nodes, ascending */
+    float *inv1;     /* [cap[1]] mean: 1 / the length of each B^1 node's list */
     trn_scores_t scores;
     float *item_layers; /* [n_items x K d] published for fold-in */
 } sage_t;
@@ -251,14 +254,17 @@ static void sage_free(void *impl)
     free(g->l2);
     free(g->idx0);
     free(g->e0k);
+    free(g->u_of);
+    free(g->rank);
     free(g->in_ptr);
     free(g->in_src);
+    free(g->inv1);
     trn_scores_free(&g->scores);
     free(g->item_layers);
     free(g);
 }
 
-static void e0_row_grad(const eng_row_grads_t *rg, int32_t u, float *out);
+static void e0_row_grad(const eng_row_grads_t *rg, size_t r, int32_t k, float *out);
 
 static int64_t min64(int64_t a, int64_t b)
 {
@@ -301,6 +307,9 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         ok &= (g->idx0 = malloc(e * sizeof *g->idx0)) != NULL;
         ok &= (g->in_src = malloc(e * sizeof *g->in_src)) != NULL;
         ok &= (g->in_ptr = malloc(((size_t)g->cap[0] + 1) * sizeof *g->in_ptr)) != NULL;
+        ok &= (g->u_of = malloc((size_t)g->cap[0] * sizeof *g->u_of)) != NULL;
+        ok &= (g->rank = malloc((size_t)g->cap[0] * sizeof *g->rank)) != NULL;
+        ok &= (g->inv1 = malloc((size_t)g->cap[1] * sizeof *g->inv1)) != NULL;
         ok &= (g->e0k = malloc((size_t)g->cap[L] * d * sizeof *g->e0k)) != NULL;
     }
     if (!ok)
@@ -493,61 +502,80 @@ static void forward(const trn_model_t *m, const sage_graph_t *sg, sage_acts_t *a
         layer_forward(m, l, sg->n[l + 1], sg->n[l], a->h[l], NULL, sg->ptr[l], sg->idx[l], a);
 }
 
-/* The lists of layer 1 inverted: for each node u of B^0, the nodes of B^1 whose lists hold it,
- * ascending (a counting sort over the lists in order), into in_ptr and in_src. */
-static void index_e0_lists(sage_t *g)
+/* The lists of layer 1 inverted, for e0_row_grad: B^0's nodes ranked by node id, the order in
+ * which Adam walks E0's rows (g->local, the row gradients' pos, becomes each node's rank, and
+ * u_of and rank map ranks to positions in B^0 and back), and for the k-th the nodes of B^1 whose
+ * lists hold it, ascending (a counting sort over the lists in order), in in_ptr and in_src. So
+ * Adam reads these tables in order; only the rows of dAGG it sums are scattered. */
+static void index_e0_lists(sage_t *g, int64_t nodes)
 {
     const int32_t n0 = g->sub.n[0], n1 = g->sub.n[1];
     const int64_t *ptr = g->ptr[0];
     const int32_t *idx = g->idx[0];
+    int32_t k = 0;
+    for (int64_t r = 0; r < nodes; r++) /* 4 bytes a node, in order: cheaper than a sort */
+        if (g->local[r] >= 0) {
+            g->u_of[k] = g->local[r];
+            g->rank[g->local[r]] = k;
+            g->local[r] = k++;
+        }
     int64_t *at = g->in_ptr;
     memset(at, 0, ((size_t)n0 + 1) * sizeof *at);
     for (int64_t q = 0; q < ptr[n1]; q++)
-        at[idx[q] + 1]++;
+        at[g->rank[idx[q]] + 1]++;
     for (int32_t u = 0; u < n0; u++)
         at[u + 1] += at[u];
-    for (int32_t i = 0; i < n1; i++) /* at[u] moves from u's start to its end */
+    for (int32_t i = 0; i < n1; i++) { /* at[k] moves from k's start to its end */
+        g->inv1[i] = 1.0f / (float)(ptr[i + 1] - ptr[i]);
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++)
-            g->in_src[at[idx[q]]++] = i;
+            g->in_src[at[g->rank[idx[q]]]++] = i;
+    }
     for (int32_t u = n0; u > 0; u--)
         at[u] = at[u - 1];
     at[0] = 0;
 }
 
-/* The gradient of E0's row of B^0 node u, for Adam (m->row_grads.row), summed as the gathered
- * path sums it: 0, plus u's own row's gradient at layer 1 when u is in B^1, plus each list's
- * share in the order of the lists (mean: dAGG / |list|; max: dAGG where u is the arg-max), then
- * the regulariser's gradient added to that (u in B^K). The same bits as scattering into dh[0]. */
-static void e0_row_grad(const eng_row_grads_t *rg, int32_t u, float *out)
+#define PREFETCH 4 /* lists ahead */
+
+/* The gradient of E0's row r, the k-th of B^0, for Adam (m->row_grads.row), summed as the
+ * gathered path sums it: 0, plus the row's own gradient at layer 1 when its node is in B^1, plus
+ * each list's share in the order of the lists (mean: dAGG / |list|; max: dAGG where the node is
+ * the arg-max), then the regulariser's gradient added to that (its node in B^K). The same bits
+ * as scattering into dh[0]. */
+static void e0_row_grad(const eng_row_grads_t *rg, size_t r, int32_t k, float *restrict out)
 {
     const trn_model_t *m = rg->ctx;
     const sage_t *g = m->impl;
-    const int d = g->dim;
-    const int64_t *ptr = g->ptr[0];
+    const int d = g->dim, mean = g->agg == ENG_SAGE_MEAN;
+    const int32_t u = g->u_of[k], *src = g->in_src;
+    const int64_t b = g->in_ptr[k], e = g->in_ptr[k + 1];
+    const float *restrict dagg = g->dagg;
     memset(out, 0, (size_t)d * sizeof *out);
-    if (u < g->sub.n[1])
+    if (u < g->sub.n[1]) {
+        const float *restrict self = g->dcat + (size_t)u * 2 * d;
         for (int j = 0; j < d; j++)
-            out[j] += g->dcat[(size_t)u * 2 * d + j];
-    for (int64_t q = g->in_ptr[u]; q < g->in_ptr[u + 1]; q++) {
-        const int32_t i = g->in_src[q];
-        const float *dagg = g->dagg + (size_t)i * d;
-        if (g->agg == ENG_SAGE_MEAN) {
-            const float inv = 1.0f / (float)(ptr[i + 1] - ptr[i]);
+            out[j] += self[j];
+    }
+    for (int64_t q = b; q < e; q++) {
+        const int32_t i = src[q];
+        const float *restrict row = dagg + (size_t)i * d;
+        if (q + PREFETCH < e) /* the rows are scattered over the batch's table: fetch early */
+            for (int j = 0; j < d; j += 16)
+                __builtin_prefetch(dagg + (size_t)src[q + PREFETCH] * d + j);
+        if (mean) {
+            const float inv = g->inv1[i];
             for (int j = 0; j < d; j++)
-                out[j] += dagg[j] * inv;
+                out[j] += row[j] * inv;
         } else {
-            const int32_t *arg = g->acts.arg[0] + (size_t)i * d, v = g->node[u];
+            const int32_t *restrict arg = g->acts.arg[0] + (size_t)i * d;
             for (int j = 0; j < d; j++)
-                if (arg[j] == v)
-                    out[j] += dagg[j];
+                if (arg[j] == (int32_t)r)
+                    out[j] += row[j];
         }
     }
-    if (u < g->sub.n[g->layers])
-        for (int j = 0; j < d; j++)
-            out[j] = g->l2[(size_t)u * d + j] + out[j];
-    else
-        for (int j = 0; j < d; j++)
-            out[j] = 0.0f + out[j];
+    const float *restrict l2 = u < g->sub.n[g->layers] ? g->l2 + (size_t)u * d : NULL;
+    for (int j = 0; j < d; j++)
+        out[j] = (l2 ? l2[j] : 0.0f) + out[j];
 }
 
 /* Given g->dh[K], the gradients of the weights and of E0's rows of the batch's subgraph. */
@@ -593,7 +621,7 @@ static void backward(trn_model_t *m)
                                   lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
     }
     if (g->in_place) {
-        index_e0_lists(g);
+        index_e0_lists(g, g->nodes);
         return;
     }
     /* dh[0] becomes the gradient of B^0's rows of E0 (m->row_grads, whose pos is g->local): the
