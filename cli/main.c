@@ -10,7 +10,7 @@ static const char usage[] =
     "commands:\n"
     "  train       train a model on an interaction log and publish it to a store\n"
     "  models      list the model versions in a store\n"
-    "  recommend   top-K items for users, straight from a store\n"
+    "  recommend   top-K items for users, or for a new user from its items, from a store\n"
     "  serve       answer recommendation requests over HTTP from a store\n"
     "  help        this text\n"
     "\n"

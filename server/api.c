@@ -529,9 +529,7 @@ static void recommend_new(req_t *r)
     n_known = eng_sort_unique_i32(known, n_known);
     const size_t k = kj ? (size_t)json_integer_value(kj) : DEFAULT_K;
     r->n_known = (int64_t)n_known;
-    /* the query vector, then the kind's scratch */
-    r->qbuf = malloc(((size_t)m->info.dim + v->fold_scratch + v->fold_scratch_per_item * n_known) *
-                     sizeof *r->qbuf);
+    r->qbuf = malloc(srv_fold_floats(v, n_known) * sizeof *r->qbuf);
     r->top = malloc(k * sizeof *r->top);
     if (!r->qbuf || !r->top) {
         srv_req_error(r, 500, "out of memory");

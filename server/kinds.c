@@ -3,6 +3,7 @@
 #include "engine/err.h"
 #include "server/fold.h"
 #include "server/registry.h"
+#include "server/fold_sage.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -98,7 +99,8 @@ static const srv_kind_t kinds[] = {
      srv_gat_fold_in},
     {"gcn", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_gcn_tensors, srv_gcn_prepare, srv_gcn_release,
      srv_gcn_fold_in},
-    {"graphsage", 0, no_tensors, NULL, NULL, NULL},
+    {"graphsage", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_sage_tensors, srv_sage_prepare,
+     srv_sage_release, srv_sage_fold_in},
     {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
      lightgcn_fold_in},
     {"mf", 0, no_tensors, NULL, NULL, NULL},
@@ -108,6 +110,11 @@ static const srv_kind_t kinds[] = {
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */
 static const srv_kind_t fallback = {NULL, 0, no_tensors, NULL, NULL, NULL};
+
+size_t srv_fold_floats(const srv_version_t *v, size_t n)
+{
+    return (size_t)v->model->info.dim + v->fold_scratch + v->fold_scratch_per_item * n;
+}
 
 const srv_kind_t *srv_kind_find(const char *name)
 {

@@ -39,6 +39,10 @@ typedef struct {
     void (*fold_in)(const struct srv_version *v, const int32_t *items, size_t n, float *q);
 } srv_kind_t;
 
+/* How many floats a fold-in of n items writes: the query vector q[dim], then the scratch the
+ * version's kind asks for. Whoever calls fold_in allocates that many. */
+size_t srv_fold_floats(const struct srv_version *v, size_t n);
+
 /* The row of kind name; for a name no row has (or NULL), the fallback row, whose name is NULL and
  * which has no abilities and no tensors. Never NULL; the rows are static. */
 const srv_kind_t *srv_kind_find(const char *name);

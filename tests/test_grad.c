@@ -1087,6 +1087,60 @@ static void test_adam_matches_torch(void **state)
     assert_true(fabs(p[0] - expect[0]) < 1e-5 && fabs(p[1] - expect[1]) < 1e-5);
 }
 
+static void row_from_table(const eng_row_grads_t *rg, size_t r, int32_t pos, float *out)
+{
+    (void)r;
+    memcpy(out, (const float *)rg->ctx + (size_t)pos * rg->dim, (size_t)rg->dim * sizeof *out);
+}
+
+/* Adam with a table's gradient by row (as a table, or summed on demand) updates every parameter
+ * to the bits of the dense update given the same gradient with zeros in the rows that have none
+ * (with weight decay, so that a row without a gradient still moves), at any thread count. */
+static void test_adam_rows(void **state)
+{
+    (void)state;
+    enum { ROWS = 37, DIM = 5, TAIL = 23, N = ROWS * DIM + TAIL };
+    float p0[N], g[N], rows[ROWS * DIM];
+    int32_t pos[ROWS];
+    test_fill_normal(p0, N, 1.0, 61);
+    test_fill_normal(rows, ROWS * DIM, 1.0, 62);
+    test_fill_normal(g, N, 1.0, 63);
+    for (int r = 0, k = 0; r < ROWS; r++) { /* every third row has a gradient, in reverse order */
+        pos[r] = r % 3 == 0 ? ROWS - 1 - k++ : -1;
+        for (int j = 0; j < DIM; j++)
+            g[r * DIM + j] = pos[r] >= 0 ? rows[pos[r] * DIM + j] : 0.0f;
+    }
+    for (int threads = 1; threads <= 3; threads++) {
+        float pd[N], md[N] = {0}, vd[N] = {0}, pr[N], mr[N] = {0}, vr[N] = {0}, gr[N];
+        memcpy(pd, p0, sizeof pd);
+        memcpy(pr, p0, sizeof pr);
+        memcpy(gr, g, sizeof gr);
+        for (int j = 0; j < ROWS * DIM; j++)
+            gr[j] = NAN; /* not read */
+        eng_adam_t ad = eng_adam_defaults(0.01f), ar = ad;
+        ad.weight_decay = ar.weight_decay = 0.1f;
+        /* the rows given as a table, then summed on demand (copied from the table) */
+        float pc[N], mc[N] = {0}, vc[N] = {0};
+        memcpy(pc, p0, sizeof pc);
+        eng_adam_t ac = ar;
+        const eng_row_grads_t rg = {.rows = ROWS, .dim = DIM, .pos = pos, .grad = rows};
+        const eng_row_grads_t rc = {
+            .rows = ROWS, .dim = DIM, .pos = pos, .row = row_from_table, .ctx = rows};
+        for (int step = 0; step < 3; step++) {
+            eng_adam_update(&ad, pd, g, md, vd, N, threads);
+            eng_adam_update_rows(&ar, pr, gr, mr, vr, N, &rg, threads);
+            eng_adam_update_rows(&ac, pc, gr, mc, vc, N, &rc, threads);
+        }
+        assert_int_equal(ad.step, ar.step);
+        assert_memory_equal(pd, pr, sizeof pd);
+        assert_memory_equal(md, mr, sizeof md);
+        assert_memory_equal(vd, vr, sizeof vd);
+        assert_memory_equal(pd, pc, sizeof pd);
+        assert_memory_equal(md, mc, sizeof md);
+        assert_memory_equal(vd, vc, sizeof vd);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1101,6 +1155,7 @@ int main(void)
         cmocka_unit_test(test_spmm_kinds),
         cmocka_unit_test(test_propagate),
         cmocka_unit_test(test_adam_matches_torch),
+        cmocka_unit_test(test_adam_rows),
         cmocka_unit_test(test_lightgcn_fast_path),
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_lrelu),

@@ -72,6 +72,15 @@ static double objective(trn_model_t *m, const trn_batch_t *b)
     double reg = 0;
     memset(m->grads, 0, m->n_params * sizeof *m->grads);
     double loss = m->ops->batch_grad(m, b, &reg);
+    /* a kind's row gradients (graphsage's E0) into the block, where the check reads them */
+    const eng_row_grads_t *rg = &m->row_grads;
+    for (size_t r = 0; r < rg->rows; r++) {
+        float *row = m->grads + r * rg->dim;
+        if (rg->pos[r] >= 0 && !rg->grad)
+            rg->row(rg, r, rg->pos[r], row);
+        for (int j = 0; rg->pos[r] >= 0 && rg->grad && j < rg->dim; j++)
+            row[j] += rg->grad[(size_t)rg->pos[r] * rg->dim + j];
+    }
     return loss + reg;
 }
 

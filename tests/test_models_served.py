@@ -10,8 +10,10 @@ and an item that the training file lacks, publish, serve, and check that
   - POST /v1/score, in both forms, gives the inner products of the stored vectors, and for a
     user's top-K items exactly the scores the top-K answer carries;
   - GET /v1/items/{item}/similar is the exact cosine ranking, without the item itself;
-  - POST /v1/recommend folds a new user in for a kind that can, and is 422 for one that cannot
-    (that the fold-in vector is the kind's rule is tests/test_foldin.c's check).
+  - POST /v1/recommend folds a new user in for a kind that can, with the top-K of
+    `gnnrec recommend --items` for that version (one fold-in offline and online; that the
+    fold-in vector is the kind's rule is tests/test_foldin.c's check, and for graphsage, trained
+    once per aggregator, tests/test_sage_fold.c's), and is 422 for one that cannot.
 Every answer these checks get is validated against proto/openapi.yaml (status and body, with
 serverlib's validator). A new model kind gets these checks by being registered. Also: a schema-1
 store, written before named tensors, is upgraded by the server and served with the answers of the
@@ -69,6 +71,11 @@ class Conformance(unittest.TestCase):
             run("train", "--model", kind, "--train", cls.tmp.join("train.csv"), "--test",
                 cls.tmp.join("test.csv"), "--dim", "16", "--lr", "0.01", "--epochs", "3",
                 "--threads", "1", "--quiet", "--db", cls.db, "--name", kind)
+        cls.sage = [f"graphsage-{agg}" for agg in ("mean", "max", "pool", "lstm")]
+        for name in cls.sage:
+            run("train", "--model", "graphsage", "--aggregator", name.split("-")[1], "--train",
+                cls.tmp.join("train.csv"), "--dim", "16", "--lr", "0.01", "--epochs", "3",
+                "--threads", "1", "--quiet", "--db", cls.db, "--name", name)
         cls.server = sl.Server(cls.db, cls.tmp.path).start()
         cls.client = cls.server.client()
 
@@ -96,6 +103,15 @@ class Conformance(unittest.TestCase):
             self.assertIsNotNone(m, line)
             got[m.group(1)] = re.findall(r" (\S+?)\([-0-9.e]+\)", m.group(2))
         return got
+
+    def offline_new_user(self, name, items, k=10):
+        """[(item, score)] from `gnnrec recommend --items`."""
+        out = run("recommend", "--db", self.db, "--name", name, "--k", str(k), "--items",
+                  ",".join(items)).stdout
+        m = re.match(r"new user \(\S+ v\d+, (\d+) known items\):(.*)", out)
+        self.assertIsNotNone(m, out)
+        return int(m.group(1)), [(i, float(x)) for i, x in
+                                 re.findall(r" (\S+?)\(([-0-9.e]+)\)", m.group(2))]
 
     def test_server_equals_recommend(self):
         for kind in self.kinds:
@@ -140,13 +156,39 @@ class Conformance(unittest.TestCase):
                     self.assertFalse({"i1", "i2", "i_new"} & set(got))
                     scores = [e["score"] for e in out["items"]]
                     self.assertEqual(scores, sorted(scores, reverse=True))
+                    self.assertEqual(self.offline_new_user(kind, items)[1],
+                                     [(e["item"], round(e["score"], 3)) for e in out["items"]])
                 else:
                     self.assertEqual(r.status, 422, r.body)
                     self.assertIn(f"(kind {kind}) cannot fold in new users",
                                   r.json()["error"]["message"])
-        for kind in ("lightgcn", "gcn", "ngcf", "gat"):
+        for kind in ("lightgcn", "gcn", "ngcf", "gat", "graphsage"):
             self.assertIn("fold-in", listed[kind]["abilities"], kind)
         self.assertNotIn("fold-in", listed["mf"]["abilities"])
+        p = run("recommend", "--db", self.db, "--name", "mf", "--items", "i1", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("(kind mf) cannot fold in new users", p.stderr)
+
+    def test_graphsage_fold_in_every_aggregator(self):
+        """Each aggregator's served fold-in equals `gnnrec recommend --items`, for item sets of
+        1 to 20 items, in any order and with repeats and unknown ids (the server sorts them)."""
+        rng = random.Random(5)
+        for name in self.sage:
+            with self.subTest(model=name):
+                listed = self.client.get("/v1/models").json()["models"]
+                self.assertIn("fold-in", [m for m in listed if m["name"] == name][0]["abilities"])
+                for _ in range(8):
+                    items = [f"i{i}" for i in rng.sample(range(40), rng.randint(1, 20))]
+                    items += [items[0], "i_unknown"]
+                    rng.shuffle(items)
+                    r = self.client.post(f"/v1/recommend?model={name}",
+                                         json_body={"items": items, "k": 10})
+                    self.assertEqual(r.status, 200, r.body)
+                    out = r.json()
+                    known, offline = self.offline_new_user(name, items)
+                    self.assertEqual(out["known_items"], known)
+                    self.assertEqual(offline,
+                                     [(e["item"], round(e["score"], 3)) for e in out["items"]])
 
     def test_score(self):
         """POST /v1/score {"user", "items"}: each item's inner product with the user's stored

@@ -1,6 +1,8 @@
-/* GraphSAGE's aggregators: mean, max and pool over neighbour lists. */
+/* GraphSAGE's aggregators over neighbour lists: the forwards run the engine's one-node reductions
+ * and LSTM cell (engine/sage.h) per node, the dense products with OpenBLAS (trainer/layers.h). */
 #include "trainer/aggregate.h"
 
+#include "engine/sage.h"
 #include "trainer/layers.h"
 
 #include <math.h>
@@ -10,21 +12,8 @@ void trn_agg_mean_forward(float *out, const float *x, const int64_t *ptr, const 
                           int64_t n, int d, int threads)
 {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < n; i++) {
-        float *o = out + i * d;
-        memset(o, 0, (size_t)d * sizeof *o);
-        const int64_t b = ptr[i], e = ptr[i + 1];
-        for (int64_t q = b; q < e; q++) {
-            const float *r = x + (int64_t)idx[q] * d;
-            for (int j = 0; j < d; j++)
-                o[j] += r[j];
-        }
-        if (e > b) {
-            const float inv = 1.0f / (float)(e - b);
-            for (int j = 0; j < d; j++)
-                o[j] *= inv;
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        eng_sage_mean(out + i * d, x, (size_t)d, idx + ptr[i], ptr[i + 1] - ptr[i], d);
 }
 
 /* The columns [*c0, *c1) of d that thread t of nt owns in the scattering backwards. */
@@ -61,28 +50,8 @@ void trn_agg_max_forward(float *out, int32_t *arg, const float *x, const int64_t
                          const int32_t *idx, int64_t n, int d, int threads)
 {
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < n; i++) {
-        float *o = out + i * d;
-        int32_t *a = arg + i * d;
-        const int64_t b = ptr[i], e = ptr[i + 1];
-        if (e == b) {
-            memset(o, 0, (size_t)d * sizeof *o);
-            for (int j = 0; j < d; j++)
-                a[j] = -1;
-            continue;
-        }
-        memcpy(o, x + (int64_t)idx[b] * d, (size_t)d * sizeof *o);
-        for (int j = 0; j < d; j++)
-            a[j] = idx[b];
-        for (int64_t q = b + 1; q < e; q++) {
-            const float *r = x + (int64_t)idx[q] * d;
-            for (int j = 0; j < d; j++)
-                if (r[j] > o[j]) { /* strictly: the first maximum keeps a tie */
-                    o[j] = r[j];
-                    a[j] = idx[q];
-                }
-        }
-    }
+    for (int64_t i = 0; i < n; i++)
+        eng_sage_max(out + i * d, arg + i * d, x, (size_t)d, idx + ptr[i], ptr[i + 1] - ptr[i], d);
 }
 
 void trn_agg_max_backward(float *dx, const float *dout, const int32_t *arg, int64_t n, int d,
@@ -121,11 +90,6 @@ void trn_agg_pool_backward(float *dx, float *dw, float *db, float *scratch, cons
     trn_dense_backward(dx, dw, db, dpz, x, w, n_in, d, d, threads);
 }
 
-static float sigmoid(float v)
-{
-    return 1.0f / (1.0f + expf(-v));
-}
-
 void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, const float *x,
                           const float *wx, const float *wh, const float *b, const int64_t *ptr,
                           const int32_t *idx, int64_t n, int64_t n_in, int d, int threads)
@@ -139,18 +103,25 @@ void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, cons
         for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
             float *z = gates + q * g4, *c = cell + q * d;
             memcpy(z, xw + (int64_t)idx[q] * g4, (size_t)g4 * sizeof *z);
-            if (q > ptr[i])
-                for (int k = 0; k < d; k++)
-                    for (int j = 0; j < g4; j++)
-                        z[j] += h[k] * wh[(size_t)k * g4 + j];
-            const float *cp = q > ptr[i] ? c - d : NULL;
-            for (int j = 0; j < d; j++) {
-                z[j] = sigmoid(z[j]);
-                z[d + j] = sigmoid(z[d + j]);
-                z[2 * d + j] = tanhf(z[2 * d + j]);
-                z[3 * d + j] = sigmoid(z[3 * d + j]);
-                c[j] = (cp ? z[d + j] * cp[j] : 0.0f) + z[j] * z[2 * d + j];
-                h[j] = z[3 * d + j] * tanhf(c[j]);
+            eng_sage_lstm_step(z, c, q > ptr[i] ? c - d : NULL, h, wh, d);
+        }
+    }
+}
+
+void trn_agg_lstm_infer(float *out, const float *xw, const float *wh, const int64_t *ptr,
+                        const int32_t *idx, int64_t n, int d, int threads)
+{
+    const int g4 = 4 * d;
+#pragma omp parallel num_threads(threads)
+    {
+        float z[g4], c[d];
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = 0; i < n; i++) {
+            float *h = out + i * d;
+            memset(h, 0, (size_t)d * sizeof *h);
+            for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
+                memcpy(z, xw + (int64_t)idx[q] * g4, (size_t)g4 * sizeof *z);
+                eng_sage_lstm_step(z, c, q > ptr[i] ? c : NULL, h, wh, d);
             }
         }
     }

@@ -52,6 +52,12 @@ void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, cons
                           const float *wx, const float *wh, const float *b, const int64_t *ptr,
                           const int32_t *idx, int64_t n, int64_t n_in, int d, int threads);
 
+/* The LSTM aggregator's output alone, for inference: out[i] as trn_agg_lstm_forward gives it
+ * (the same bits), from xw [.. x 4d] = x wx + b computed by the caller, keeping no gates or cells
+ * (a few rows of scratch per thread instead of 5d floats per list position). */
+void trn_agg_lstm_infer(float *out, const float *xw, const float *wh, const int64_t *ptr,
+                        const int32_t *idx, int64_t n, int d, int threads);
+
 /* Backpropagation through time for the LSTM above given dout [n x d]: dx [n_in x d], dwx and dwh
  * [d x 4d] and db [4d] accumulate (dx, dwx, db may be NULL); scratch [n_in x 4d + ptr[n] x 5d]
  * is overwritten. */

@@ -127,10 +127,17 @@ void trn_model_free(trn_model_t *m)
 
 double trn_model_step(trn_model_t *m, const trn_batch_t *b)
 {
-    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    const eng_row_grads_t *rg = &m->row_grads;
+    const size_t head = rg->rows * (size_t)rg->dim;
+    memset(m->grads + head, 0, (m->n_params - head) * sizeof *m->grads);
     double reg;
     double loss = m->ops->batch_grad(m, b, &reg);
-    eng_adam_update(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, m->threads);
+    if (rg->rows)
+        eng_adam_update_rows(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params, rg,
+                             m->threads);
+    else
+        eng_adam_update(&m->adam, m->params, m->grads, m->adam_m, m->adam_v, m->n_params,
+                        m->threads);
     return loss;
 }
 

@@ -14,7 +14,8 @@
  *
  * The weights live in one block `params` of n_params floats; `grads`, `adam_m` and `adam_v`
  * mirror its layout in the same allocation, so a step is: zero grads, the model's forward and
- * backward into grads, one flat Adam loop. */
+ * backward into grads, one flat Adam loop (a kind may keep its embedding table's gradient by
+ * row instead: row_grads below). */
 #ifndef GNNREC_TRAINER_MODEL_H
 #define GNNREC_TRAINER_MODEL_H
 
@@ -100,7 +101,9 @@ typedef struct {
     void (*sample)(trn_model_t *m, trn_batch_t *b, int n);
     /* Forward and backward for one batch: ADDS the gradient of (mean loss + regulariser) into
      * m->grads, stores the regulariser's value in *reg and returns the mean loss (reported
-     * without the regulariser, as the papers do). */
+     * without the regulariser, as the papers do). A kind with row gradients (m->row_grads.rows >
+     * 0) leaves the first rows x dim floats of m->grads alone and points m->row_grads at their
+     * gradient instead, valid until its next batch_grad. */
     double (*batch_grad)(trn_model_t *m, const trn_batch_t *b, double *reg);
     /* Final vectors, scored by inner product: user_vecs [n_users x vec_dim], item_vecs [n_items x
      * vec_dim] (any model-specific head folded in). Returns 0 or a negative code. */
@@ -124,6 +127,11 @@ struct trn_model {
     int threads;
     size_t n_params;
     float *params, *grads, *adam_m, *adam_v; /* views into one allocation of 4 * n_params */
+    /* Optional, set by a kind's init: the gradient of the table at the block's start (its node
+     * embeddings) kept by row, for the rows a batch touches, instead of in grads, so that a
+     * step's working memory does not grow with the table (graphsage: a batch reads the rows of
+     * its sampled subgraph only). rows 0: none, the whole gradient is in grads. */
+    eng_row_grads_t row_grads;
     eng_adam_t adam;
     void *impl;
 };
@@ -143,7 +151,9 @@ trn_model_t *trn_model_new(const trn_model_ops_t *ops, const void *cfg, const tr
                            uint64_t seed, int threads, eng_error_t *err);
 void trn_model_free(trn_model_t *m);
 
-/* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. */
+/* One optimisation step on batch b: zero grads, batch_grad, Adam. Returns the batch loss. With
+ * row gradients, grads' rows of that table are neither zeroed nor read (their pages are never
+ * touched), and Adam takes those rows' gradients from m->row_grads. */
 double trn_model_step(trn_model_t *m, const trn_batch_t *b);
 
 /* The RNG of one batch's random draws (dropout masks), seeded from (m->seed, m->adam.step): the

@@ -1,0 +1,147 @@
+/* GraphSAGE's inference for one node (engine/sage.h). */
+#include "engine/sage.h"
+
+#include "engine/vec.h"
+
+#include <math.h>
+#include <string.h>
+
+int eng_sage_agg_find(const char *name)
+{
+    static const char *const names[] = {"mean", "max", "pool", "lstm"};
+    _Static_assert(ENG_SAGE_LSTM + 1 == sizeof names / sizeof *names, "one name per aggregator");
+    for (int a = 0; name && a <= ENG_SAGE_LSTM; a++)
+        if (strcmp(names[a], name) == 0)
+            return a;
+    return -1;
+}
+
+void eng_sage_mean(float *out, const float *x, size_t stride, const int32_t *idx, int64_t n, int d)
+{
+    memset(out, 0, (size_t)d * sizeof *out);
+    for (int64_t q = 0; q < n; q++) {
+        const float *r = x + (size_t)idx[q] * stride;
+        for (int j = 0; j < d; j++)
+            out[j] += r[j];
+    }
+    if (n > 0) {
+        const float inv = 1.0f / (float)n;
+        for (int j = 0; j < d; j++)
+            out[j] *= inv;
+    }
+}
+
+/* The running maximum: row r (whose id is id) into out and arg; the first row sets them. */
+static void max_step(float *out, int32_t *arg, const float *r, int32_t id, int first, int d)
+{
+    if (first) {
+        memcpy(out, r, (size_t)d * sizeof *out);
+        for (int j = 0; arg && j < d; j++)
+            arg[j] = id;
+        return;
+    }
+    for (int j = 0; j < d; j++)
+        if (r[j] > out[j]) { /* strictly: the first maximum keeps a tie */
+            out[j] = r[j];
+            if (arg)
+                arg[j] = id;
+        }
+}
+
+static void empty_max(float *out, int32_t *arg, int d)
+{
+    memset(out, 0, (size_t)d * sizeof *out);
+    for (int j = 0; arg && j < d; j++)
+        arg[j] = -1;
+}
+
+void eng_sage_max(float *out, int32_t *arg, const float *x, size_t stride, const int32_t *idx,
+                  int64_t n, int d)
+{
+    if (n == 0)
+        empty_max(out, arg, d);
+    for (int64_t q = 0; q < n; q++)
+        max_step(out, arg, x + (size_t)idx[q] * stride, idx[q], q == 0, d);
+}
+
+static float sigmoid(float v)
+{
+    return 1.0f / (1.0f + expf(-v));
+}
+
+void eng_sage_lstm_step(float *z, float *c, const float *c_prev, float *h, const float *wh, int d)
+{
+    const int g4 = 4 * d;
+    if (c_prev)
+        for (int k = 0; k < d; k++)
+            for (int j = 0; j < g4; j++)
+                z[j] += h[k] * wh[(size_t)k * g4 + j];
+    for (int j = 0; j < d; j++) {
+        z[j] = sigmoid(z[j]);
+        z[d + j] = sigmoid(z[d + j]);
+        z[2 * d + j] = tanhf(z[2 * d + j]);
+        z[3 * d + j] = sigmoid(z[3 * d + j]);
+        c[j] = (c_prev ? z[d + j] * c_prev[j] : 0.0f) + z[j] * z[2 * d + j];
+        h[j] = z[3 * d + j] * tanhf(c[j]);
+    }
+}
+
+void eng_sage_aggregate(const eng_sage_t *s, int l, float *out, const float *x, size_t stride,
+                        const int32_t *idx, int64_t n, float *scratch)
+{
+    const int d = s->dim;
+    switch (s->agg) {
+    case ENG_SAGE_MEAN:
+        eng_sage_mean(out, x, stride, idx, n, d);
+        break;
+    case ENG_SAGE_MAX:
+        eng_sage_max(out, NULL, x, stride, idx, n, d);
+        break;
+    case ENG_SAGE_POOL: /* the max of each row's ReLU(row P + pb), as it comes */
+        if (n == 0)
+            empty_max(out, NULL, d);
+        for (int64_t q = 0; q < n; q++) {
+            eng_vecmat(scratch, x + (size_t)idx[q] * stride, s->aw[l], s->ab[l], d, d);
+            eng_lrelu(scratch, scratch, 0.0f, (size_t)d);
+            max_step(out, NULL, scratch, idx[q], q == 0, d);
+        }
+        break;
+    case ENG_SAGE_LSTM: { /* z [4d] and c [d]; h is out */
+        float *z = scratch, *c = z + 4 * (size_t)d;
+        memset(out, 0, (size_t)d * sizeof *out);
+        for (int64_t q = 0; q < n; q++) {
+            eng_vecmat(z, x + (size_t)idx[q] * stride, s->aw[l], s->ab[l], d, 4 * d);
+            eng_sage_lstm_step(z, c, q > 0 ? c : NULL, out, s->ah[l], d);
+        }
+        break;
+    }
+    }
+}
+
+void eng_sage_layer(const eng_sage_t *s, int l, float *out, const float *self, const float *x,
+                    size_t stride, const int32_t *idx, int64_t n, float *scratch)
+{
+    const int d = s->dim;
+    float *cat = scratch, *z = cat + 2 * (size_t)d; /* [self || AGG], then cat W */
+    memcpy(cat, self, (size_t)d * sizeof *cat);
+    eng_sage_aggregate(s, l, cat + d, x, stride, idx, n, z + d);
+    eng_vecmat(z, cat, s->w[l], NULL, 2 * d, d);
+    if (l < s->layers - 1)
+        eng_lrelu(z, z, 0.0f, (size_t)d);
+    eng_l2norm(out, z, d);
+}
+
+void eng_sage_fold_in(const eng_sage_t *s, float *out, const float *item_layers,
+                      const int32_t *items, int64_t n, const float *feature, float *scratch)
+{
+    const int d = s->dim, L = s->layers;
+    const size_t stride = (size_t)L * d;
+    float *h = scratch; /* the user's h^k */
+    if (feature)
+        memcpy(h, feature, (size_t)d * sizeof *h);
+    else
+        eng_sage_mean(h, item_layers, stride, items, n, d);
+    for (int l = 0; l < L; l++)
+        eng_sage_layer(s, l, h, h, item_layers + (size_t)l * d, stride, items, n, h + d);
+    memcpy(out, h, (size_t)d * sizeof *out);
+}
