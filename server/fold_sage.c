@@ -1,5 +1,6 @@
 /* GraphSAGE's fold-in on the server (server/fold_sage.h). */
 #include "server/fold_sage.h"
+#include "server/fold.h"
 
 #include "engine/err.h"
 #include "engine/sage.h"
@@ -26,10 +27,7 @@ static const float *weight(const sto_model_t *m, const char *name, int k, int64_
 {
     char full[32];
     snprintf(full, sizeof full, "param.%s%d", name, k);
-    const sto_tensor_t *t = sto_model_tensor(m, full);
-    if (!t || t->dtype != STO_F32 || t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
-        return NULL;
-    return t->data;
+    return srv_fold_tensor(m, full, rows, cols);
 }
 
 /* The version's aggregator from its params ({"aggregator": "mean", ...}), or -1. */
