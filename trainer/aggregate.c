@@ -1,6 +1,7 @@
 /* GraphSAGE's aggregators over neighbour lists: the forwards run the engine's one-node reductions
  * and LSTM cell (engine/sage.h) per node, the dense products with OpenBLAS (trainer/layers.h). */
 #include "trainer/aggregate.h"
+#include "engine/vec.h"
 
 #include "engine/sage.h"
 #include "trainer/layers.h"
@@ -167,12 +168,8 @@ void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *
                     dc[j] = dcj * gf;
                 }
                 if (q > b0) /* dh_{t-1} = dz wh^T */
-                    for (int k = 0; k < d; k++) {
-                        float s = 0.0f;
-                        for (int j = 0; j < g4; j++)
-                            s += z[j] * wh[(size_t)k * g4 + j];
-                        dh[k] = s;
-                    }
+                    for (int k = 0; k < d; k++)
+                        dh[k] = eng_dot(z, wh + (size_t)k * g4, g4);
             }
         }
     }
