@@ -5,9 +5,11 @@
 # layers, batch 2048; ngcf: 3 layers, batch 1024, message and node dropout; lightgcn: 3 layers,
 # batch 2048; gat: 2 layers of 4 heads, dropout and attention dropout, batch 2048; graphsage: 2
 # layers, fan-outs 25,10, mean, batch 2048, or graphsage:AGG for another aggregator), BATCHES
-# batches of one epoch: the whole graph forward and backward plus Adam per batch, except
-# graphsage, whose batch is its sampled subgraph's forward and backward (the sampling included on
-# both sides) plus Adam over every parameter. Neither side evaluates (gnnrec gets no test file,
+# batches of one epoch. A reference runs the whole graph forward and backward plus Adam per batch,
+# as the papers' public code does; gnnrec computes each layer at the batch's receptive field only
+# (docs/models.md, "Receptive fields": the same loss and gradient) plus Adam; graphsage, on both
+# sides, its sampled subgraph's forward and backward (the sampling included) plus Adam over every
+# parameter. Neither side evaluates (gnnrec gets no test file,
 # the references --eval-every 0). Writes bench/out/models_speed.md and prints it.
 #
 #   bench/deps.sh && cmake -S . -B build && cmake --build build -j2 && bench/models_speed.sh
