@@ -16,10 +16,17 @@ int eng_sage_agg_find(const char *name)
     return -1;
 }
 
+/* List entries ahead whose rows a reduction prefetches, as engine/csr.c. */
+#define PREFETCH_AHEAD 8
+
 void eng_sage_mean(float *out, const float *x, size_t stride, const int32_t *idx, int64_t n, int d)
 {
     memset(out, 0, (size_t)d * sizeof *out);
     for (int64_t q = 0; q < n; q++) {
+        if (q + PREFETCH_AHEAD < n) /* the rows are random: keep several misses in flight */
+            for (size_t j = 0; j < (size_t)d * sizeof(float); j += 64)
+                __builtin_prefetch((const char *)(x + (size_t)idx[q + PREFETCH_AHEAD] * stride) +
+                                   j);
         const float *r = x + (size_t)idx[q] * stride;
         for (int j = 0; j < d; j++)
             out[j] += r[j];
