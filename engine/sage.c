@@ -83,6 +83,11 @@ void eng_sage_lstm_step(float *z, float *c, const float *c_prev, float *h, const
         for (int k = 0; k < d; k++)
             for (int j = 0; j < g4; j++)
                 z[j] += h[k] * wh[(size_t)k * g4 + j];
+    eng_sage_lstm_cell(z, c, c_prev, h, d);
+}
+
+void eng_sage_lstm_cell(float *z, float *c, const float *c_prev, float *h, int d)
+{
     for (int j = 0; j < d; j++) {
         z[j] = sigmoid(z[j]);
         z[d + j] = sigmoid(z[d + j]);

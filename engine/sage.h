@@ -58,6 +58,10 @@ void eng_sage_max(float *out, int32_t *arg, const float *x, size_t stride, const
  * c_prev. */
 void eng_sage_lstm_step(float *z, float *c, const float *c_prev, float *h, const float *wh, int d);
 
+/* The cell of that step alone, for a z [4d] that already holds x_t Lx + lb + h_{t-1} Lh (the
+ * trainer multiplies the hidden states of many lists at once): the activations, c and h. */
+void eng_sage_lstm_cell(float *z, float *c, const float *c_prev, float *h, int d);
+
 /* out[dim] = AGG_l (layer index l, 0-based) over the n rows, with s's aggregator and weights:
  * mean and max as above, pool the max of ReLU(row P_l + pb_l), lstm the last hidden state over
  * the rows in list order (zeros for n = 0). scratch: ENG_SAGE_SCRATCH(dim) floats. */

@@ -971,7 +971,7 @@ typedef struct {
     float x[SIN * SD], w[SD * SD], b[SD], out[SN * SD], pz[SIN * SD], pa[SIN * SD];
     int32_t arg[SN * SD];
     float lwx[SD * 4 * SD], lwh[SD * 4 * SD], lb[4 * SD]; /* lstm */
-    float xw[SIN * 4 * SD], gates[10 * 4 * SD], cell[10 * SD];
+    float xw[SIN * 4 * SD], gates[10 * 4 * SD], cell[10 * SD], fscratch[SN * (5 * SD + 1)];
     int kind; /* 0 mean, 1 max, 2 pool, 3 lstm */
     int threads;
 } agg_t;
@@ -987,8 +987,8 @@ static void agg_f(void *ctx)
         trn_agg_pool_forward(a->out, a->arg, a->pz, a->pa, a->x, a->w, a->b, agg_ptr, agg_idx, SN,
                              SIN, SD, a->threads);
     else
-        trn_agg_lstm_forward(a->out, a->xw, a->gates, a->cell, a->x, a->lwx, a->lwh, a->lb, agg_ptr,
-                             agg_idx, SN, SIN, SD, a->threads);
+        trn_agg_lstm_forward(a->out, a->xw, a->gates, a->cell, a->fscratch, a->x, a->lwx, a->lwh,
+                             a->lb, agg_ptr, agg_idx, SN, SIN, SD, a->threads);
 }
 
 static void test_aggregators(void **state)
@@ -997,8 +997,9 @@ static void test_aggregators(void **state)
     static const char *const names[4] = {"agg mean", "agg max", "agg pool", "agg lstm"};
     for (int kind = 0; kind < 4; kind++) {
         agg_t a = {.kind = kind, .threads = 2};
-        float w[SN * SD], gx[SIN * SD], gw[SD * SD] = {0}, gb[SD] = {0},
-                                                scratch[SIN * 4 * SD + 10 * 5 * SD];
+        float w[SN * SD], gx[SIN * SD],
+            gw[SD * SD] = {0}, gb[SD] = {0},
+                    scratch[SIN * 4 * SD + 10 * 5 * SD + SN * (7 * SD + 1)];
         static float gwx[SD * 4 * SD], gwh[SD * 4 * SD], glb[4 * SD];
         memset(gwx, 0, sizeof gwx), memset(gwh, 0, sizeof gwh), memset(glb, 0, sizeof glb);
         test_fill_normal(a.x, SIN * SD, 1.0, 101);
@@ -1046,6 +1047,10 @@ static void test_aggregators(void **state)
             check_fd("agg pool d/db", a.b, gb, SD, eps, agg_f, &a, w, a.out, SN * SD);
         }
         if (kind == 3) {
+            /* inference keeps no gates and gives the same bits, one list per node or per step */
+            float inf[SN * SD], iscratch[SN * (6 * SD + 1)];
+            trn_agg_lstm_infer(inf, iscratch, a.xw, a.lwh, agg_ptr, agg_idx, SN, SD, 2);
+            assert_memory_equal(inf, a.out, sizeof inf);
             check_fd("agg lstm d/dwx", a.lwx, gwx, SD * 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);
             check_fd("agg lstm d/dwh", a.lwh, gwh, SD * 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);
             check_fd("agg lstm d/db", a.lb, glb, 4 * SD, eps, agg_f, &a, w, a.out, SN * SD);

@@ -91,41 +91,76 @@ void trn_agg_pool_backward(float *dx, float *dw, float *db, float *scratch, cons
     trn_dense_backward(dx, dw, db, dpz, x, w, n_in, d, d, threads);
 }
 
-void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, const float *x,
-                          const float *wx, const float *wh, const float *b, const int64_t *ptr,
-                          const int32_t *idx, int64_t n, int64_t n_in, int d, int threads)
+/* The lists longer than t, in index order, into act; returns how many. */
+static int64_t active(int32_t *act, const int64_t *ptr, int64_t n, int64_t t)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (ptr[i + 1] - ptr[i] > t)
+            act[k++] = (int32_t)i;
+    return k;
+}
+
+static int64_t longest(const int64_t *ptr, int64_t n)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m = ptr[i + 1] - ptr[i] > m ? ptr[i + 1] - ptr[i] : m;
+    return m;
+}
+
+/* The LSTM over every list at once, step by step: at step t the lists longer than t gather their
+ * hidden states, one sgemm multiplies them all by wh (instead of a vector-matrix product per list
+ * and step), and each list's cell runs on its row. h [n x d] (out) holds each list's hidden state
+ * and finally its last; gates and cell, when not NULL, receive each position's activated gates
+ * and cell (training); otherwise the cell of the step before is kept in cprev [n x d]. */
+static void lstm_steps(float *h, float *gates, float *cell, float *cprev, float *scratch,
+                       const float *xw, const float *wh, const int64_t *ptr, const int32_t *idx,
+                       int64_t n, int d, int threads)
 {
     const int g4 = 4 * d;
-    trn_dense_forward(xw, x, wx, b, n_in, d, g4, threads);
-#pragma omp parallel for schedule(dynamic, 16) num_threads(threads)
-    for (int64_t i = 0; i < n; i++) {
-        float *h = out + i * d; /* h_{t-1}, then h_t */
-        memset(h, 0, (size_t)d * sizeof *h);
-        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
-            float *z = gates + q * g4, *c = cell + q * d;
-            memcpy(z, xw + (int64_t)idx[q] * g4, (size_t)g4 * sizeof *z);
-            eng_sage_lstm_step(z, c, q > ptr[i] ? c - d : NULL, h, wh, d);
+    int32_t *act = (int32_t *)scratch;                 /* [n] */
+    float *hc = scratch + n, *zc = hc + (size_t)n * d; /* [n x d], [n x 4d] */
+    memset(h, 0, (size_t)n * d * sizeof *h);
+    const int64_t steps = longest(ptr, n);
+    for (int64_t t = 0; t < steps; t++) {
+        const int64_t na = active(act, ptr, n, t);
+        if (t > 0) {
+            for (int64_t s = 0; s < na; s++)
+                memcpy(hc + s * d, h + (size_t)act[s] * d, (size_t)d * sizeof *hc);
+            trn_dense_forward(zc, hc, wh, NULL, na, d, g4, threads);
+        }
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t s = 0; s < na; s++) {
+            const int64_t i = act[s], q = ptr[i] + t;
+            float *z = gates ? gates + q * g4 : zc + s * g4;
+            const float *x = xw + (int64_t)idx[q] * g4;
+            if (t > 0)
+                for (int j = 0; j < g4; j++)
+                    z[j] = zc[s * g4 + j] + x[j];
+            else
+                memcpy(z, x, (size_t)g4 * sizeof *z);
+            float *c = cell ? cell + q * d : cprev + i * d;
+            const float *cp = t == 0 ? NULL : cell ? c - d : c;
+            eng_sage_lstm_cell(z, c, cp, h + i * d, d);
         }
     }
 }
 
-void trn_agg_lstm_infer(float *out, const float *xw, const float *wh, const int64_t *ptr,
-                        const int32_t *idx, int64_t n, int d, int threads)
+void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, float *scratch,
+                          const float *x, const float *wx, const float *wh, const float *b,
+                          const int64_t *ptr, const int32_t *idx, int64_t n, int64_t n_in, int d,
+                          int threads)
 {
-    const int g4 = 4 * d;
-#pragma omp parallel num_threads(threads)
-    {
-        float z[g4], c[d];
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t i = 0; i < n; i++) {
-            float *h = out + i * d;
-            memset(h, 0, (size_t)d * sizeof *h);
-            for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) {
-                memcpy(z, xw + (int64_t)idx[q] * g4, (size_t)g4 * sizeof *z);
-                eng_sage_lstm_step(z, c, q > ptr[i] ? c : NULL, h, wh, d);
-            }
-        }
-    }
+    trn_dense_forward(xw, x, wx, b, n_in, d, 4 * d, threads);
+    lstm_steps(out, gates, cell, NULL, scratch, xw, wh, ptr, idx, n, d, threads);
+}
+
+void trn_agg_lstm_infer(float *out, float *scratch, const float *xw, const float *wh,
+                        const int64_t *ptr, const int32_t *idx, int64_t n, int d, int threads)
+{
+    float *cprev = scratch, *rest = scratch + (size_t)n * d;
+    lstm_steps(out, NULL, NULL, cprev, rest, xw, wh, ptr, idx, n, d, threads);
 }
 
 void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
@@ -135,43 +170,54 @@ void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *
 {
     const int g4 = 4 * d;
     const int64_t nnz = ptr[n];
-    float *dxw = scratch;        /* [n_in x 4d] */
-    float *dz = dxw + n_in * g4; /* [nnz x 4d] the pre-activation gates' gradients */
-    float *hp = dz + nnz * g4;   /* [nnz x d] h_{t-1} at each position */
-#pragma omp parallel num_threads(threads)
-    {
-        float dh[d], dc[d];
-#pragma omp for schedule(dynamic, 16)
-        for (int64_t i = 0; i < n; i++) {
-            const int64_t b0 = ptr[i], e = ptr[i + 1];
-            for (int64_t q = b0; q < e; q++)
-                for (int j = 0; j < d; j++)
-                    hp[q * d + j] =
-                        q == b0 ? 0.0f
+    float *dxw = scratch;                   /* [n_in x 4d] */
+    float *dz = dxw + n_in * g4;            /* [nnz x 4d] the pre-activation gates' gradients */
+    float *hp = dz + nnz * g4;              /* [nnz x d] h_{t-1} at each position */
+    float *dh = hp + nnz * d;               /* [n x d] each list's dh_t, then dh_{t-1} */
+    float *dc = dh + n * d;                 /* [n x d] each list's dc */
+    float *zc = dc + n * d;                 /* [n x 4d] the active lists' dz, gathered */
+    float *hc = zc + n * g4;                /* [n x d] their dh_{t-1} */
+    int32_t *act = (int32_t *)(hc + n * d); /* [n] */
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++)
+            for (int j = 0; j < d; j++)
+                hp[q * d + j] =
+                    q == ptr[i] ? 0.0f
                                 : gates[(q - 1) * g4 + 3 * d + j] * tanhf(cell[(q - 1) * d + j]);
-            if (e == b0)
-                continue;
-            memcpy(dh, dout + i * d, (size_t)d * sizeof *dh);
-            memset(dc, 0, (size_t)d * sizeof *dc);
-            for (int64_t q = e - 1; q >= b0; q--) {
-                const float *gt = gates + q * g4, *c = cell + q * d;
-                const float *cp = q > b0 ? c - d : NULL;
-                float *z = dz + q * g4;
-                for (int j = 0; j < d; j++) {
-                    const float gi = gt[j], gf = gt[d + j], gg = gt[2 * d + j], go = gt[3 * d + j];
-                    const float tc = tanhf(c[j]);
-                    const float dcj = dc[j] + dh[j] * go * (1.0f - tc * tc);
-                    z[j] = dcj * gg * gi * (1.0f - gi);
-                    z[d + j] = cp ? dcj * cp[j] * gf * (1.0f - gf) : 0.0f;
-                    z[2 * d + j] = dcj * gi * (1.0f - gg * gg);
-                    z[3 * d + j] = dh[j] * tc * go * (1.0f - go);
-                    dc[j] = dcj * gf;
-                }
-                if (q > b0) /* dh_{t-1} = dz wh^T */
-                    for (int k = 0; k < d; k++)
-                        dh[k] = eng_dot(z, wh + (size_t)k * g4, g4);
+    /* backward through time, every list at once: a list joins at its last step with dh = dout */
+    for (int64_t t = longest(ptr, n) - 1; t >= 0; t--) {
+        const int64_t na = active(act, ptr, n, t);
+#pragma omp parallel for schedule(static) num_threads(threads)
+        for (int64_t s = 0; s < na; s++) {
+            const int64_t i = act[s], q = ptr[i] + t;
+            float *dhi = dh + i * d, *dci = dc + i * d;
+            if (q == ptr[i + 1] - 1) {
+                memcpy(dhi, dout + i * d, (size_t)d * sizeof *dhi);
+                memset(dci, 0, (size_t)d * sizeof *dci);
             }
+            const float *gt = gates + q * g4, *c = cell + q * d;
+            const float *cp = t > 0 ? c - d : NULL;
+            float *z = dz + q * g4;
+            for (int j = 0; j < d; j++) {
+                const float gi = gt[j], gf = gt[d + j], gg = gt[2 * d + j], go = gt[3 * d + j];
+                const float tc = tanhf(c[j]);
+                const float dcj = dci[j] + dhi[j] * go * (1.0f - tc * tc);
+                z[j] = dcj * gg * gi * (1.0f - gi);
+                z[d + j] = cp ? dcj * cp[j] * gf * (1.0f - gf) : 0.0f;
+                z[2 * d + j] = dcj * gi * (1.0f - gg * gg);
+                z[3 * d + j] = dhi[j] * tc * go * (1.0f - go);
+                dci[j] = dcj * gf;
+            }
+            memcpy(zc + s * g4, z, (size_t)g4 * sizeof *zc);
         }
+        if (t == 0)
+            break;
+        /* dh_{t-1} = dz_t wh^T for every active list: one product */
+        memset(hc, 0, (size_t)na * d * sizeof *hc);
+        trn_dense_backward(hc, NULL, NULL, zc, NULL, wh, na, d, g4, threads);
+        for (int64_t s = 0; s < na; s++)
+            memcpy(dh + (size_t)act[s] * d, hc + s * d, (size_t)d * sizeof *hc);
     }
     /* dwh = sum over positions of h_{t-1}^T dz; dxw[row] = the sum of its positions' dz */
     trn_dense_backward(NULL, dwh, NULL, dz, hp, wh, nnz, d, g4, threads);

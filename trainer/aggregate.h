@@ -47,20 +47,23 @@ void trn_agg_pool_backward(float *dx, float *dw, float *db, float *scratch, cons
  * [i f g o] d wide each; i, f, o sigmoid, g tanh; c_t = f c_{t-1} + i g; h_t = o tanh(c_t).
  * wx, wh [d x 4d], b [4d]. Writes xw [n_in x 4d] = x wx + b (each row once, as rows repeat across
  * lists), and per list position q < ptr[n] the activated gates gates[q] [4d] and the cell
- * cell[q] [d], which the backward reads. Order matters: the caller permutes the lists. */
-void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, const float *x,
-                          const float *wx, const float *wh, const float *b, const int64_t *ptr,
-                          const int32_t *idx, int64_t n, int64_t n_in, int d, int threads);
+ * cell[q] [d], which the backward reads. The lists run side by side, step t of every list longer
+ * than t in one product by wh. scratch [n x (5d + 1)] is overwritten. Order matters: the caller
+ * permutes the lists. */
+void trn_agg_lstm_forward(float *out, float *xw, float *gates, float *cell, float *scratch,
+                          const float *x, const float *wx, const float *wh, const float *b,
+                          const int64_t *ptr, const int32_t *idx, int64_t n, int64_t n_in, int d,
+                          int threads);
 
-/* The LSTM aggregator's output alone, for inference: out[i] as trn_agg_lstm_forward gives it
- * (the same bits), from xw [.. x 4d] = x wx + b computed by the caller, keeping no gates or cells
- * (a few rows of scratch per thread instead of 5d floats per list position). */
-void trn_agg_lstm_infer(float *out, const float *xw, const float *wh, const int64_t *ptr,
-                        const int32_t *idx, int64_t n, int d, int threads);
+/* The LSTM aggregator's output alone, for inference: out[i] as trn_agg_lstm_forward computes it,
+ * from xw [.. x 4d] = x wx + b computed by the caller, keeping no gates or cells: scratch
+ * [n x (6d + 1)] instead of 5d floats per list position. */
+void trn_agg_lstm_infer(float *out, float *scratch, const float *xw, const float *wh,
+                        const int64_t *ptr, const int32_t *idx, int64_t n, int d, int threads);
 
 /* Backpropagation through time for the LSTM above given dout [n x d]: dx [n_in x d], dwx and dwh
- * [d x 4d] and db [4d] accumulate (dx, dwx, db may be NULL); scratch [n_in x 4d + ptr[n] x 5d]
- * is overwritten. */
+ * [d x 4d] and db [4d] accumulate (dx, dwx, db may be NULL); scratch [n_in x 4d + ptr[n] x 5d +
+ * n x (7d + 1)] is overwritten. */
 void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
                            const float *dout, const float *gates, const float *cell, const float *x,
                            const float *wx, const float *wh, const int64_t *ptr, const int32_t *idx,

@@ -101,7 +101,7 @@ typedef struct {
     /* backward scratch */
     float *dh[SAGE_MAX_LAYERS + 1]; /* [cap[k] x d] (dh[0] only when h^0 is gathered) */
     float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
-    float *agg_scratch;             /* pool and lstm: their backward's scratch */
+    float *agg_scratch;             /* pool and lstm: their backward's scratch, lstm's forward's */
     float *l2;                      /* [cap[K] x d] the regulariser's gradient of B^K's E0 rows */
     /* mean and max: layer 1 reads E0 in place (sage_graph_t.idx0), and E0's gradient is summed
      * per row when Adam asks for it (e0_row_grad), so a batch keeps no table of B^0's rows */
@@ -323,9 +323,11 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     size_t scratch = 0;
     for (int l = 0; l < L; l++) {
         nnz[l] = g->cap[l + 1] * g->fanout[l];
+        /* lstm: its backward's, which holds its forward's [cap[l + 1] x (5d + 1)] */
         const size_t need = g->agg == ENG_SAGE_POOL ? 2 * (size_t)g->cap[l] * d
                             : g->agg == ENG_SAGE_LSTM
-                                ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d
+                                ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d +
+                                      (size_t)g->cap[l + 1] * (7 * (size_t)d + 1)
                                 : 0;
         scratch = need > scratch ? need : scratch;
     }
@@ -467,9 +469,10 @@ static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, 
         trn_agg_pool_forward(a->agg[l], a->arg[l], a->pz[l], a->pa[l], x, pool_w(m, m->params, l),
                              pool_b(m, m->params, l), ptr, idx, n, n_in, d, th);
     else
-        trn_agg_lstm_forward(a->agg[l], a->xw[l], a->gates[l], a->cell[l], x,
-                             lstm_x(m, m->params, l), lstm_h(m, m->params, l),
-                             lstm_b(m, m->params, l), ptr, idx, n, n_in, d, th);
+        trn_agg_lstm_forward(a->agg[l], a->xw[l], a->gates[l], a->cell[l],
+                             ((const sage_t *)m->impl)->agg_scratch, x, lstm_x(m, m->params, l),
+                             lstm_h(m, m->params, l), lstm_b(m, m->params, l), ptr, idx, n, n_in, d,
+                             th);
     if (self) {
 #pragma omp parallel for schedule(static) num_threads(th)
         for (int64_t i = 0; i < n; i++)
@@ -711,7 +714,7 @@ static int full_forward(trn_model_t *m, void (*keep)(trn_model_t *, void *, int,
     const int32_t *idx = g->adj->idx;
     const size_t nd = (size_t)N * d;
     const int pool = g->agg == ENG_SAGE_POOL, lstm = g->agg == ENG_SAGE_LSTM;
-    float *h = m->params, *next = NULL, *xw = NULL;
+    float *h = m->params, *next = NULL, *xw = NULL, *lstm_scratch = NULL;
     float *agg = malloc((size_t)C * d * sizeof *agg),
           *cat = malloc((size_t)C * 2 * d * sizeof *cat), *z = malloc((size_t)C * d * sizeof *z),
           *norm = malloc((size_t)C * sizeof *norm);
@@ -719,6 +722,8 @@ static int full_forward(trn_model_t *m, void (*keep)(trn_model_t *, void *, int,
     int rc =
         agg && cat && z && norm && (arg || !(g->agg == ENG_SAGE_MAX || pool)) ? ENG_OK : ENG_ENOMEM;
     if (rc == ENG_OK && (pool || lstm) && !(xw = malloc((lstm ? 4 : 1) * nd * sizeof *xw)))
+        rc = ENG_ENOMEM;
+    if (rc == ENG_OK && lstm && !(lstm_scratch = malloc((size_t)C * (6 * d + 1) * sizeof(float))))
         rc = ENG_ENOMEM;
     for (int l = 0; rc == ENG_OK && l < L; l++) {
         keep(m, ctx, l, h);
@@ -742,7 +747,8 @@ static int full_forward(trn_model_t *m, void (*keep)(trn_model_t *, void *, int,
             else if (g->agg == ENG_SAGE_MAX || pool)
                 trn_agg_max_forward(agg, arg, pool ? xw : h, p, idx, n, d, th);
             else
-                trn_agg_lstm_infer(agg, xw, lstm_h(m, m->params, l), p, idx, n, d, th);
+                trn_agg_lstm_infer(agg, lstm_scratch, xw, lstm_h(m, m->params, l), p, idx, n, d,
+                                   th);
             trn_concat_forward(cat, h + (size_t)r0 * d, n, d, 2 * d, 0);
             trn_concat_forward(cat, agg, n, d, 2 * d, d);
             trn_dense_forward(z, cat, weight(m, m->params, l), NULL, n, 2 * d, d, th);
@@ -764,6 +770,7 @@ static int full_forward(trn_model_t *m, void (*keep)(trn_model_t *, void *, int,
     free(norm);
     free(arg);
     free(xw);
+    free(lstm_scratch);
     return rc;
 }
 
