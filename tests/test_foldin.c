@@ -32,6 +32,7 @@
 #include "trainer/model.h"
 #include "trainer/publish.h"
 #include "trainer/train.h"
+#include "tests/testdata.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -168,10 +169,9 @@ static void test_fold_in_equals_forward(void **state)
         {"gat", {"layers", "2", "heads", "3"}},
         {"gat", {"layers", "3", "heads", "2"}},
     };
-    char dir[] = "/tmp/gnnrec-foldin-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[600];
-    snprintf(path, sizeof path, "%s/store.sqlite", dir);
+    test_dir_t td;
+    test_dir_new(&td, "foldin");
+    const char *path = td.path;
     sto_db_t *db = NULL;
     eng_error_t err = {0};
     assert_int_equal(sto_open(path, STO_READWRITE | STO_CREATE, &db, &err), 0);
@@ -220,9 +220,7 @@ static void test_fold_in_equals_forward(void **state)
     }
     trn_data_free(d);
     sto_close(db);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_dir_remove(&td), 0);
 }
 
 /* A version without the tensors its kind's fold-in needs (an older trainer's) is served without
@@ -230,10 +228,9 @@ static void test_fold_in_equals_forward(void **state)
 static void test_without_tensors(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/gnnrec-foldin-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[600];
-    snprintf(path, sizeof path, "%s/store.sqlite", dir);
+    test_dir_t td;
+    test_dir_new(&td, "foldin");
+    const char *path = td.path;
     sto_db_t *db = NULL;
     eng_error_t err = {0};
     assert_int_equal(sto_open(path, STO_READWRITE | STO_CREATE, &db, &err), 0);
@@ -268,9 +265,7 @@ static void test_without_tensors(void **state)
     }
     trn_data_free(d);
     sto_close(db);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_dir_remove(&td), 0);
 }
 
 int main(void)

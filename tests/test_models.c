@@ -541,11 +541,10 @@ static void check_published(const trn_model_ops_t *ops, const sto_model_t *s, co
 static void test_publish_round_trip(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/gnnrec-models-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[600];
-    snprintf(path, sizeof path, "%s/store.sqlite", dir);
-    trn_data_t *d = data_with_test_only_ids(dir);
+    test_dir_t td;
+    test_dir_new(&td, "models");
+    const char *path = td.path;
+    trn_data_t *d = data_with_test_only_ids(td.dir);
     assert_true(eng_idmap_find(d->users, "u_new", 5) >= 0); /* the data has them... */
     assert_true(eng_idmap_find(d->items, "i_new", 5) >= 0);
     trn_inputs_t in = {.train = d->train};
@@ -625,9 +624,7 @@ static void test_publish_round_trip(void **state)
     }
     sto_close(db);
     trn_data_free(d);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_dir_remove(&td), 0);
 }
 
 /* The inductive function, given a trained user's items and layer-0 feature, reproduces that

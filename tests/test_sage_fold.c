@@ -18,6 +18,7 @@
 #include "trainer/model.h"
 #include "trainer/publish.h"
 #include "trainer/train.h"
+#include "tests/testdata.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -69,10 +70,9 @@ static srv_version_t *load_served(sto_db_t *db, const char *name, int64_t versio
 static void test_server_equals_trainer(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/gnnrec-sagefold-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[600];
-    snprintf(path, sizeof path, "%s/store.sqlite", dir);
+    test_dir_t td;
+    test_dir_new(&td, "sagefold");
+    const char *path = td.path;
     trn_synth_opts_t so = trn_synth_defaults();
     so.n_users = 300;
     so.n_items = 200;
@@ -139,9 +139,7 @@ static void test_server_equals_trainer(void **state)
     }
     sto_close(db);
     trn_data_free(d);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_dir_remove(&td), 0);
 }
 
 /* The aggregator names the server reads from a version's params are the trainer's choices. */

@@ -5,7 +5,30 @@
 #include "engine/csr.h"
 #include "engine/rng.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* A new empty directory for a test's store: dir "/tmp/gnnrec-<name>-XXXXXX" made by mkdtemp, path
+ * its store.sqlite. Aborts when the directory cannot be made. Remove with test_dir_remove. */
+typedef struct {
+    char dir[64], path[96];
+} test_dir_t;
+
+static inline void test_dir_new(test_dir_t *t, const char *name)
+{
+    snprintf(t->dir, sizeof t->dir, "/tmp/gnnrec-%s-XXXXXX", name);
+    if (!mkdtemp(t->dir))
+        abort();
+    snprintf(t->path, sizeof t->path, "%s/store.sqlite", t->dir);
+}
+
+/* The directory and everything in it; non-zero when that failed. */
+static inline int test_dir_remove(const test_dir_t *t)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", t->dir);
+    return system(cmd);
+}
 
 /* x[0..n) drawn from N(0, sd^2), the same for the same seed. */
 static inline void test_fill_normal(float *x, size_t n, double sd, uint64_t seed)
