@@ -195,18 +195,27 @@ static void forward(trn_model_t *m, int training, eng_csr_t *adj)
         const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
         const size_t o = (size_t)l * nd, pn = (size_t)n * d;
         float *prev = g->prev + o, *side = g->side + o, *pm = g->p_msg + o, *e = g->e + o;
-        for (int32_t q = 0; q < n; q++)
-            memcpy(prev + (size_t)q * d, x + (size_t)rows[q] * d, row);
         eng_csr_spmm_packed(side, adj, x, d, rows, n, th);
+        /* The row-wise layers run over rows shared among the threads (each row's arithmetic
+         * the same for any thread count): single-threaded they were a third of a batch. */
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < n; q++) {
+            const size_t r = (size_t)q * d;
+            memcpy(prev + r, x + (size_t)rows[q] * d, row);
+            trn_mul_forward(pm + r, prev + r, side + r, (size_t)d);
+        }
         trn_dense_forward(g->zgc + o, side, tensor(m, m->params, l, W_GC),
                           tensor(m, m->params, l, B_GC), n, d, d, th);
-        trn_mul_forward(pm, prev, side, pn);
         trn_dense_forward(g->zbi + o, pm, tensor(m, m->params, l, W_BI),
                           tensor(m, m->params, l, B_BI), n, d, d, th);
-        trn_lrelu_forward(e, g->zgc + o, NGCF_SLOPE, pn);
-        trn_lrelu_forward(g->tmp, g->zbi + o, NGCF_SLOPE, pn);
-        for (size_t i = 0; i < pn; i++)
-            e[i] += g->tmp[i];
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < n; q++) {
+            const size_t r = (size_t)q * d;
+            trn_lrelu_forward(e + r, g->zgc + o + r, NGCF_SLOPE, (size_t)d);
+            trn_lrelu_forward(g->tmp + r, g->zbi + o + r, NGCF_SLOPE, (size_t)d);
+            for (int j = 0; j < d; j++)
+                e[r + j] += g->tmp[r + j];
+        }
         if (training)
             trn_dropout_forward(e, g->mask + o, e, g->p, pn, &rng);
         float *nrm = g->nrm + o;
@@ -215,7 +224,8 @@ static void forward(trn_model_t *m, int training, eng_csr_t *adj)
         for (int32_t q = 0; q < n_out; q++)
             memcpy(g->final + (size_t)out[q] * g->vd + (size_t)(l + 1) * d,
                    nrm + (size_t)f->pos[out[q]] * d, row);
-        /* node-indexed for the next layer: it reads only rows of this layer */
+            /* node-indexed for the next layer: it reads only rows of this layer */
+#pragma omp parallel for schedule(static) num_threads(th)
         for (int32_t q = 0; q < n; q++)
             memcpy(g->x + (size_t)rows[q] * d, e + (size_t)q * d, row);
         x = g->x;
@@ -244,43 +254,57 @@ static double ngcf_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     memset(g->ge, 0, (size_t)n_out * row);
     for (int l = L - 1; l >= 0; l--) {
         const int32_t *rows = f->rows[l + 1], n = f->n[l + 1];
-        const size_t o = (size_t)l * nd, pn = (size_t)n * d, bytes = pn * sizeof(float);
-        memset(g->gn, 0, bytes);
+        const size_t o = (size_t)l * nd;
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < n; q++)
+            memset(g->gn + (size_t)q * d, 0, row);
         trn_field_positions(f, l + 1);
         for (int32_t q = 0; q < n_out; q++)
             memcpy(g->gn + (size_t)f->pos[out[q]] * d,
                    g->dfinal + (size_t)out[q] * g->vd + (size_t)(l + 1) * d, row);
         trn_l2norm_backward(g->ge, g->gn, g->nrm + o, g->norm + (size_t)l * g->nodes, n, d, th);
-        memset(g->gpre, 0, bytes);
-        trn_dropout_backward(g->gpre, g->ge, g->mask + o, g->p, pn);
-        memset(g->gz, 0, bytes);
-        trn_lrelu_backward(g->gz, g->gpre, g->zgc + o, NGCF_SLOPE, pn);
-        memset(g->gside, 0, bytes);
+        /* gpre through the dropout; gz and gp (free until its product below) through the two
+         * LeakyReLUs; gside and tmp zeroed for the products that add into them */
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < n; q++) {
+            const size_t r = (size_t)q * d;
+            memset(g->gpre + r, 0, row);
+            trn_dropout_backward(g->gpre + r, g->ge + r, g->mask + o + r, g->p, (size_t)d);
+            memset(g->gz + r, 0, row);
+            trn_lrelu_backward(g->gz + r, g->gpre + r, g->zgc + o + r, NGCF_SLOPE, (size_t)d);
+            memset(g->tmp + r, 0, row);
+            trn_lrelu_backward(g->tmp + r, g->gpre + r, g->zbi + o + r, NGCF_SLOPE, (size_t)d);
+            memset(g->gside + r, 0, row);
+            memset(g->gp + r, 0, row);
+        }
         trn_dense_backward(g->gside, tensor(m, m->grads, l, W_GC), tensor(m, m->grads, l, B_GC),
                            g->gz, g->side + o, tensor(m, m->params, l, W_GC), n, d, d, th);
-        memset(g->gz, 0, bytes);
-        trn_lrelu_backward(g->gz, g->gpre, g->zbi + o, NGCF_SLOPE, pn);
-        memset(g->gp, 0, bytes);
-        trn_dense_backward(g->gp, tensor(m, m->grads, l, W_BI), tensor(m, m->grads, l, B_BI), g->gz,
-                           g->p_msg + o, tensor(m, m->params, l, W_BI), n, d, d, th);
+        trn_dense_backward(g->gp, tensor(m, m->grads, l, W_BI), tensor(m, m->grads, l, B_BI),
+                           g->tmp, g->p_msg + o, tensor(m, m->params, l, W_BI), n, d, d, th);
         /* dE_{l-1} (node-indexed, at the rows layer l read): through the bi-interaction, at
          * layer l's own rows, and through the graph (transposed: scattered) */
-        memset(g->tmp, 0, bytes);
-        trn_mul_backward(g->tmp, g->gside, g->gp, g->prev + o, g->side + o, pn);
         float *dprev = l ? g->gx : m->grads;
-        if (l)
+        if (l) {
+#pragma omp parallel for schedule(static) num_threads(th)
             for (int32_t q = 0; q < f->n[l]; q++)
                 memset(g->gx + (size_t)f->rows[l][q] * d, 0, row);
+        }
+#pragma omp parallel for schedule(static) num_threads(th)
         for (int32_t q = 0; q < n; q++) {
+            const size_t r = (size_t)q * d;
+            memset(g->tmp + r, 0, row);
+            trn_mul_backward(g->tmp + r, g->gside + r, g->gp + r, g->prev + o + r, g->side + o + r,
+                             (size_t)d);
             float *dst = dprev + (size_t)rows[q] * d;
-            const float *src = g->tmp + (size_t)q * d;
             for (int j = 0; j < d; j++)
-                dst[j] += src[j];
+                dst[j] += g->tmp[r + j];
         }
         eng_csr_scatter_packed(dprev, &adj, g->gside, d, rows, n, th);
-        if (l)
+        if (l) {
+#pragma omp parallel for schedule(static) num_threads(th)
             for (int32_t q = 0; q < f->n[l]; q++)
                 memcpy(g->ge + (size_t)q * d, g->gx + (size_t)f->rows[l][q] * d, row);
+        }
     }
     for (int32_t q = 0; q < n_out; q++)
         trn_concat_backward(m->grads + (size_t)out[q] * d, g->dfinal + (size_t)out[q] * g->vd, 1, d,
