@@ -574,7 +574,7 @@ static void dropout_f(void *ctx)
     elem_t *e = ctx;
     eng_rng_t rng;
     eng_rng_seed(&rng, 71, 3);
-    trn_dropout_forward(e->out, e->mask, e->a, e->p, EN, &rng);
+    trn_dropout_forward(e->out, e->mask, e->a, e->p, EN, &rng, 2);
 }
 
 static void test_dropout(void **state)
@@ -597,6 +597,22 @@ static void test_dropout(void **state)
     e.p = 0.0f;
     dropout_f(&e);
     assert_memory_equal(e.out, e.a, sizeof e.a);
+    /* many blocks: the same mask for 1 and 3 threads, and about 1 - p of it kept */
+    const size_t n = 100003;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    uint8_t *m1 = malloc(n), *m3 = malloc(n);
+    test_fill_normal(x, n, 1.0, 74);
+    eng_rng_t r1, r3;
+    eng_rng_seed(&r1, 75, 0);
+    eng_rng_seed(&r3, 75, 0);
+    trn_dropout_forward(y, m1, x, 0.25f, n, &r1, 1);
+    trn_dropout_forward(y, m3, x, 0.25f, n, &r3, 3);
+    assert_memory_equal(m1, m3, n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += m3[i];
+    assert_true(fabs((double)k / (double)n - 0.75) < 0.01);
+    free(x), free(y), free(m1), free(m3);
 }
 
 static void mul_f(void *ctx)

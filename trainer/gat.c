@@ -252,7 +252,7 @@ static void forward(trn_model_t *m, int training)
         const trn_edges_t *es = &g->edges[l];
         const int64_t n_in = f->n[l], n_out = f->n[l + 1];
         const size_t nnz = (size_t)es->g.nnz;
-        trn_dropout_forward(g->x[l], g->xmask[l], g->x[l], p, (size_t)n_in * g->din[l], &rng);
+        trn_dropout_forward(g->x[l], g->xmask[l], g->x[l], p, (size_t)n_in * g->din[l], &rng, th);
         for (int h = 0; h < H; h++) {
             float *z = g->z[l] + h * nd, *pre = g->pre[l] + h * E, *alpha = g->alpha[l] + h * E;
             float *alpha_d = g->alpha_d[l] + h * E;
@@ -261,7 +261,7 @@ static void forward(trn_model_t *m, int training)
             trn_edge_sum_forward(pre, g->st, es, th);
             trn_lrelu_forward(g->e, pre, GAT_SLOPE, nnz);
             trn_edge_softmax_forward(alpha, g->e, es, th);
-            trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, nnz, &rng);
+            trn_dropout_forward(alpha_d, g->amask[l] + h * E, alpha, pa, nnz, &rng, th);
             trn_edge_aggregate_forward(g->agg, alpha_d, z, es, d, th);
             trn_concat_forward(g->cat[l], g->agg, n_out, d, g->hd, h * d);
         }

@@ -153,7 +153,7 @@ static void forward(trn_model_t *m, int training)
         trn_dense_forward(z, s, weight(m, m->params, l), NULL, n, d, d, th);
         trn_lrelu_forward(h, z, 0.0f, pn);
         if (training)
-            trn_dropout_forward(h, g->mask + l * nd, h, g->p, pn, &rng);
+            trn_dropout_forward(h, g->mask + l * nd, h, g->p, pn, &rng, th);
         /* node-indexed for the next layer's product: it reads only rows of this layer */
         for (int32_t q = 0; q < n; q++)
             memcpy(g->x + (size_t)rows[q] * d, h + (size_t)q * d, (size_t)d * sizeof *h);

@@ -100,8 +100,11 @@ void trn_elu_backward(float *din, const float *dout, const float *in, size_t n)
         din[i] += in[i] > 0.0f ? dout[i] : dout[i] * expf(in[i]);
 }
 
+/* Entries per dropout block: each block draws from its own stream. */
+#define DROP_BLOCK 16384
+
 void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, size_t n,
-                         eng_rng_t *rng)
+                         eng_rng_t *rng, int threads)
 {
     if (p <= 0.0f) {
         memset(mask, 1, n);
@@ -110,19 +113,29 @@ void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, si
         return;
     }
     /* Two 32-bit uniforms per draw, each kept when at least p 2^32: one generator call per two
-     * entries, no conversion to floating point. */
+     * entries, no conversion to floating point. The entries are cut into fixed blocks, block k
+     * drawn from the stream (one draw of rng, k): the masks do not depend on the thread count,
+     * and the blocks are drawn in parallel. */
     const uint32_t drop_below = (uint32_t)llround((double)p * 0x1p32);
-    size_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        const uint64_t r = eng_rng_next(rng);
-        mask[i] = (uint32_t)r >= drop_below;
-        mask[i + 1] = (uint32_t)(r >> 32) >= drop_below;
-    }
-    if (i < n)
-        mask[i] = (uint32_t)eng_rng_next(rng) >= drop_below;
+    const uint64_t seed = eng_rng_next(rng);
     const float scale = 1.0f / (1.0f - p);
-    for (i = 0; i < n; i++)
-        out[i] = in[i] * (mask[i] ? scale : 0.0f);
+    const int64_t blocks = (int64_t)((n + DROP_BLOCK - 1) / DROP_BLOCK);
+#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
+    for (int64_t k = 0; k < blocks; k++) {
+        eng_rng_t r;
+        eng_rng_seed(&r, seed, (uint64_t)k);
+        const size_t i0 = (size_t)k * DROP_BLOCK, i1 = i0 + DROP_BLOCK < n ? i0 + DROP_BLOCK : n;
+        size_t i = i0;
+        for (; i + 1 < i1; i += 2) {
+            const uint64_t v = eng_rng_next(&r);
+            mask[i] = (uint32_t)v >= drop_below;
+            mask[i + 1] = (uint32_t)(v >> 32) >= drop_below;
+        }
+        if (i < i1)
+            mask[i] = (uint32_t)eng_rng_next(&r) >= drop_below;
+        for (i = i0; i < i1; i++)
+            out[i] = in[i] * (mask[i] ? scale : 0.0f);
+    }
 }
 
 void trn_dropout_backward(float *din, const float *dout, const uint8_t *mask, float p, size_t n)

@@ -39,12 +39,14 @@ void trn_elu_forward(float *out, const float *in, size_t n);
 /* din[i] += dout[i] for in[i] > 0, dout[i] exp(in[i]) otherwise. */
 void trn_elu_backward(float *din, const float *dout, const float *in, size_t n);
 
-/* Inverted dropout with an explicit mask: mask[i] = 1 with probability 1 - p (to 2^-32), drawn
- * in order from rng, two entries per draw, and out[i] = in[i] * mask[i] / (1 - p). p in [0, 1);
- * with p 0 the mask is all ones and rng is not used. out may be in. Whoever needs the same mask
- * again (the backward, a repeated gradient evaluation) keeps mask or re-seeds rng identically. */
+/* Inverted dropout with an explicit mask: mask[i] = 1 with probability 1 - p (to 2^-32), and
+ * out[i] = in[i] * mask[i] / (1 - p). p in [0, 1); with p 0 the mask is all ones and rng is not
+ * used. Otherwise one draw of rng seeds a stream per fixed block of entries, two entries per
+ * draw, so the mask is the same for any thread count; the blocks are shared among `threads`
+ * OpenMP threads. out may be in. Whoever needs the same mask again (the backward, a repeated
+ * gradient evaluation) keeps mask or re-seeds rng identically. */
 void trn_dropout_forward(float *out, uint8_t *mask, const float *in, float p, size_t n,
-                         eng_rng_t *rng);
+                         eng_rng_t *rng, int threads);
 
 /* din[i] += dout[i] * mask[i] / (1 - p), with the forward's mask. */
 void trn_dropout_backward(float *din, const float *dout, const uint8_t *mask, float p, size_t n);

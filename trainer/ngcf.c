@@ -184,8 +184,8 @@ static void forward(trn_model_t *m, int training, eng_csr_t *adj)
     trn_model_batch_rng(m, &rng);
     *adj = *g->adj;
     if (training && g->p_node > 0.0f) {
-        trn_dropout_forward(g->val, g->edge_mask, g->adj->val, g->p_node, (size_t)g->adj->nnz,
-                            &rng);
+        trn_dropout_forward(g->val, g->edge_mask, g->adj->val, g->p_node, (size_t)g->adj->nnz, &rng,
+                            th);
         adj->val = g->val;
     }
     const float *x = m->params; /* E_l, node-indexed */
@@ -217,7 +217,7 @@ static void forward(trn_model_t *m, int training, eng_csr_t *adj)
                 e[r + j] += g->tmp[r + j];
         }
         if (training)
-            trn_dropout_forward(e, g->mask + o, e, g->p, pn, &rng);
+            trn_dropout_forward(e, g->mask + o, e, g->p, pn, &rng, th);
         float *nrm = g->nrm + o;
         trn_l2norm_forward(nrm, g->norm + (size_t)l * g->nodes, e, n, d, th);
         trn_field_positions(f, l + 1);
