@@ -79,3 +79,29 @@ void trn_field_positions(trn_field_t *f, int l)
     for (int32_t q = 0; q < f->n[l]; q++)
         f->pos[f->rows[l][q]] = q;
 }
+
+void trn_field_gather(const trn_field_t *f, int l, float *packed, const float *nodes, int d,
+                      int threads)
+{
+    const size_t row = (size_t)d * sizeof *packed;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int32_t q = 0; q < f->n[l]; q++)
+        memcpy(packed + (size_t)q * d, nodes + (size_t)f->rows[l][q] * d, row);
+}
+
+void trn_field_scatter(const trn_field_t *f, int l, float *nodes, const float *packed, int d,
+                       int threads)
+{
+    const size_t row = (size_t)d * sizeof *packed;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int32_t q = 0; q < f->n[l]; q++)
+        memcpy(nodes + (size_t)f->rows[l][q] * d, packed + (size_t)q * d, row);
+}
+
+void trn_field_zero(const trn_field_t *f, int l, float *nodes, int d, int threads)
+{
+    const size_t row = (size_t)d * sizeof *nodes;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int32_t q = 0; q < f->n[l]; q++)
+        memset(nodes + (size_t)f->rows[l][q] * d, 0, row);
+}

@@ -240,14 +240,13 @@ static void forward(trn_model_t *m, int training)
     gat_t *g = m->impl;
     const trn_field_t *f = &g->field;
     const int d = g->dim, H = g->heads, th = m->threads, L = g->layers;
-    const size_t E = g->nnz, nd = (size_t)g->nodes * d, row = (size_t)d * sizeof(float);
+    const size_t E = g->nnz, nd = (size_t)g->nodes * d;
     const float p = training ? g->p : 0.0f, pa = training ? g->pa : 0.0f;
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
     for (int l = 0; l < L; l++)
         trn_edges_build(&g->edges[l], g->g, f->rows[l + 1], f->n[l + 1], f->rows[l], f->n[l]);
-    for (int32_t q = 0; q < f->n[0]; q++) /* layer 0's input: the embeddings at its rows */
-        memcpy(g->x[0] + (size_t)q * d, m->params + (size_t)f->rows[0][q] * d, row);
+    trn_field_gather(f, 0, g->x[0], m->params, d, th); /* layer 0's input: E0 at its rows */
     for (int l = 0; l < L; l++) {
         const trn_edges_t *es = &g->edges[l];
         const int64_t n_in = f->n[l], n_out = f->n[l + 1];
@@ -270,8 +269,7 @@ static void forward(trn_model_t *m, int training)
         else
             trn_head_mean_forward(g->out, g->cat[l], n_out, H, d);
     }
-    for (int32_t q = 0; q < f->n[L]; q++)
-        memcpy(g->final + (size_t)f->rows[L][q] * d, g->out + (size_t)q * d, row);
+    trn_field_scatter(f, L, g->final, g->out, d, th);
 }
 
 /* Given g->dout, the gradient of the last layer's output (packed): ADDS the gradients of E0 and
@@ -345,8 +343,7 @@ static double gat_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     for (int32_t q = 0; q < f->n[L]; q++)
         memset(g->dfinal + (size_t)f->rows[L][q] * d, 0, row);
     double loss = trn_scores_eval(&g->scores, g->dfinal, g->final, d, m, b);
-    for (int32_t q = 0; q < f->n[L]; q++)
-        memcpy(g->dout + (size_t)q * d, g->dfinal + (size_t)f->rows[L][q] * d, row);
+    trn_field_gather(f, L, g->dout, g->dfinal, d, m->threads);
     backward(m);
     /* decay / 2 / batch * the batch's layer-0 rows (as lightgcn), plus decay / 2 * the squared
      * norm of every W and a (the paper's L2), which follow E0 in the block */

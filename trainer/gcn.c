@@ -155,8 +155,7 @@ static void forward(trn_model_t *m, int training)
         if (training)
             trn_dropout_forward(h, g->mask + l * nd, h, g->p, pn, &rng, th);
         /* node-indexed for the next layer's product: it reads only rows of this layer */
-        for (int32_t q = 0; q < n; q++)
-            memcpy(g->x + (size_t)rows[q] * d, h + (size_t)q * d, (size_t)d * sizeof *h);
+        trn_field_scatter(f, l + 1, g->x, h, d, th);
         to_final(g, g->x, (l + 1) * d);
         prev = g->x;
     }
@@ -193,15 +192,13 @@ static double gcn_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
         /* dH_{l-1} = its slice of dfinal + Â^T gs, at the rows layer l read; H_0 is E0 itself */
         float *dprev = l == 0 ? m->grads : g->gx;
         if (l > 0)
-            for (int32_t q = 0; q < f->n[l]; q++)
-                memset(g->gx + (size_t)f->rows[l][q] * d, 0, row);
+            trn_field_zero(f, l, g->gx, d, th);
         for (int32_t q = 0; q < n_out; q++)
             trn_concat_backward(dprev + (size_t)out[q] * d, g->dfinal + (size_t)out[q] * g->vd, 1,
                                 d, g->vd, l * d);
         eng_csr_scatter_packed(dprev, g->adj, g->ga, d, rows, n, th);
         if (l > 0)
-            for (int32_t q = 0; q < f->n[l]; q++)
-                memcpy(g->gh + (size_t)q * d, g->gx + (size_t)f->rows[l][q] * d, row);
+            trn_field_gather(f, l, g->gh, g->gx, d, th);
     }
 
     /* decay / 2 / batch * the batch's layer-0 rows (as lightgcn), plus decay / 2 * ||W_l||^2 */
