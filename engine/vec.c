@@ -40,10 +40,15 @@ void eng_lrelu(float *out, const float *in, float slope, size_t n)
     }
 }
 
+/* The exponential is computed for every entry (of min(x, 0)) and selected afterwards: computed
+ * only in the select's arm, it stays a branch (GCC may not run a float operation the program did
+ * not ask for), and the loop is not vectorised. */
 void eng_elu(float *out, const float *in, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = in[i] > 0.0f ? in[i] : expm1f(in[i]);
+    for (size_t i = 0; i < n; i++) {
+        const float x = in[i], em1 = eng_exp(x > 0.0f ? 0.0f : x) - 1.0f;
+        out[i] = x > 0.0f ? x : em1;
+    }
 }
 
 float eng_l2norm(float *out, const float *in, int d)
@@ -75,11 +80,11 @@ void eng_softmax(float *out, const float *in, size_t n)
     float mx = in[0];
     for (size_t k = 1; k < n; k++)
         mx = fmaxf(mx, in[k]);
+    for (size_t k = 0; k < n; k++)
+        out[k] = eng_exp(in[k] - mx);
     double sum = 0;
-    for (size_t k = 0; k < n; k++) {
-        out[k] = expf(in[k] - mx);
+    for (size_t k = 0; k < n; k++)
         sum += out[k];
-    }
     const float inv = (float)(1.0 / sum);
     for (size_t k = 0; k < n; k++)
         out[k] *= inv;

@@ -265,7 +265,7 @@ static void forward(trn_model_t *m, int training)
             trn_concat_forward(g->cat[l], g->agg, n_out, d, g->hd, h * d);
         }
         if (l + 1 < L) /* the next layer reads this one's rows, in this order */
-            trn_elu_forward(g->x[l + 1], g->cat[l], (size_t)n_out * g->hd);
+            trn_elu_forward(g->x[l + 1], g->cat[l], (size_t)n_out * g->hd, th);
         else
             trn_head_mean_forward(g->out, g->cat[l], n_out, H, d);
     }
@@ -323,7 +323,7 @@ static void backward(trn_model_t *m)
             memset(dcat, 0, nin * sizeof *dcat);
             trn_dropout_backward(dcat, dx, g->xmask[l], g->p, nin);
             memset(dx, 0, nin * sizeof *dx);
-            trn_elu_backward(dx, dcat, g->cat[l - 1], nin);
+            trn_elu_backward(dx, dcat, g->cat[l - 1], nin, th);
             float *t = dx;
             dx = dcat;
             dcat = t;

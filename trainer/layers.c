@@ -89,15 +89,27 @@ void trn_lrelu_backward(float *din, const float *dout, const float *in, float sl
     }
 }
 
-void trn_elu_forward(float *out, const float *in, size_t n)
+/* Element-wise, in runs of ELU_RUN entries shared among the threads: the same bits for any
+ * thread count. */
+#define ELU_RUN 4096
+
+void trn_elu_forward(float *out, const float *in, size_t n, int threads)
 {
-    eng_elu(out, in, n);
+#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
+    for (size_t b = 0; b < n; b += ELU_RUN)
+        eng_elu(out + b, in + b, n - b < ELU_RUN ? n - b : ELU_RUN);
 }
 
-void trn_elu_backward(float *din, const float *dout, const float *in, size_t n)
+void trn_elu_backward(float *din, const float *dout, const float *in, size_t n, int threads)
 {
-    for (size_t i = 0; i < n; i++)
-        din[i] += in[i] > 0.0f ? dout[i] : dout[i] * expf(in[i]);
+#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
+    for (size_t b = 0; b < n; b += ELU_RUN) {
+        const size_t e = n - b < ELU_RUN ? n : b + ELU_RUN;
+        for (size_t i = b; i < e; i++) { /* exp of min(x, 0) for every entry: as eng_elu */
+            const float x = in[i], ex = eng_exp(x > 0.0f ? 0.0f : x);
+            din[i] += x > 0.0f ? dout[i] : dout[i] * ex;
+        }
+    }
 }
 
 /* Entries per dropout block: each block draws from its own stream. */

@@ -33,11 +33,12 @@ void trn_lrelu_forward(float *out, const float *in, float slope, size_t n);
 void trn_lrelu_backward(float *din, const float *dout, const float *in, float slope, size_t n);
 
 /* out[i] = in[i] for in[i] > 0, exp(in[i]) - 1 otherwise: ELU (Clevert et al.) with alpha 1, as
- * GAT's hidden layers. */
-void trn_elu_forward(float *out, const float *in, size_t n);
+ * GAT's hidden layers (eng_elu, exp by eng_exp), the entries shared among `threads` threads. */
+void trn_elu_forward(float *out, const float *in, size_t n, int threads);
 
-/* din[i] += dout[i] for in[i] > 0, dout[i] exp(in[i]) otherwise. */
-void trn_elu_backward(float *din, const float *dout, const float *in, size_t n);
+/* din[i] += dout[i] for in[i] > 0, dout[i] exp(in[i]) otherwise (eng_exp), threaded as the
+ * forward. */
+void trn_elu_backward(float *din, const float *dout, const float *in, size_t n, int threads);
 
 /* Inverted dropout with an explicit mask: mask[i] = 1 with probability 1 - p (to 2^-32), and
  * out[i] = in[i] * mask[i] / (1 - p). p in [0, 1); with p 0 the mask is all ones and rng is not
