@@ -71,11 +71,6 @@ void eng_sage_max(float *out, int32_t *arg, const float *x, size_t stride, const
         max_step(out, arg, x + (size_t)idx[q] * stride, idx[q], q == 0, d);
 }
 
-static float sigmoid(float v)
-{
-    return 1.0f / (1.0f + expf(-v));
-}
-
 void eng_sage_lstm_step(float *z, float *c, const float *c_prev, float *h, const float *wh, int d)
 {
     const int g4 = 4 * d;
@@ -88,14 +83,21 @@ void eng_sage_lstm_step(float *z, float *c, const float *c_prev, float *h, const
 
 void eng_sage_lstm_cell(float *z, float *c, const float *c_prev, float *h, int d)
 {
-    for (int j = 0; j < d; j++) {
-        z[j] = sigmoid(z[j]);
-        z[d + j] = sigmoid(z[d + j]);
-        z[2 * d + j] = tanhf(z[2 * d + j]);
-        z[3 * d + j] = sigmoid(z[3 * d + j]);
-        c[j] = (c_prev ? z[d + j] * c_prev[j] : 0.0f) + z[j] * z[2 * d + j];
-        h[j] = z[3 * d + j] * tanhf(c[j]);
-    }
+    /* gate by gate, each loop without a branch, so that each vectorises */
+    for (int j = 0; j < 2 * d; j++)
+        z[j] = eng_sigmoid(z[j]);
+    for (int j = 2 * d; j < 3 * d; j++)
+        z[j] = eng_tanh(z[j]);
+    for (int j = 3 * d; j < 4 * d; j++)
+        z[j] = eng_sigmoid(z[j]);
+    if (c_prev)
+        for (int j = 0; j < d; j++)
+            c[j] = z[d + j] * c_prev[j] + z[j] * z[2 * d + j];
+    else
+        for (int j = 0; j < d; j++)
+            c[j] = 0.0f + z[j] * z[2 * d + j];
+    for (int j = 0; j < d; j++)
+        h[j] = z[3 * d + j] * eng_tanh(c[j]);
 }
 
 void eng_sage_aggregate(const eng_sage_t *s, int l, float *out, const float *x, size_t stride,

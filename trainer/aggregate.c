@@ -163,6 +163,25 @@ void trn_agg_lstm_infer(float *out, float *scratch, const float *xw, const float
     lstm_steps(out, NULL, NULL, cprev, rest, xw, wh, ptr, idx, n, d, threads);
 }
 
+/* One position of one list: the pre-activation gates' gradients z [4d] from the cell's
+ * gradient dc [d] (updated to the step before's) and the hidden state's dh [d], given the
+ * activated gates g [4d], the cell c and the cell before cp. */
+static void cell_backward(float *restrict z, float *restrict dc, const float *restrict dh,
+                          const float *restrict g, const float *restrict c,
+                          const float *restrict cp, int d)
+{
+    for (int j = 0; j < d; j++) {
+        const float gi = g[j], gf = g[d + j], gg = g[2 * d + j], go = g[3 * d + j];
+        const float tc = eng_tanh(c[j]);
+        const float dcj = dc[j] + dh[j] * go * (1.0f - tc * tc);
+        z[j] = dcj * gg * gi * (1.0f - gi);
+        z[d + j] = dcj * cp[j] * gf * (1.0f - gf);
+        z[2 * d + j] = dcj * gi * (1.0f - gg * gg);
+        z[3 * d + j] = dh[j] * tc * go * (1.0f - go);
+        dc[j] = dcj * gf;
+    }
+}
+
 void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
                            const float *dout, const float *gates, const float *cell, const float *x,
                            const float *wx, const float *wh, const int64_t *ptr, const int32_t *idx,
@@ -179,12 +198,13 @@ void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *
     float *hc = zc + n * g4;                /* [n x d] their dh_{t-1} */
     int32_t *act = (int32_t *)(hc + n * d); /* [n] */
 #pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++)
+    for (int64_t i = 0; i < n; i++) {
+        if (ptr[i + 1] > ptr[i])
+            memset(hp + ptr[i] * d, 0, (size_t)d * sizeof *hp);
+        for (int64_t q = ptr[i] + 1; q < ptr[i + 1]; q++)
             for (int j = 0; j < d; j++)
-                hp[q * d + j] =
-                    q == ptr[i] ? 0.0f
-                                : gates[(q - 1) * g4 + 3 * d + j] * tanhf(cell[(q - 1) * d + j]);
+                hp[q * d + j] = gates[(q - 1) * g4 + 3 * d + j] * eng_tanh(cell[(q - 1) * d + j]);
+    }
     /* backward through time, every list at once: a list joins at its last step with dh = dout */
     for (int64_t t = longest(ptr, n) - 1; t >= 0; t--) {
         const int64_t na = active(act, ptr, n, t);
@@ -197,18 +217,13 @@ void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *
                 memset(dci, 0, (size_t)d * sizeof *dci);
             }
             const float *gt = gates + q * g4, *c = cell + q * d;
-            const float *cp = t > 0 ? c - d : NULL;
+            /* the forget gate's gradient at t = 0, where no cell came before, is zero: computed
+             * from any row and overwritten, so that the loop has no branch and vectorises */
+            const float *cp = t > 0 ? c - d : c;
             float *z = dz + q * g4;
-            for (int j = 0; j < d; j++) {
-                const float gi = gt[j], gf = gt[d + j], gg = gt[2 * d + j], go = gt[3 * d + j];
-                const float tc = tanhf(c[j]);
-                const float dcj = dci[j] + dhi[j] * go * (1.0f - tc * tc);
-                z[j] = dcj * gg * gi * (1.0f - gi);
-                z[d + j] = cp ? dcj * cp[j] * gf * (1.0f - gf) : 0.0f;
-                z[2 * d + j] = dcj * gi * (1.0f - gg * gg);
-                z[3 * d + j] = dhi[j] * tc * go * (1.0f - go);
-                dci[j] = dcj * gf;
-            }
+            cell_backward(z, dci, dhi, gt, c, cp, d);
+            if (t == 0)
+                memset(z + d, 0, (size_t)d * sizeof *z);
             memcpy(zc + s * g4, z, (size_t)g4 * sizeof *zc);
         }
         if (t == 0)
