@@ -652,7 +652,8 @@ static void test_elu(void **state)
     check_fd("elu", e.a, g, EN, 1e-2f, elu_f, &e, w, e.out, EN);
 }
 
-/* eng_exp within 2 ulp of e^x (relative 2^-22) over its range, exact at 0, clamped outside;
+/* eng_exp within 2 ulp of e^x (relative 2^-22) over its range, exact at 0, clamped outside, and
+ * eng_sigmoid and eng_tanh within 3e-7;
  * and ELU, which uses it, the same bits for 1 and 3 threads across several runs of entries. */
 static void test_exp(void **state)
 {
@@ -666,6 +667,17 @@ static void test_exp(void **state)
     if (worst > 0x1p-22)
         fail_msg("eng_exp's worst relative error %.3g", worst);
     assert_true(eng_exp(0.0f) == 1.0f);
+    /* the LSTM's activations by it: absolute error, tanh odd */
+    double worst_s = 0, worst_t = 0;
+    for (int i = 0; i <= 400000; i++) {
+        const float x = -20.0f + 40.0f * (float)i / 400000.0f;
+        worst_s = fmax(worst_s, fabs(eng_sigmoid(x) - 1.0 / (1.0 + exp(-(double)x))));
+        worst_t = fmax(worst_t, fabs(eng_tanh(x) - tanh((double)x)));
+        assert_true(eng_tanh(-x) == -eng_tanh(x));
+    }
+    if (worst_s > 3e-7 || worst_t > 3e-7)
+        fail_msg("eng_sigmoid's worst error %.3g, eng_tanh's %.3g", worst_s, worst_t);
+    assert_true(eng_tanh(0.0f) == 0.0f && eng_sigmoid(0.0f) == 0.5f);
     assert_true(eng_exp(-1000.0f) == eng_exp(-87.0f) && eng_exp(-87.0f) > 0.0f);
     assert_true(eng_exp(1000.0f) == eng_exp(88.0f) && isfinite(eng_exp(88.0f)));
     enum { N = 3 * 4096 + 77 };
