@@ -47,12 +47,24 @@ static void max_step(float *out, int32_t *arg, const float *r, int32_t id, int f
             arg[j] = id;
         return;
     }
-    for (int j = 0; j < d; j++)
-        if (r[j] > out[j]) { /* strictly: the first maximum keeps a tie */
-            out[j] = r[j];
-            if (arg)
-                arg[j] = id;
-        }
+    eng_sage_max_into(out, arg, r, id, d);
+}
+
+/* Selects and masks, no branch: a branch on r[j] > out[j] is taken at random, and SSE2, the
+ * baseline, has no blend of ints by a float comparison, so the arg-max takes its mask by hand. */
+void eng_sage_max_into(float *restrict out, int32_t *restrict arg, const float *restrict r,
+                       int32_t id, int d)
+{
+    if (!arg) {
+        for (int j = 0; j < d; j++)
+            out[j] = r[j] > out[j] ? r[j] : out[j];
+        return;
+    }
+    for (int j = 0; j < d; j++) {
+        const int32_t more = -(int32_t)(r[j] > out[j]); /* strictly: a tie keeps the first */
+        out[j] = r[j] > out[j] ? r[j] : out[j];
+        arg[j] = (arg[j] & ~more) | (id & more);
+    }
 }
 
 static void empty_max(float *out, int32_t *arg, int d)

@@ -45,6 +45,10 @@ int eng_sage_agg_find(const char *name);
 /* out[d] = the mean of the n rows (zeros for n = 0), summed in list order. */
 void eng_sage_mean(float *out, const float *x, size_t stride, const int32_t *idx, int64_t n, int d);
 
+/* One step of a running element-wise maximum: out[j] = r[j] and arg[j] = id (arg may be NULL)
+ * where r[j] > out[j] (strictly: a tie keeps the earlier). */
+void eng_sage_max_into(float *out, int32_t *arg, const float *r, int32_t id, int d);
+
 /* out[j] = the largest row element j over the n rows; arg[j] (arg may be NULL) = the idx of the
  * first row holding it (a strict comparison: the first maximum keeps a tie). n = 0: zeros, and
  * arg -1. */

@@ -14,10 +14,12 @@
 
 #include "engine/rng.h"
 #include "engine/sage.h"
+#include "engine/vec.h"
 #include "trainer/aggregate.h"
 #include "trainer/graph.h"
 #include "trainer/layers.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,9 @@
  * too. */
 #define SAGE_MAX_LAYERS ENG_SAGE_MAX_LAYERS
 #define SAGE_MAX_FANOUT 1000
+/* B^0's rows the pool aggregator transforms at a time in layer 1: a multiple of the dense layers'
+ * row block (trainer/layers.c). */
+#define POOL_CHUNK 4096
 
 typedef struct {
     trn_common_hp_t common;
@@ -103,11 +108,18 @@ typedef struct {
     float *da, *dz, *dagg, *dcat;   /* [cap[1] x d], dcat [cap[1] x 2d] */
     float *agg_scratch;             /* pool and lstm: their backward's scratch, lstm's forward's */
     float *l2;                      /* [cap[K] x d] the regulariser's gradient of B^K's E0 rows */
-    /* mean and max: layer 1 reads E0 in place (sage_graph_t.idx0), and E0's gradient is summed
-     * per row when Adam asks for it (e0_row_grad), so a batch keeps no table of B^0's rows */
+    /* mean, max and pool: layer 1 reads E0 in place (sage_graph_t.idx0), and E0's gradient is
+     * summed per row when Adam asks for it (e0_row_grad), so a batch keeps no table of B^0's
+     * rows; pool transforms B^0's rows a chunk at a time (pool0_forward) */
     int in_place;
-    int32_t *idx0;   /* [cap[1] x S_1] layer 1's lists as node ids */
-    float *e0k;      /* [cap[K] x d] E0's rows of B^K, for the regulariser */
+    float *pool_x, *pool_a; /* [POOL_CHUNK x d] pool: a chunk of B^0's rows of E0, transformed */
+    float *pool_pt;         /* [d x d] pool: P^T of layer 1, for e0_row_grad */
+    int32_t *pool_lr;       /* [cap[1] x S_1] pool: layer 1's lists as ranks, each ascending */
+    int64_t *pool_cur;      /* [cap[1]] pool: each list's next entry, while chunks pass */
+    int64_t *pool_at;       /* [cap[0] + 1] pool: rank k is the arg-max at pool_ent[at[k]..] */
+    int32_t *pool_ent;      /* [cap[1] x d] pool: those places i d + j of layer 1's dAGG */
+    int32_t *idx0;          /* [cap[1] x S_1] layer 1's lists as node ids */
+    float *e0k;             /* [cap[K] x d] E0's rows of B^K, for the regulariser */
     int32_t *u_of;   /* [cap[0]] B^0's positions in ascending node id: the k-th row of E0 ... */
     int32_t *rank;   /* [cap[0]] ... and back: the rank k of position u */
     int64_t *in_ptr; /* [cap[0] + 1] the k-th is in the lists of in_src[in_ptr[k] ..] */
@@ -200,14 +212,15 @@ static void acts_free(sage_acts_t *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries, h^0
- * only when gather0; 0 or ENG_ENOMEM (free with acts_free either way). */
+/* Room for node sets of at most cap[k] nodes and layer l's lists of at most nnz[l] entries; with
+ * in_place, no h^0 and no pool transform of it (layer 1 reads E0 in place); 0 or ENG_ENOMEM (free
+ * with acts_free either way). */
 static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, int layers, int d,
-                      int agg, int gather0)
+                      int agg, int in_place)
 {
     memset(a, 0, sizeof *a);
     int ok = 1;
-    for (int k = gather0 ? 0 : 1; k <= layers; k++)
+    for (int k = in_place ? 1 : 0; k <= layers; k++)
         ok &= (a->h[k] = malloc((size_t)cap[k] * d * sizeof(float))) != NULL;
     for (int l = 0; l < layers; l++) {
         const size_t nd = (size_t)cap[l + 1] * d, nin = (size_t)cap[l] * d;
@@ -223,7 +236,7 @@ static int acts_alloc(sage_acts_t *a, const int64_t *cap, const int64_t *nnz, in
             ok &= (a->gates[l] = malloc(4 * e * d * sizeof(float))) != NULL;
             ok &= (a->cell[l] = malloc(e * d * sizeof(float))) != NULL;
         }
-        if (agg == ENG_SAGE_POOL) {
+        if (agg == ENG_SAGE_POOL && (l > 0 || !in_place)) {
             ok &= (a->pz[l] = malloc(nin * sizeof(float))) != NULL;
             ok &= (a->pa[l] = malloc(nin * sizeof(float))) != NULL;
         }
@@ -259,6 +272,13 @@ static void sage_free(void *impl)
     free(g->in_ptr);
     free(g->in_src);
     free(g->inv1);
+    free(g->pool_x);
+    free(g->pool_a);
+    free(g->pool_pt);
+    free(g->pool_lr);
+    free(g->pool_cur);
+    free(g->pool_at);
+    free(g->pool_ent);
     trn_scores_free(&g->scores);
     free(g->item_layers);
     free(g);
@@ -299,7 +319,7 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         ok &= (g->ptr[l] = malloc(((size_t)g->cap[l + 1] + 1) * sizeof(int64_t))) != NULL;
         ok &= (g->idx[l] = malloc((size_t)g->cap[l + 1] * g->fanout[l] * sizeof(int32_t))) != NULL;
     }
-    g->in_place = g->agg == ENG_SAGE_MEAN || g->agg == ENG_SAGE_MAX;
+    g->in_place = g->agg != ENG_SAGE_LSTM;
     for (int k = g->in_place ? 1 : 0; ok && k <= L; k++)
         ok &= (g->dh[k] = malloc((size_t)g->cap[k] * d * sizeof(float))) != NULL;
     if (ok && g->in_place) {
@@ -311,6 +331,15 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         ok &= (g->rank = malloc((size_t)g->cap[0] * sizeof *g->rank)) != NULL;
         ok &= (g->inv1 = malloc((size_t)g->cap[1] * sizeof *g->inv1)) != NULL;
         ok &= (g->e0k = malloc((size_t)g->cap[L] * d * sizeof *g->e0k)) != NULL;
+    }
+    if (ok && g->agg == ENG_SAGE_POOL) {
+        ok &= (g->pool_x = malloc((size_t)POOL_CHUNK * d * sizeof *g->pool_x)) != NULL;
+        ok &= (g->pool_a = malloc((size_t)POOL_CHUNK * d * sizeof *g->pool_a)) != NULL;
+        ok &= (g->pool_pt = malloc((size_t)d * d * sizeof *g->pool_pt)) != NULL;
+        ok &= (g->pool_lr = malloc((size_t)g->cap[1] * g->fanout[0] * sizeof *g->pool_lr)) != NULL;
+        ok &= (g->pool_cur = malloc((size_t)g->cap[1] * sizeof *g->pool_cur)) != NULL;
+        ok &= (g->pool_at = malloc(((size_t)g->cap[0] + 1) * sizeof *g->pool_at)) != NULL;
+        ok &= (g->pool_ent = malloc((size_t)g->cap[1] * d * sizeof *g->pool_ent)) != NULL;
     }
     if (!ok)
         return ENG_ENOMEM; /* trn_model_free releases the partial impl */
@@ -324,7 +353,7 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
     for (int l = 0; l < L; l++) {
         nnz[l] = g->cap[l + 1] * g->fanout[l];
         /* lstm: its backward's, which holds its forward's [cap[l + 1] x (5d + 1)] */
-        const size_t need = g->agg == ENG_SAGE_POOL ? 2 * (size_t)g->cap[l] * d
+        const size_t need = g->agg == ENG_SAGE_POOL ? (l ? 2 * (size_t)g->cap[l] * d : 0)
                             : g->agg == ENG_SAGE_LSTM
                                 ? ((size_t)g->cap[l] * 4 + (size_t)nnz[l] * 5) * d +
                                       (size_t)g->cap[l + 1] * (7 * (size_t)d + 1)
@@ -335,7 +364,7 @@ static int sage_init(trn_model_t *m, eng_error_t *err)
         g->agg_scratch = malloc(scratch * sizeof *g->agg_scratch);
     g->l2 = malloc((size_t)g->cap[L] * d * sizeof *g->l2);
     if (!g->da || !g->dz || !g->dagg || !g->dcat || (scratch && !g->agg_scratch) || !g->l2 ||
-        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg, !g->in_place) < 0 ||
+        acts_alloc(&g->acts, g->cap, nnz, L, d, g->agg, g->in_place) < 0 ||
         trn_scores_alloc(&g->scores, c->common.batch, c->common.negatives) < 0)
         return ENG_ENOMEM;
     for (int64_t v = 0; v < g->nodes; v++)
@@ -452,6 +481,119 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
     }
 }
 
+/* Layer 1's pool aggregate with E0 read in place: agg[i][j] = the largest ReLU(E0[u] P + pb)[j]
+ * over node i's list, and arg[i][j] = the rank of that u in B^0 (index_e0_lists), -1 where no
+ * value is positive (then no gradient flows, and which is the maximum does not matter). B^0's
+ * rows are transformed POOL_CHUNK at a time in rank order, and each list, its ranks sorted,
+ * takes the maximum over its entries in the chunk: the working memory is a chunk's, not B^0's,
+ * the chunk's rows stay in cache while the lists read them, and each list meets its candidates
+ * in rank order whatever the thread count. */
+static void pool0_forward(const trn_model_t *m, sage_acts_t *a)
+{
+    const sage_t *g = m->impl;
+    const int d = g->dim, th = m->threads;
+    const int32_t n0 = g->sub.n[0], n1 = g->sub.n[1];
+    const int64_t *ptr = g->ptr[0];
+    float *agg = a->agg[0];
+    int32_t *arg = a->arg[0];
+#pragma omp parallel for schedule(static) num_threads(th)
+    for (int32_t i = 0; i < n1; i++) {
+        for (int j = 0; j < d; j++) {
+            agg[(size_t)i * d + j] = 0.0f;
+            arg[(size_t)i * d + j] = -1;
+        }
+        int32_t *lr = g->pool_lr;
+        for (int64_t q = ptr[i]; q < ptr[i + 1]; q++) { /* insertion sort: lists are short */
+            const int32_t v = g->rank[g->idx[0][q]];
+            int64_t p = q;
+            for (; p > ptr[i] && lr[p - 1] > v; p--)
+                lr[p] = lr[p - 1];
+            lr[p] = v;
+        }
+        g->pool_cur[i] = ptr[i];
+    }
+    for (int32_t k0 = 0; k0 < n0; k0 += POOL_CHUNK) {
+        const int32_t rows = n0 - k0 < POOL_CHUNK ? n0 - k0 : POOL_CHUNK, k1 = k0 + rows;
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < rows; q++)
+            memcpy(g->pool_x + (size_t)q * d, m->params + (size_t)g->node[g->u_of[k0 + q]] * d,
+                   (size_t)d * sizeof(float));
+        trn_dense_forward(g->pool_a, g->pool_x, pool_w(m, m->params, 0), pool_b(m, m->params, 0),
+                          rows, d, d, th);
+        trn_lrelu_forward(g->pool_a, g->pool_a, 0.0f, (size_t)rows * d);
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t i = 0; i < n1; i++) {
+            float *restrict ag = agg + (size_t)i * d;
+            int32_t *restrict ar = arg + (size_t)i * d;
+            int64_t q = g->pool_cur[i];
+            for (; q < ptr[i + 1] && g->pool_lr[q] < k1; q++) {
+                const int32_t k = g->pool_lr[q];
+                eng_sage_max_into(ag, ar, g->pool_a + (size_t)(k - k0) * d, k, d);
+            }
+            g->pool_cur[i] = q;
+        }
+    }
+}
+
+/* The places of layer 1's arg-maxima by rank: pool_ent[pool_at[k] .. pool_at[k + 1]) are the
+ * i d + j whose arg-max is rank k, in (i, j) order (a counting sort). */
+static void pool0_index(sage_t *g)
+{
+    const int d = g->dim;
+    const int32_t n0 = g->sub.n[0];
+    const int64_t e = (int64_t)g->sub.n[1] * d;
+    const int32_t *arg = g->acts.arg[0];
+    int64_t *at = g->pool_at;
+    memset(at, 0, ((size_t)n0 + 1) * sizeof *at);
+    for (int64_t q = 0; q < e; q++)
+        if (arg[q] >= 0)
+            at[arg[q] + 1]++;
+    for (int32_t k = 0; k < n0; k++)
+        at[k + 1] += at[k];
+    for (int64_t q = 0; q < e; q++) /* at[k] moves from k's start to its end */
+        if (arg[q] >= 0)
+            g->pool_ent[at[arg[q]]++] = (int32_t)q;
+    for (int32_t k = n0; k > 0; k--)
+        at[k] = at[k - 1];
+    at[0] = 0;
+}
+
+/* dpz = the gradient of ReLU(E0[u] P + pb), u the k-th of B^0, from layer 1's dAGG: the sum of
+ * dAGG[i][j] into dpz[j] where u is the arg-max (the value is positive there, ReLU's slope 1). */
+static void pool0_dpz(const sage_t *g, int32_t k, float *restrict dpz)
+{
+    const int d = g->dim;
+    memset(dpz, 0, (size_t)d * sizeof *dpz);
+    for (int64_t q = g->pool_at[k]; q < g->pool_at[k + 1]; q++)
+        dpz[g->pool_ent[q] % d] += g->dagg[g->pool_ent[q]];
+}
+
+/* Given layer 1's dAGG, pool's weight gradients with E0 read in place: dP += X^T dPZ and dpb +=
+ * the column sums of dPZ over B^0's rows X, a chunk at a time as pool0_forward (dPZ by
+ * pool0_dpz). Also P^T into g->pool_pt, with which e0_row_grad takes E0's rows' share. */
+static void pool0_backward(trn_model_t *m)
+{
+    sage_t *g = m->impl;
+    const int d = g->dim, th = m->threads;
+    const int32_t n0 = g->sub.n[0];
+    pool0_index(g);
+    for (int32_t k0 = 0; k0 < n0; k0 += POOL_CHUNK) {
+        const int32_t rows = n0 - k0 < POOL_CHUNK ? n0 - k0 : POOL_CHUNK;
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (int32_t q = 0; q < rows; q++) {
+            const int32_t r = g->node[g->u_of[k0 + q]];
+            memcpy(g->pool_x + (size_t)q * d, m->params + (size_t)r * d, (size_t)d * sizeof(float));
+            pool0_dpz(g, k0 + q, g->pool_a + (size_t)q * d);
+        }
+        trn_dense_backward(NULL, pool_w(m, m->grads, 0), pool_b(m, m->grads, 0), g->pool_a,
+                           g->pool_x, pool_w(m, m->params, 0), rows, d, d, th);
+    }
+    const float *p = pool_w(m, m->params, 0);
+    for (int j = 0; j < d; j++)
+        for (int t = 0; t < d; t++)
+            g->pool_pt[(size_t)j * d + t] = p[(size_t)t * d + j];
+}
+
 /* h^{l+1} of n nodes from the rows of h^l x [n_in x d]: AGG over the lists, [h^l || AGG] W, ReLU
  * below the last layer, each row L2-normalised. Node i's own h^l is x's row self[i], or row i
  * when self is NULL. */
@@ -465,6 +607,8 @@ static void layer_forward(const trn_model_t *m, int l, int64_t n, int64_t n_in, 
         trn_agg_mean_forward(a->agg[l], x, ptr, idx, n, d, th);
     else if (c->aggregator == ENG_SAGE_MAX)
         trn_agg_max_forward(a->agg[l], a->arg[l], x, ptr, idx, n, d, th);
+    else if (c->aggregator == ENG_SAGE_POOL && self) /* layer 1 reading E0 in place */
+        pool0_forward(m, a);
     else if (c->aggregator == ENG_SAGE_POOL)
         trn_agg_pool_forward(a->agg[l], a->arg[l], a->pz[l], a->pa[l], x, pool_w(m, m->params, l),
                              pool_b(m, m->params, l), ptr, idx, n, n_in, d, th);
@@ -505,11 +649,12 @@ static void forward(const trn_model_t *m, const sage_graph_t *sg, sage_acts_t *a
         layer_forward(m, l, sg->n[l + 1], sg->n[l], a->h[l], NULL, sg->ptr[l], sg->idx[l], a);
 }
 
-/* The lists of layer 1 inverted, for e0_row_grad: B^0's nodes ranked by node id, the order in
- * which Adam walks E0's rows (g->local, the row gradients' pos, becomes each node's rank, and
- * u_of and rank map ranks to positions in B^0 and back), and for the k-th the nodes of B^1 whose
- * lists hold it, ascending (a counting sort over the lists in order), in in_ptr and in_src. So
- * Adam reads these tables in order; only the rows of dAGG it sums are scattered. */
+/* The lists of layer 1 inverted, for e0_row_grad and pool0_forward: B^0's nodes ranked by node
+ * id, the order in which Adam walks E0's rows (u_of and rank map ranks to positions in B^0 and
+ * back; rank_e0_rows makes the ranks the row gradients' pos once the batch's gradient is known),
+ * and for the k-th the nodes of B^1 whose lists hold it, ascending (a counting sort over the
+ * lists in order), in in_ptr and in_src. So Adam reads these tables in order; only the rows of
+ * dAGG it sums are scattered. */
 static void index_e0_lists(sage_t *g, int64_t nodes)
 {
     const int32_t n0 = g->sub.n[0], n1 = g->sub.n[1];
@@ -519,8 +664,7 @@ static void index_e0_lists(sage_t *g, int64_t nodes)
     for (int64_t r = 0; r < nodes; r++) /* 4 bytes a node, in order: cheaper than a sort */
         if (g->local[r] >= 0) {
             g->u_of[k] = g->local[r];
-            g->rank[g->local[r]] = k;
-            g->local[r] = k++;
+            g->rank[g->local[r]] = k++;
         }
     int64_t *at = g->in_ptr;
     memset(at, 0, ((size_t)n0 + 1) * sizeof *at);
@@ -538,13 +682,20 @@ static void index_e0_lists(sage_t *g, int64_t nodes)
     at[0] = 0;
 }
 
+/* g->local, the row gradients' pos, from B^0's positions to the ranks of index_e0_lists. */
+static void rank_e0_rows(sage_t *g)
+{
+    for (int32_t k = 0; k < g->sub.n[0]; k++)
+        g->local[g->node[g->u_of[k]]] = k;
+}
+
 #define PREFETCH 4 /* lists ahead */
 
-/* The gradient of E0's row r, the k-th of B^0, for Adam (m->row_grads.row), summed as the
- * gathered path sums it: 0, plus the row's own gradient at layer 1 when its node is in B^1, plus
- * each list's share in the order of the lists (mean: dAGG / |list|; max: dAGG where the node is
- * the arg-max), then the regulariser's gradient added to that (its node in B^K). The same bits
- * as scattering into dh[0]. */
+/* The gradient of E0's row r, the k-th of B^0, for Adam (m->row_grads.row): 0, plus the row's
+ * own gradient at layer 1 when its node is in B^1, plus each list's share in the order of the
+ * lists (mean: dAGG / |list|; max: dAGG where the node is the arg-max; pool: dAGG[i][j] times
+ * P's column j where it is the arg-max), then the regulariser's gradient added to that (its node
+ * in B^K). For mean and max, the same bits as the gathered path's scatter into dh[0]. */
 static void e0_row_grad(const eng_row_grads_t *rg, size_t r, int32_t k, float *restrict out)
 {
     const trn_model_t *m = rg->ctx;
@@ -559,7 +710,7 @@ static void e0_row_grad(const eng_row_grads_t *rg, size_t r, int32_t k, float *r
         for (int j = 0; j < d; j++)
             out[j] += self[j];
     }
-    for (int64_t q = b; q < e; q++) {
+    for (int64_t q = b; q < e && g->agg != ENG_SAGE_POOL; q++) { /* pool's below */
         const int32_t i = src[q];
         const float *restrict row = dagg + (size_t)i * d;
         if (q + PREFETCH < e) /* the rows are scattered over the batch's table: fetch early */
@@ -569,12 +720,19 @@ static void e0_row_grad(const eng_row_grads_t *rg, size_t r, int32_t k, float *r
             const float inv = g->inv1[i];
             for (int j = 0; j < d; j++)
                 out[j] += row[j] * inv;
-        } else {
+        } else if (g->agg == ENG_SAGE_MAX) {
             const int32_t *restrict arg = g->acts.arg[0] + (size_t)i * d;
             for (int j = 0; j < d; j++)
                 if (arg[j] == (int32_t)r)
                     out[j] += row[j];
         }
+    }
+    if (g->agg == ENG_SAGE_POOL) { /* through the transform: dPZ's row times P^T */
+        float dpz[ENG_SAGE_MAX_DIM], dx[ENG_SAGE_MAX_DIM];
+        pool0_dpz(g, k, dpz);
+        eng_vecmat(dx, dpz, g->pool_pt, NULL, d, d);
+        for (int j = 0; j < d; j++)
+            out[j] += dx[j];
     }
     const float *restrict l2 = u < g->sub.n[g->layers] ? g->l2 + (size_t)u * d : NULL;
     for (int j = 0; j < d; j++)
@@ -604,8 +762,11 @@ static void backward(trn_model_t *m)
                            weight(m, m->params, l), n, 2 * d, d, th);
         memset(g->dagg, 0, nd * sizeof *g->dagg);
         trn_concat_backward(g->dagg, g->dcat, n, d, 2 * d, d);
-        if (l == 0 && g->in_place)
-            break; /* E0's rows: e0_row_grad sums them from dcat and dagg */
+        if (l == 0 && g->in_place) { /* E0's rows: e0_row_grad sums them from dcat and dagg */
+            if (g->agg == ENG_SAGE_POOL)
+                pool0_backward(m);
+            break;
+        }
         float *dx = g->dh[l];
         memset(dx, 0, (size_t)n_in * d * sizeof *dx);
         trn_concat_backward(dx, g->dcat, n, d, 2 * d, 0);
@@ -624,7 +785,7 @@ static void backward(trn_model_t *m)
                                   lstm_h(m, m->params, l), sg->ptr[l], sg->idx[l], n, n_in, d, th);
     }
     if (g->in_place) {
-        index_e0_lists(g, g->nodes);
+        rank_e0_rows(g);
         return;
     }
     /* dh[0] becomes the gradient of B^0's rows of E0 (m->row_grads, whose pos is g->local): the
@@ -645,6 +806,8 @@ static double sage_batch_grad(trn_model_t *m, const trn_batch_t *b, double *reg)
     const int d = g->dim;
     trn_scores_t *s = &g->scores;
     sample_subgraph(m, b);
+    if (g->in_place)
+        index_e0_lists(g, g->nodes);
     forward(m, &g->sub, &g->acts);
 
     /* decay / 2 / batch * the batch's rows of E0 (as lightgcn), plus decay / 2 * ||W||^2 (and
