@@ -136,27 +136,17 @@ static int32_t split_row(const eng_csr_t *m, int t, int parts)
 static ENG_ALWAYS_INLINE void row64(float *restrict o, const eng_csr_t *m, const float *restrict x,
                                     int64_t b, int64_t e, int64_t pf_end)
 {
-    eng_v8f_u a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+    eng_v8f_u acc[8] = {{0}};
     for (int64_t k = b; k < e; k++) {
         if (k + PREFETCH_AHEAD < pf_end) {
             const char *p = (const char *)(x + (size_t)m->idx[k + PREFETCH_AHEAD] * 64);
             for (int j = 0; j < 256; j += 64)
                 __builtin_prefetch(p + j);
         }
-        const eng_v8f_u *xr = (const eng_v8f_u *)(x + (size_t)m->idx[k] * 64);
-        const float v = m->val[k];
-        a0 += v * xr[0];
-        a1 += v * xr[1];
-        a2 += v * xr[2];
-        a3 += v * xr[3];
-        a4 += v * xr[4];
-        a5 += v * xr[5];
-        a6 += v * xr[6];
-        a7 += v * xr[7];
+        eng_v8x8_axpy(acc, m->val[k], x + (size_t)m->idx[k] * 64);
     }
-    eng_v8f_u * or = (eng_v8f_u *)o;
-    or [0] = a0, or [1] = a1, or [2] = a2, or [3] = a3;
-    or [4] = a4, or [5] = a5, or [6] = a6, or [7] = a7;
+    for (int j = 0; j < 8; j++)
+        ((eng_v8f_u *)o)[j] = acc[j];
 }
 
 /* Any other width: accumulate straight into the output row. */

@@ -52,6 +52,16 @@ typedef float eng_v8f_u __attribute__((vector_size(32), aligned(4)));
 
 #define ENG_ALWAYS_INLINE inline __attribute__((always_inline))
 
+/* acc[0..7] += a x for a row x of 64 floats: the step of the kernels that keep a 64-float row in
+ * eight vector registers while the rows they sum stream through (an array the compiler keeps
+ * in registers once this is inlined). */
+static ENG_ALWAYS_INLINE void eng_v8x8_axpy(eng_v8f_u acc[8], float a, const float *x)
+{
+    const eng_v8f_u *xv = (const eng_v8f_u *)x;
+    for (int j = 0; j < 8; j++)
+        acc[j] += a * xv[j];
+}
+
 /* ENG_SIMD_X86 is 1 where the AVX2 and AVX-512 kinds are compiled (x86-64 with GCC: the target
  * attributes and CPU checks below are GCC's), 0 elsewhere. Functions for those kinds carry
  * ENG_TARGET_AVX2 or ENG_TARGET_AVX512 and exist only when ENG_SIMD_X86 is 1. */

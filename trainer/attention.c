@@ -199,27 +199,18 @@ static ENG_ALWAYS_INLINE void column_sum(float *restrict gz, const float *alpha,
         }
         return;
     }
-    eng_v8f_u *gv = (eng_v8f_u *)gz;
-    eng_v8f_u a0 = gv[0], a1 = gv[1], a2 = gv[2], a3 = gv[3];
-    eng_v8f_u a4 = gv[4], a5 = gv[5], a6 = gv[6], a7 = gv[7];
+    eng_v8f_u acc[8];
+    for (int j = 0; j < 8; j++)
+        acc[j] = ((const eng_v8f_u *)gz)[j];
     for (int64_t t = b; t < e; t++) {
         if (t + PREFETCH_AHEAD < e) {
             prefetch_row(dout, s->col_row[t + PREFETCH_AHEAD], 64);
             __builtin_prefetch(alpha + s->col_edge[t + PREFETCH_AHEAD]);
         }
-        const float a = alpha[s->col_edge[t]];
-        const eng_v8f_u *gr = (const eng_v8f_u *)(dout + (size_t)s->col_row[t] * 64);
-        a0 += a * gr[0];
-        a1 += a * gr[1];
-        a2 += a * gr[2];
-        a3 += a * gr[3];
-        a4 += a * gr[4];
-        a5 += a * gr[5];
-        a6 += a * gr[6];
-        a7 += a * gr[7];
+        eng_v8x8_axpy(acc, alpha[s->col_edge[t]], dout + (size_t)s->col_row[t] * 64);
     }
-    gv[0] = a0, gv[1] = a1, gv[2] = a2, gv[3] = a3;
-    gv[4] = a4, gv[5] = a5, gv[6] = a6, gv[7] = a7;
+    for (int j = 0; j < 8; j++)
+        ((eng_v8f_u *)gz)[j] = acc[j];
 }
 
 /* Rows r0..r1 of dalpha, or columns c0..c1 of dz (whichever is not NULL). */
