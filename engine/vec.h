@@ -27,7 +27,8 @@ void eng_lrelu(float *out, const float *in, float slope, size_t n);
 /* e^x by Cephes' expf reduction and polynomial (within 2 ulp of e^x on [-87, 88]; x clamped to
  * that range, so 0 < result < inf), branch-free and in plain float arithmetic: a loop over it
  * vectorises, where libm's expf and expm1f are a call per element, and it gives the same bits
- * on every CPU. What the activations and the softmax below exponentiate with. */
+ * on every CPU for code compiled for one kind (engine/simd.h; the AVX2 kind fuses its
+ * multiply-adds). What the activations and the softmax below exponentiate with. */
 static inline float eng_exp(float x)
 {
     x = x < -87.0f ? -87.0f : x; /* two selects, each vectorised as a blend */

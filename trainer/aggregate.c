@@ -4,6 +4,7 @@
 #include "engine/vec.h"
 
 #include "engine/sage.h"
+#include "engine/simd.h"
 #include "trainer/layers.h"
 
 #include <math.h>
@@ -165,10 +166,12 @@ void trn_agg_lstm_infer(float *out, float *scratch, const float *xw, const float
 
 /* One position of one list: the pre-activation gates' gradients z [4d] from the cell's
  * gradient dc [d] (updated to the step before's) and the hidden state's dh [d], given the
- * activated gates g [4d], the cell c and the cell before cp. */
-static void cell_backward(float *restrict z, float *restrict dc, const float *restrict dh,
-                          const float *restrict g, const float *restrict c,
-                          const float *restrict cp, int d)
+ * activated gates g [4d], the cell c and the cell before cp. Compiled per kind of CPU, as the
+ * forward's cell (eng_sage_lstm_cell). */
+#define CELL_BACK_ARGS                                                                             \
+    float *restrict z, float *restrict dc, const float *restrict dh, const float *restrict g,      \
+        const float *restrict c, const float *restrict cp, int d
+static ENG_ALWAYS_INLINE void cell_backward_kernel(CELL_BACK_ARGS)
 {
     for (int j = 0; j < d; j++) {
         const float gi = g[j], gf = g[d + j], gg = g[2 * d + j], go = g[3 * d + j];
@@ -182,11 +185,28 @@ static void cell_backward(float *restrict z, float *restrict dc, const float *re
     }
 }
 
+static void cell_backward_baseline(CELL_BACK_ARGS)
+{
+    cell_backward_kernel(z, dc, dh, g, c, cp, d);
+}
+
+#if ENG_SIMD_X86
+ENG_TARGET_AVX2 static void cell_backward_avx2(CELL_BACK_ARGS)
+{
+    cell_backward_kernel(z, dc, dh, g, c, cp, d);
+}
+#endif
+
+typedef void cell_backward_fn(CELL_BACK_ARGS);
+static cell_backward_fn *const cell_backward_kinds[ENG_ISA_COUNT] =
+    ENG_ISA_TABLE(cell_backward_baseline, cell_backward_avx2, cell_backward_avx2);
+
 void trn_agg_lstm_backward(float *dx, float *dwx, float *dwh, float *db, float *scratch,
                            const float *dout, const float *gates, const float *cell, const float *x,
                            const float *wx, const float *wh, const int64_t *ptr, const int32_t *idx,
                            int64_t n, int64_t n_in, int d, int threads)
 {
+    cell_backward_fn *cell_backward = cell_backward_kinds[eng_isa()];
     const int g4 = 4 * d;
     const int64_t nnz = ptr[n];
     float *dxw = scratch;                   /* [n_in x 4d] */
