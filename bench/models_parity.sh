@@ -13,9 +13,9 @@
 #
 #   cmake -S . -B build && cmake --build build -j2 && bench/models_parity.sh
 # Env: BIN (gnnrec binary, default build/gnnrec), DATA, PEERS, KINDS ("gcn ngcf gat graphsage:mean
-#      graphsage:max graphsage:pool"; graphsage:lstm too on request: one epoch took gnnrec about
-#      30 s and the reference 11 s at one thread, loaded), EPOCHS_<kind> with : as _ (gcn 40,
-#      ngcf 20, gat 10, graphsage_mean 30, graphsage_max 10, graphsage_pool 10, graphsage_lstm 3;
+#      graphsage:max graphsage:pool"; graphsage:lstm too on request: an epoch with its
+#      evaluation takes either side about 6 s at one thread), EPOCHS_<kind> with : as _ (gcn 40,
+#      ngcf 20, gat 10, graphsage_mean 30, graphsage_max 10, graphsage_pool 10, graphsage_lstm 10;
 #      an EPOCHS_graphsage sets every aggregator's), THREADS (1), SEEDS ("2020 1 2"). One thread by
 #      default: quality does not depend on it, and on the shared 2 cores a busy neighbour makes
 #      two-thread runs of either program many times slower (the default budget took about 24 minutes
@@ -41,7 +41,7 @@ for spec in $KINDS; do
     [ "$spec" != "$kind" ] && extra=(--aggregator "${spec#*:}")
     case $spec in
     gcn) def=40 ;; ngcf) def=20 ;; gat) def=10 ;; graphsage:mean) def=30 ;;
-    graphsage:lstm) def=3 ;; *) def=10 ;;
+    *) def=10 ;;
     esac
     var=EPOCHS_${spec//:/_}
     kvar=EPOCHS_$kind
