@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "trainer/publish.h"
+#include "trainer/side.h"
 #include "trainer/train.h"
 
 #include <getopt.h>
@@ -27,6 +28,12 @@ static const char usage_head[] =
     "  --split S           without --test: random:FRAC or time:FRAC held out per user\n"
     "  --min-weight X      drop CSV rows whose weight is below X (e.g. ratings < 4)\n"
     "  --synthetic         built-in synthetic data with planted communities\n"
+    "side information (CSV/TSV/space-separated, detected as the log; docs/data.md):\n"
+    "  --item-attrs FILE   item,attribute,value (genres, tags)\n"
+    "  --user-attrs FILE   user,attribute,value (occupation, age bucket)\n"
+    "  --social FILE       user,user edges (friends)\n"
+    "  --kg FILE           head,relation,tail knowledge-graph triples\n"
+    "  --item-entities F   item,entity: the items' entities in --kg (default: an item's id)\n"
     "run:\n"
     "  --model NAME        model kind (lightgcn); `--model NAME --help` lists its settings\n"
     "  --epochs N          epochs (20)\n"
@@ -55,6 +62,7 @@ static void print_usage(FILE *out, const trn_model_ops_t *ops)
 
 typedef struct {
     trn_data_opts_t data;
+    trn_side_opts_t side;
     int synthetic;
     const trn_model_ops_t *ops;
     void *cfg; /* ops->config_size bytes, owned */
@@ -137,17 +145,39 @@ enum {
     O_NAME,
     O_MAXB,
     O_QUIET,
+    O_UATTRS,
+    O_IATTRS,
+    O_SOCIAL,
+    O_KG,
+    O_ENTITIES,
     O_HELP,
     O_HPARAM /* + row index of the model's table */
 };
 
 static const struct option run_opts[] = {
-    {"train", 1, 0, O_TRAIN},      {"test", 1, 0, O_TEST},       {"format", 1, 0, O_FORMAT},
-    {"split", 1, 0, O_SPLIT},      {"min-weight", 1, 0, O_MINW}, {"synthetic", 0, 0, O_SYNTH},
-    {"model", 1, 0, O_MODEL},      {"epochs", 1, 0, O_EPOCHS},   {"seed", 1, 0, O_SEED},
-    {"threads", 1, 0, O_THREADS},  {"eval-every", 1, 0, O_EVAL}, {"topk", 1, 0, O_TOPK},
-    {"report", 1, 0, O_REPORT},    {"db", 1, 0, O_DB},           {"name", 1, 0, O_NAME},
-    {"max-batches", 1, 0, O_MAXB}, {"quiet", 0, 0, O_QUIET},     {"help", 0, 0, O_HELP},
+    {"train", 1, 0, O_TRAIN},
+    {"test", 1, 0, O_TEST},
+    {"format", 1, 0, O_FORMAT},
+    {"split", 1, 0, O_SPLIT},
+    {"min-weight", 1, 0, O_MINW},
+    {"synthetic", 0, 0, O_SYNTH},
+    {"model", 1, 0, O_MODEL},
+    {"epochs", 1, 0, O_EPOCHS},
+    {"seed", 1, 0, O_SEED},
+    {"threads", 1, 0, O_THREADS},
+    {"eval-every", 1, 0, O_EVAL},
+    {"topk", 1, 0, O_TOPK},
+    {"report", 1, 0, O_REPORT},
+    {"db", 1, 0, O_DB},
+    {"name", 1, 0, O_NAME},
+    {"max-batches", 1, 0, O_MAXB},
+    {"quiet", 0, 0, O_QUIET},
+    {"help", 0, 0, O_HELP},
+    {"user-attrs", 1, 0, O_UATTRS},
+    {"item-attrs", 1, 0, O_IATTRS},
+    {"social", 1, 0, O_SOCIAL},
+    {"kg", 1, 0, O_KG},
+    {"item-entities", 1, 0, O_ENTITIES},
 };
 
 #define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
@@ -204,6 +234,21 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             break;
         case O_SYNTH:
             a->synthetic = 1;
+            break;
+        case O_UATTRS:
+            a->side.user_attrs = optarg;
+            break;
+        case O_IATTRS:
+            a->side.item_attrs = optarg;
+            break;
+        case O_SOCIAL:
+            a->side.social = optarg;
+            break;
+        case O_KG:
+            a->side.kg = optarg;
+            break;
+        case O_ENTITIES:
+            a->side.item_entities = optarg;
             break;
         case O_MODEL: /* chosen by find_kind before parsing */
             break;
@@ -287,6 +332,11 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
         fputs("gnnrec train: --split makes a test set; it cannot go with --test\n", stderr);
         return 2;
     }
+    if (a->side.item_entities && !a->side.kg) {
+        fputs("gnnrec train: --item-entities maps items into --kg's graph; give --kg too\n",
+              stderr);
+        return 2;
+    }
     *done = 0;
     return 0;
 }
@@ -359,6 +409,30 @@ static void on_epoch(void *ud, const trn_epoch_t *e)
 }
 
 /* The run's settings: the kind, every row of its table, the run options, the data. */
+/* A progress line per side file: what it holds, and its rows skipped for naming a user or item
+ * the log lacks. */
+static void report_side(cli_progress_t *p, const trn_side_opts_t *o, const trn_side_t *s)
+{
+    if (o->user_attrs)
+        cli_progress_line(p, "%s: %lld user values, %d distinct, %lld rows of unknown users",
+                          o->user_attrs, (long long)s->user_attrs->nnz, s->user_attrs->cols,
+                          (long long)s->skipped[TRN_SIDE_USER_ATTRS]);
+    if (o->item_attrs)
+        cli_progress_line(p, "%s: %lld item values, %d distinct, %lld rows of unknown items",
+                          o->item_attrs, (long long)s->item_attrs->nnz, s->item_attrs->cols,
+                          (long long)s->skipped[TRN_SIDE_ITEM_ATTRS]);
+    if (o->social)
+        cli_progress_line(p, "%s: %lld user-user edges (both ways), %lld rows of unknown users",
+                          o->social, (long long)s->social->nnz / 2,
+                          (long long)s->skipped[TRN_SIDE_SOCIAL]);
+    if (o->kg)
+        cli_progress_line(p, "%s: %lld triples, %d entities, %d relations", o->kg,
+                          (long long)s->kg.n, s->kg.n_entities, s->kg.n_relations);
+    if (o->item_entities)
+        cli_progress_line(p, "%s: %lld rows of unknown items", o->item_entities,
+                          (long long)s->skipped[TRN_SIDE_ITEM_ENTITIES]);
+}
+
 static json_t *params_json(const train_args_t *a, const trn_data_t *d)
 {
     json_t *p = json_pack("{ss}", "model", a->ops->kind);
@@ -464,6 +538,7 @@ int cli_cmd_train(int argc, char **argv)
 
     eng_error_t err = {0};
     trn_data_t *d = NULL;
+    trn_side_t *side = NULL;
     trn_model_t *m = NULL;
     trn_epoch_t *epochs = NULL;
     json_t *report = NULL;
@@ -498,7 +573,13 @@ int cli_cmd_train(int argc, char **argv)
                       d->n_users, d->n_items, (long long)d->train->nnz,
                       (long long)(d->test ? d->test->nnz : 0), eng_now() - t0);
 
-    const trn_inputs_t inputs = {.train = d->train};
+    if ((rc = trn_side_load(&a.side, d, &side, &err)) < 0) {
+        fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+        goto done;
+    }
+    report_side(&rs.progress, &a.side, side);
+    trn_inputs_t inputs = {.train = d->train};
+    trn_side_inputs(side, &inputs);
     m = trn_model_new(a.ops, a.cfg, &inputs, a.seed, a.threads, &err);
     if (!m) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, err.code));
@@ -577,6 +658,7 @@ done:
     json_decref(report);
     free(epochs);
     trn_model_free(m);
+    trn_side_free(side);
     trn_data_free(d);
     free(a.cfg);
     return code;

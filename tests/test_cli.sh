@@ -35,6 +35,20 @@ expect_rc 2 "bad --dim" "$bin" train --synthetic --dim 0
 expect_err "--dim" "bad --dim names the flag"
 expect_rc 2 "bad --split" "$bin" train --train x.csv --split sideways:0.2
 
+# side information: loaded and reported, its errors named by file and line
+printf 'u1,i1\nu1,i2\nu2,i2\n' >"$tmp/side_log.csv"
+printf 'item,attribute,value\ni1,genre,Rock\ni3,genre,Pop\n' >"$tmp/side_items.csv"
+printf 'u1 u2\n' >"$tmp/side_social.txt"
+printf 'i1\tmember_of\te1\n' >"$tmp/side_kg.tsv"
+expect_rc 0 "train with side files" "$bin" train --train "$tmp/side_log.csv" --item-attrs "$tmp/side_items.csv" \
+    --social "$tmp/side_social.txt" --kg "$tmp/side_kg.tsv" --epochs 1 --threads 2
+expect_err "side_items.csv: 1 item values, 1 distinct, 1 rows of unknown items" "side files reported"
+expect_err "side_kg.tsv: 1 triples, 3 entities, 1 relations" "the knowledge graph reported"
+printf 'item,attribute,value\ni1,genre\n' >"$tmp/side_bad.csv"
+expect_rc 1 "a short side row" "$bin" train --train "$tmp/side_log.csv" --item-attrs "$tmp/side_bad.csv" --epochs 1
+expect_err "side_bad.csv:2: expected at least 3 columns, got 2" "a side file's error names file and line"
+expect_rc 2 "--item-entities without --kg" "$bin" train --train "$tmp/side_log.csv" --item-entities "$tmp/side_bad.csv"
+
 # flags come from the chosen kind's hyper-parameter table
 expect_rc 0 "train --model lightgcn --help" "$bin" train --model lightgcn --help
 grep -qE -- "--layers N +propagation layers \(3; 0\.\.16\)" "$tmp/out" && ok || bad "lightgcn --help lists --layers from its table"

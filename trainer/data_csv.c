@@ -303,6 +303,37 @@ static int intern(const trn__reader_t *r, eng_idmap_t *m, const field_t *f, eng_
     return id;
 }
 
+/* The next data row of r split at delim into f (as split_fields), past blank lines and, while
+ * *header is set, one header line (then cleared): 1, 0 at the end, or a negative code with err
+ * filled for a quoting error. */
+static int next_row(trn__reader_t *r, int delim, int *header, field_t *f, int maxf, int *nf,
+                    eng_error_t *err)
+{
+    char *s;
+    size_t len;
+    int rc;
+    while ((rc = trn__reader_next(r, &s, &len, err)) > 0) {
+        size_t b = 0;
+        while (b < len && (s[b] == ' ' || s[b] == '\t'))
+            b++;
+        if (b == len)
+            continue; /* blank line */
+        if (*header) {
+            *header = 0;
+            continue;
+        }
+        int q = split_fields(s, len, delim, f, maxf, nf);
+        if (q == SPLIT_UNTERMINATED)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: unterminated quoted field", r->path,
+                                 r->line);
+        if (q == SPLIT_AFTER_QUOTE)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: text after a closing quote", r->path,
+                                 r->line);
+        return 1;
+    }
+    return rc;
+}
+
 int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users,
                   eng_idmap_t *items, trn__pairs_t *p, eng_error_t *err)
 {
@@ -311,27 +342,9 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
     if (rc < 0)
         return rc;
     int skip_header = l.header;
-    char *s;
-    size_t len;
     field_t f[MAX_FIELDS];
     int nf;
-    while ((rc = trn__reader_next(r, &s, &len, err)) > 0) {
-        size_t b = 0;
-        while (b < len && (s[b] == ' ' || s[b] == '\t'))
-            b++;
-        if (b == len)
-            continue; /* blank line */
-        if (skip_header) {
-            skip_header = 0;
-            continue;
-        }
-        int q = split_fields(s, len, l.delim, f, MAX_FIELDS, &nf);
-        if (q == SPLIT_UNTERMINATED)
-            return eng_error_set(err, ENG_EPARSE, "%s:%ld: unterminated quoted field", r->path,
-                                 r->line);
-        if (q == SPLIT_AFTER_QUOTE)
-            return eng_error_set(err, ENG_EPARSE, "%s:%ld: text after a closing quote", r->path,
-                                 r->line);
+    while ((rc = next_row(r, l.delim, &skip_header, f, MAX_FIELDS, &nf, err)) > 0) {
         if (nf < l.need)
             return eng_error_set(err, ENG_EPARSE, "%s:%ld: expected at least %d columns, got %d",
                                  r->path, r->line, l.need, nf);
@@ -352,6 +365,75 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
             return i;
         if (trn__pairs_push(p, u, i, key, (float)w) < 0)
             return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+    }
+    return rc;
+}
+
+/* Non-zero when f names a column by one of the '|'-separated stems: a stem, then a tail that
+ * column_role would take (none, a separator or camelCase, or one of its tails), without digits. */
+static int names_column(const field_t *f, const char *stems)
+{
+    static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
+    for (const char *s = stems; *s;) {
+        const char *e = strchr(s, '|');
+        const size_t sl = e ? (size_t)(e - s) : strlen(s);
+        if (f->len >= sl && strncasecmp(f->p, s, sl) == 0) {
+            const char *t = f->p + sl;
+            const size_t tl = f->len - sl;
+            int ok = tl == 0 || !islower((unsigned char)t[0]);
+            for (size_t i = 0; !ok && i < sizeof tails / sizeof tails[0]; i++)
+                ok = strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0;
+            for (size_t i = 0; ok && i < tl; i++)
+                ok = !isdigit((unsigned char)t[i]);
+            if (ok)
+                return 1;
+        }
+        s += sl + (e != NULL);
+    }
+    return 0;
+}
+
+#define TABLE_MAX_COLS 8
+
+int trn__table_read(trn__reader_t *r, int cols, const char *const *stems, trn__row_fn *row,
+                    void *ctx, eng_error_t *err)
+{
+    trn__span_t lines[SAMPLE_LINES];
+    int n = trn__reader_sample(r, lines, SAMPLE_LINES, err);
+    if (n < 0)
+        return n;
+    const int delim = detect_delim(lines, n);
+    int header = 0;
+    if (n > 0) { /* a split copy of the first line: the reader's buffer must stay as it is */
+        char *copy = malloc(lines[0].len + 1);
+        if (!copy)
+            return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+        memcpy(copy, lines[0].p, lines[0].len);
+        copy[lines[0].len] = '\0';
+        field_t f[TABLE_MAX_COLS];
+        int nf = 0;
+        if (split_fields(copy, lines[0].len, delim, f, TABLE_MAX_COLS, &nf) == SPLIT_OK &&
+            nf >= cols) {
+            header = 1;
+            for (int j = 0; j < cols; j++)
+                header &= names_column(&f[j], stems[j]);
+        }
+        free(copy);
+    }
+    field_t f[TABLE_MAX_COLS];
+    trn__field_t out[TABLE_MAX_COLS];
+    int nf, rc;
+    while ((rc = next_row(r, delim, &header, f, TABLE_MAX_COLS, &nf, err)) > 0) {
+        if (nf < cols)
+            return eng_error_set(err, ENG_EPARSE, "%s:%ld: expected at least %d columns, got %d",
+                                 r->path, r->line, cols, nf);
+        for (int j = 0; j < cols; j++) {
+            if ((rc = check_id(r, &f[j], "field", err)) < 0)
+                return rc;
+            out[j] = (trn__field_t){f[j].p, f[j].len};
+        }
+        if ((rc = row(ctx, r, out, err)) < 0)
+            return rc;
     }
     return rc;
 }

@@ -101,4 +101,25 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
 int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t *max_item,
                   eng_error_t *err);
 
+/* ---- Delimited tables (data_csv.c): the side-information files ----
+ * A field of a row, NUL-terminated in the reader's buffer. */
+typedef struct {
+    const char *p;
+    size_t len;
+} trn__field_t;
+
+/* Called for each data row of a table with its first columns (as many as trn__table_read was
+ * asked for); returns 0, or a negative code with err filled ("path:line: reason"). */
+typedef int trn__row_fn(void *ctx, const trn__reader_t *r, const trn__field_t *f, eng_error_t *err);
+
+/* Reads the rest of r as a table of at least `cols` columns (1..8), its delimiter detected as a
+ * log's (tab, comma, semicolon, bar, or runs of blanks); its first line is a header when each of
+ * its first `cols` fields names its column: stems[j] lists that column's names, separated by '|'
+ * ("item|artist|movie"), each matched as a log's header names are (a stem and a tail without
+ * digits: "item_id", "itemId", "items"). Blank lines are skipped; a row with fewer fields, an
+ * empty field among the first cols or one longer than TRN_DATA_MAX_ID, or a quoting error is an
+ * error naming file and line. */
+int trn__table_read(trn__reader_t *r, int cols, const char *const *stems, trn__row_fn *row,
+                    void *ctx, eng_error_t *err);
+
 #endif
