@@ -152,9 +152,33 @@ static int numeric(const field_t *f, double *v)
 
 enum { ROLE_NONE, ROLE_USER, ROLE_ITEM, ROLE_WEIGHT, ROLE_TIME };
 
-/* What a header field names. A name is a stem (case-insensitive) plus a tail that reads like part
- * of a column name ("userId", "user_id", "items", "timestamp") but never holds a digit, so that a
- * data row such as "user1,item7" is not mistaken for a header. */
+/* Whether f names a column by stem[0, sl): the stem (case-insensitive), then nothing (always,
+ * and only, when exact), or a tail that reads like part of a column name ("userId", "user_id",
+ * "items", "timestamp") but never holds a digit, so that a data row such as "user1,item7" is
+ * not mistaken for a header. */
+static int names_stem(const field_t *f, const char *stem, size_t sl, int exact)
+{
+    static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
+    if (f->len < sl || strncasecmp(f->p, stem, sl) != 0)
+        return 0;
+    const char *t = f->p + sl;
+    const size_t tl = f->len - sl;
+    if (tl == 0)
+        return 1;
+    if (exact)
+        return 0;
+    for (size_t i = 0; i < tl; i++)
+        if (isdigit((unsigned char)t[i]))
+            return 0;
+    if (!islower((unsigned char)t[0]))
+        return 1; /* separator or camelCase: "user_id", "userId" */
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
+        if (strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0)
+            return 1;
+    return 0;
+}
+
+/* What a header field names (names_stem over the names below). */
 static int column_role(const field_t *f)
 {
     static const struct {
@@ -167,28 +191,9 @@ static int column_role(const field_t *f)
         {"count", ROLE_WEIGHT, 0}, {"score", ROLE_WEIGHT, 0},  {"time", ROLE_TIME, 0},
         {"ts", ROLE_TIME, 1},
     };
-    static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
-    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        size_t sl = strlen(names[k].stem);
-        if (f->len < sl || strncasecmp(f->p, names[k].stem, sl) != 0)
-            continue;
-        const char *t = f->p + sl;
-        size_t tl = f->len - sl;
-        if (tl == 0)
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (names_stem(f, names[k].stem, strlen(names[k].stem), names[k].exact))
             return names[k].role;
-        if (names[k].exact)
-            continue;
-        int digit = 0;
-        for (size_t i = 0; i < tl; i++)
-            digit |= isdigit((unsigned char)t[i]) != 0;
-        if (digit)
-            continue;
-        if (!islower((unsigned char)t[0]))
-            return names[k].role; /* separator or camelCase: "user_id", "userId" */
-        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
-            if (strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0)
-                return names[k].role;
-    }
     return ROLE_NONE;
 }
 
@@ -216,6 +221,24 @@ static int named_columns(const field_t *f, int n, layout_t *l)
     return 1;
 }
 
+/* A NUL-terminated copy of a sample line (the reader's buffer must stay as it is), split at delim
+ * into f as split_fields does; *nf is 0 for a line with a quoting error (reading it reports the
+ * error) and at most maxf. Returns the copy, which the fields point into (free it), or NULL when
+ * out of memory. */
+static char *split_copy(const trn__span_t *line, int delim, field_t *f, int maxf, int *nf)
+{
+    char *copy = malloc(line->len + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, line->p, line->len);
+    copy[line->len] = '\0';
+    if (split_fields(copy, line->len, delim, f, maxf, nf) != SPLIT_OK)
+        *nf = 0;
+    if (*nf > maxf)
+        *nf = maxf;
+    return copy;
+}
+
 /* Detects delimiter, header and columns from the first lines of the file. */
 static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
 {
@@ -227,25 +250,17 @@ static int detect_layout(trn__reader_t *r, layout_t *l, eng_error_t *err)
     if (n == 0)
         return ENG_OK;
 
-    /* Split copies of the first two lines: the reader's buffer must stay as it is. */
+    /* Split copies of the first two lines. */
     char *copy[2] = {NULL, NULL};
     field_t f[2][MAX_FIELDS];
     int nf[2] = {0, 0};
     int have = n < 2 ? n : 2;
     int rc = ENG_OK;
-    for (int k = 0; k < have; k++) {
-        copy[k] = malloc(lines[k].len + 1);
-        if (!copy[k]) {
+    for (int k = 0; k < have; k++)
+        if (!(copy[k] = split_copy(&lines[k], l->delim, f[k], MAX_FIELDS, &nf[k]))) {
             rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
             goto done;
         }
-        memcpy(copy[k], lines[k].p, lines[k].len);
-        copy[k][lines[k].len] = '\0';
-        if (split_fields(copy[k], lines[k].len, l->delim, f[k], MAX_FIELDS, &nf[k]) != SPLIT_OK)
-            nf[k] = 0; /* reading the line reports the error */
-        if (nf[k] > MAX_FIELDS)
-            nf[k] = MAX_FIELDS;
-    }
     /* A header names the user and item columns (unless the next line does too: then the "names"
      * are data), or is all text above a line with a number in the same column. */
     int by_name =
@@ -369,25 +384,14 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
     return rc;
 }
 
-/* Non-zero when f names a column by one of the '|'-separated stems: a stem, then a tail that
- * column_role would take (none, a separator or camelCase, or one of its tails), without digits. */
+/* Non-zero when f names a column by one of the '|'-separated stems (names_stem, not exact). */
 static int names_column(const field_t *f, const char *stems)
 {
-    static const char *tails[] = {"s", "id", "ids", "name", "stamp"};
     for (const char *s = stems; *s;) {
         const char *e = strchr(s, '|');
         const size_t sl = e ? (size_t)(e - s) : strlen(s);
-        if (f->len >= sl && strncasecmp(f->p, s, sl) == 0) {
-            const char *t = f->p + sl;
-            const size_t tl = f->len - sl;
-            int ok = tl == 0 || !islower((unsigned char)t[0]);
-            for (size_t i = 0; !ok && i < sizeof tails / sizeof tails[0]; i++)
-                ok = strlen(tails[i]) == tl && strncasecmp(t, tails[i], tl) == 0;
-            for (size_t i = 0; ok && i < tl; i++)
-                ok = !isdigit((unsigned char)t[i]);
-            if (ok)
-                return 1;
-        }
+        if (names_stem(f, s, sl, 0))
+            return 1;
         s += sl + (e != NULL);
     }
     return 0;
@@ -404,20 +408,15 @@ int trn__table_read(trn__reader_t *r, int cols, const char *const *stems, trn__r
         return n;
     const int delim = detect_delim(lines, n);
     int header = 0;
-    if (n > 0) { /* a split copy of the first line: the reader's buffer must stay as it is */
-        char *copy = malloc(lines[0].len + 1);
-        if (!copy)
-            return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
-        memcpy(copy, lines[0].p, lines[0].len);
-        copy[lines[0].len] = '\0';
+    if (n > 0) {
         field_t f[TABLE_MAX_COLS];
         int nf = 0;
-        if (split_fields(copy, lines[0].len, delim, f, TABLE_MAX_COLS, &nf) == SPLIT_OK &&
-            nf >= cols) {
-            header = 1;
-            for (int j = 0; j < cols; j++)
-                header &= names_column(&f[j], stems[j]);
-        }
+        char *copy = split_copy(&lines[0], delim, f, TABLE_MAX_COLS, &nf);
+        if (!copy)
+            return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
+        header = nf >= cols;
+        for (int j = 0; header && j < cols; j++)
+            header = names_column(&f[j], stems[j]);
         free(copy);
     }
     field_t f[TABLE_MAX_COLS];
