@@ -308,9 +308,9 @@ static int optional_number(const trn__reader_t *r, const field_t *f, int nf, int
     return ENG_OK;
 }
 
-static int intern(const trn__reader_t *r, eng_idmap_t *m, const field_t *f, eng_error_t *err)
+int trn__intern(const trn__reader_t *r, eng_idmap_t *m, const char *p, size_t len, eng_error_t *err)
 {
-    int32_t id = eng_idmap_intern(m, f->p, f->len);
+    int32_t id = eng_idmap_intern(m, p, len);
     if (id == ENG_ERANGE)
         return eng_error_set(err, ENG_ERANGE, "%s:%ld: too many distinct ids", r->path, r->line);
     if (id < 0)
@@ -372,10 +372,10 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
             return rc;
         if (o->use_min_weight && (isnan(w) ? 1 : w) < o->min_weight)
             continue; /* dropped before its ids are seen: it never existed */
-        int32_t u = intern(r, users, &f[l.ucol], err);
+        int32_t u = trn__intern(r, users, f[l.ucol].p, f[l.ucol].len, err);
         if (u < 0)
             return u;
-        int32_t i = intern(r, items, &f[l.icol], err);
+        int32_t i = trn__intern(r, items, f[l.icol].p, f[l.icol].len, err);
         if (i < 0)
             return i;
         if (trn__pairs_push(p, u, i, key, (float)w) < 0)

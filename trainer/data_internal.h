@@ -101,6 +101,11 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
 int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t *max_item,
                   eng_error_t *err);
 
+/* The index of id p[0, len) in m, inserted when new; or a negative code with err filled
+ * ("path:line: too many distinct ids", "path: out of memory"). */
+int trn__intern(const trn__reader_t *r, eng_idmap_t *m, const char *p, size_t len,
+                eng_error_t *err);
+
 /* ---- Delimited tables (data_csv.c): the side-information files ----
  * A field of a row, NUL-terminated in the reader's buffer. */
 typedef struct {

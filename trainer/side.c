@@ -6,9 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing list of int32 tuples (pairs or triples), `arity` values each. */
+/* A growing list of int32 tuples (pairs or triples), `arity` values each, kept by column: the
+ * columns are what eng_csr_from_pairs and trn_triples_t take. */
 typedef struct {
-    int32_t *v;
+    int32_t *col[3];
     int64_t n, cap;
     int arity;
 } tuples_t;
@@ -17,15 +18,24 @@ static int tuples_push(tuples_t *t, const int32_t *x)
 {
     if (t->n == t->cap) {
         const int64_t cap = t->cap ? 2 * t->cap : 1024;
-        int32_t *v = realloc(t->v, (size_t)cap * t->arity * sizeof *v);
-        if (!v)
-            return ENG_ENOMEM;
-        t->v = v;
+        for (int c = 0; c < t->arity; c++) {
+            int32_t *v = realloc(t->col[c], (size_t)cap * sizeof *v);
+            if (!v)
+                return ENG_ENOMEM; /* the columns grown so far keep their room: harmless */
+            t->col[c] = v;
+        }
         t->cap = cap;
     }
-    memcpy(t->v + t->n * t->arity, x, (size_t)t->arity * sizeof *x);
+    for (int c = 0; c < t->arity; c++)
+        t->col[c][t->n] = x[c];
     t->n++;
     return ENG_OK;
+}
+
+static void tuples_free(tuples_t *t)
+{
+    for (int c = 0; c < 3; c++)
+        free(t->col[c]);
 }
 
 /* What a file's rows go into. */
@@ -45,10 +55,7 @@ static int oom(const trn__reader_t *r, eng_error_t *err)
 
 static int intern(const trn__reader_t *r, eng_idmap_t *m, const trn__field_t *f, eng_error_t *err)
 {
-    const int32_t id = eng_idmap_intern(m, f->p, f->len);
-    if (id == ENG_ERANGE)
-        return eng_error_set(err, ENG_ERANGE, "%s:%ld: too many distinct ids", r->path, r->line);
-    return id < 0 ? oom(r, err) : id;
+    return trn__intern(r, m, f->p, f->len, err);
 }
 
 /* owner,attribute,value: (owner, the value's column) */
@@ -133,19 +140,8 @@ static int read_table(const char *path, int cols, const char *const *stems, trn_
 /* The pairs of l as a new pattern [rows x cols] into *out. */
 static int pairs_csr(load_t *l, int32_t rows, int32_t cols, eng_csr_t **out)
 {
-    const int64_t n = l->t.n;
-    int32_t *a = malloc((size_t)(n ? n : 1) * sizeof *a),
-            *b = malloc((size_t)(n ? n : 1) * sizeof *b);
-    if (a && b) {
-        for (int64_t k = 0; k < n; k++) {
-            a[k] = l->t.v[2 * k];
-            b[k] = l->t.v[2 * k + 1];
-        }
-        *out = eng_csr_from_pairs(rows, cols, a, b, n);
-    }
-    free(a);
-    free(b);
-    return a && b && *out ? ENG_OK : ENG_ENOMEM;
+    *out = eng_csr_from_pairs(rows, cols, l->t.col[0], l->t.col[1], l->t.n);
+    return *out ? ENG_OK : ENG_ENOMEM;
 }
 
 static const char *const user_cols[] = {"user|uid", "attribute|attr|key|feature|field", "value"};
@@ -164,11 +160,11 @@ static int load_attrs(const char *path, const char *const *stems, const trn_data
 {
     if (!(*values = eng_idmap_new()))
         return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", path);
-    load_t l = {d, NULL, owners, *values, {NULL, 0, 0, 2}, skipped};
+    load_t l = {d, NULL, owners, *values, {{NULL}, 0, 0, 2}, skipped};
     int rc = read_table(path, 3, stems, attr_row, &l, err);
     if (rc == ENG_OK && pairs_csr(&l, n_owners, eng_idmap_size(*values), csr) < 0)
         rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", path);
-    free(l.t.v);
+    tuples_free(&l.t);
     return rc;
 }
 
@@ -186,17 +182,17 @@ int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **ou
         rc = load_attrs(o->item_attrs, item_cols, d, d->items, d->n_items, &s->item_attrs,
                         &s->item_values, &s->skipped[TRN_SIDE_ITEM_ATTRS], err);
     if (rc == ENG_OK && o->social) {
-        load_t l = {d, s, NULL, NULL, {NULL, 0, 0, 2}, &s->skipped[TRN_SIDE_SOCIAL]};
+        load_t l = {d, s, NULL, NULL, {{NULL}, 0, 0, 2}, &s->skipped[TRN_SIDE_SOCIAL]};
         rc = read_table(o->social, 2, social_cols, social_row, &l, err);
         if (rc == ENG_OK && pairs_csr(&l, d->n_users, d->n_users, &s->social) < 0)
             rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", o->social);
-        free(l.t.v);
+        tuples_free(&l.t);
     }
     if (rc == ENG_OK && o->kg) {
         s->entities = eng_idmap_new();
         s->relations = eng_idmap_new();
         s->item_entity = malloc(((size_t)d->n_items + 1) * sizeof *s->item_entity);
-        load_t l = {d, s, NULL, NULL, {NULL, 0, 0, 3}, NULL};
+        load_t l = {d, s, NULL, NULL, {{NULL}, 0, 0, 3}, NULL};
         if (!s->entities || !s->relations || !s->item_entity)
             rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", o->kg);
         else
@@ -204,7 +200,7 @@ int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **ou
         for (int32_t i = 0; rc == ENG_OK && i < d->n_items; i++)
             s->item_entity[i] = -1;
         if (rc == ENG_OK && o->item_entities) {
-            load_t m = {d, s, NULL, NULL, {NULL, 0, 0, 2}, &s->skipped[TRN_SIDE_ITEM_ENTITIES]};
+            load_t m = {d, s, NULL, NULL, {{NULL}, 0, 0, 2}, &s->skipped[TRN_SIDE_ITEM_ENTITIES]};
             rc = read_table(o->item_entities, 2, entity_cols, entity_row, &m, err);
         }
         /* an item the map does not name is the entity of its own id */
@@ -216,18 +212,11 @@ int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **ou
                     rc = eng_error_set(err, e, "%s: out of memory", o->kg);
                 s->item_entity[i] = e;
             }
-        if (rc == ENG_OK) {
-            const size_t n = (size_t)(l.t.n ? l.t.n : 1);
-            s->head = malloc(n * sizeof *s->head);
-            s->rel = malloc(n * sizeof *s->rel);
-            s->tail = malloc(n * sizeof *s->tail);
-            if (!s->head || !s->rel || !s->tail)
-                rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory", o->kg);
-            for (int64_t k = 0; rc == ENG_OK && k < l.t.n; k++) {
-                s->head[k] = l.t.v[3 * k];
-                s->rel[k] = l.t.v[3 * k + 1];
-                s->tail[k] = l.t.v[3 * k + 2];
-            }
+        /* the columns become the triples' arrays */
+        s->head = l.t.col[0];
+        s->rel = l.t.col[1];
+        s->tail = l.t.col[2];
+        if (rc == ENG_OK)
             s->kg = (trn_triples_t){l.t.n,
                                     s->head,
                                     s->rel,
@@ -235,8 +224,6 @@ int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **ou
                                     eng_idmap_size(s->entities),
                                     eng_idmap_size(s->relations),
                                     s->item_entity};
-        }
-        free(l.t.v);
     }
     if (rc < 0) {
         trn_side_free(s);
@@ -269,5 +256,5 @@ void trn_side_inputs(const trn_side_t *s, trn_inputs_t *in)
     in->user_attrs = s->user_attrs;
     in->item_attrs = s->item_attrs;
     in->social = s->social;
-    in->kg = s->head ? &s->kg : NULL;
+    in->kg = s->entities ? &s->kg : NULL;
 }

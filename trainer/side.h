@@ -39,8 +39,9 @@ typedef struct {
     eng_csr_t *user_attrs, *item_attrs;
     eng_idmap_t *user_values, *item_values;
     eng_csr_t *social; /* [n_users x n_users] pattern, both directions, no self-loops */
-    /* the knowledge graph, distinct triples in file order; entity and relation names in the id
-     * maps; every item has an entity (one of its own when the map or the graph lacks it) */
+    /* the knowledge graph with --kg (entities set, the arrays NULL for an empty file): its
+     * triples in file order, a repeated one as often as it appears; entity and relation names in
+     * the id maps; every item has an entity (that of its own id when the map does not name it) */
     trn_triples_t kg;
     int32_t *head, *rel, *tail, *item_entity;
     eng_idmap_t *entities, *relations;
