@@ -481,6 +481,17 @@ static void sample_subgraph(trn_model_t *m, const trn_batch_t *b)
     }
 }
 
+/* g->pool_x = E0's rows of B^0's ranks k0 .. k0 + rows - 1, on the threads. */
+static void pool0_gather(const trn_model_t *m, int32_t k0, int32_t rows)
+{
+    const sage_t *g = m->impl;
+    const int d = g->dim;
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int32_t q = 0; q < rows; q++)
+        memcpy(g->pool_x + (size_t)q * d, m->params + (size_t)g->node[g->u_of[k0 + q]] * d,
+               (size_t)d * sizeof(float));
+}
+
 /* Layer 1's pool aggregate with E0 read in place: agg[i][j] = the largest ReLU(E0[u] P + pb)[j]
  * over node i's list, and arg[i][j] = the rank of that u in B^0 (index_e0_lists), -1 where no
  * value is positive (then no gradient flows, and which is the maximum does not matter). B^0's
@@ -514,10 +525,7 @@ static void pool0_forward(const trn_model_t *m, sage_acts_t *a)
     }
     for (int32_t k0 = 0; k0 < n0; k0 += POOL_CHUNK) {
         const int32_t rows = n0 - k0 < POOL_CHUNK ? n0 - k0 : POOL_CHUNK, k1 = k0 + rows;
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (int32_t q = 0; q < rows; q++)
-            memcpy(g->pool_x + (size_t)q * d, m->params + (size_t)g->node[g->u_of[k0 + q]] * d,
-                   (size_t)d * sizeof(float));
+        pool0_gather(m, k0, rows);
         trn_dense_forward(g->pool_a, g->pool_x, pool_w(m, m->params, 0), pool_b(m, m->params, 0),
                           rows, d, d, th);
         trn_lrelu_forward(g->pool_a, g->pool_a, 0.0f, (size_t)rows * d);
@@ -579,12 +587,10 @@ static void pool0_backward(trn_model_t *m)
     pool0_index(g);
     for (int32_t k0 = 0; k0 < n0; k0 += POOL_CHUNK) {
         const int32_t rows = n0 - k0 < POOL_CHUNK ? n0 - k0 : POOL_CHUNK;
+        pool0_gather(m, k0, rows);
 #pragma omp parallel for schedule(static) num_threads(th)
-        for (int32_t q = 0; q < rows; q++) {
-            const int32_t r = g->node[g->u_of[k0 + q]];
-            memcpy(g->pool_x + (size_t)q * d, m->params + (size_t)r * d, (size_t)d * sizeof(float));
+        for (int32_t q = 0; q < rows; q++)
             pool0_dpz(g, k0 + q, g->pool_a + (size_t)q * d);
-        }
         trn_dense_backward(NULL, pool_w(m, m->grads, 0), pool_b(m, m->grads, 0), g->pool_a,
                            g->pool_x, pool_w(m, m->params, 0), rows, d, d, th);
     }
