@@ -16,9 +16,11 @@
 
 static const char usage_head[] =
     "usage: gnnrec train (--train FILE | --synthetic) [--model NAME] [options]\n"
+    "       gnnrec train --model transe --kg FILE [options]\n"
     "\n"
     "Trains a model on an interaction log, evaluates it against a popularity baseline and\n"
-    "publishes it as a new version in a model store.\n"
+    "publishes it as a new version in a model store. A knowledge-graph embedding (transe)\n"
+    "trains on --kg alone and is evaluated by link prediction on triples it holds out.\n"
     "\n"
     "data:\n"
     "  --train FILE        interaction log: CSV/TSV `user,item[,weight][,timestamp]` or the\n"
@@ -53,7 +55,22 @@ static void print_usage(FILE *out, const trn_model_ops_t *ops)
 {
     char rows[8192];
     trn_hp_help(ops->hparams, ops->n_hparams, rows, sizeof rows);
-    fprintf(out, "%smodel %s: %s\n%s\nmodels:\n", usage_head, ops->kind, ops->about, rows);
+    fprintf(out, "%smodel %s: %s\n", usage_head, ops->kind, ops->about);
+    static const struct {
+        unsigned bit;
+        const char *flag;
+    } inputs[] = {{TRN_NEEDS_USER_ATTRS, " --user-attrs"},
+                  {TRN_NEEDS_ITEM_ATTRS, " --item-attrs"},
+                  {TRN_NEEDS_SOCIAL, " --social"},
+                  {TRN_NEEDS_KG, " --kg"}};
+    if (ops->needs) {
+        fputs("needs:", out);
+        for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
+            if (ops->needs & inputs[i].bit)
+                fputs(inputs[i].flag, out);
+        fputs(ops->needs & TRN_NEEDS_KG_ONLY ? ", and no interaction log\n" : "\n", out);
+    }
+    fprintf(out, "%s\nmodels:\n", rows);
     int n;
     const trn_model_ops_t *const *all = trn_model_all(&n);
     for (int i = 0; i < n; i++)
@@ -324,7 +341,18 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
         fprintf(stderr, "gnnrec train: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!a->synthetic == !a->data.train_path) {
+    if (ops->needs & TRN_NEEDS_KG_ONLY) {
+        const trn_side_opts_t *o = &a->side;
+        if (!o->kg || a->synthetic || a->data.train_path || a->data.test_path ||
+            a->data.split != TRN_SPLIT_NONE || o->user_attrs || o->item_attrs || o->social ||
+            o->item_entities) {
+            fprintf(stderr,
+                    "gnnrec train: model %s trains on a knowledge graph alone: give --kg FILE "
+                    "and no interaction log or other side file\n",
+                    ops->kind);
+            return 2;
+        }
+    } else if (!a->synthetic == !a->data.train_path) {
         fputs("gnnrec train: give exactly one of --train FILE and --synthetic\n", stderr);
         return 2;
     }
@@ -372,8 +400,17 @@ static json_t *metrics_json(const trn_metrics_t *m)
         json_object_set_new(o, key, json_real(m->hit[k]));
     }
     json_object_set_new(o, "users", json_integer(m->n_users));
-    if (m->has_auc)
+    if (m->has_auc) {
         json_object_set_new(o, "auc", json_real(m->auc));
+        json_object_set_new(o, "f1", json_real(m->f1));
+    }
+    if (m->has_link) {
+        json_object_set_new(o, "mrr", json_real(m->mrr));
+        static const char *const hits[3] = {"hits@1", "hits@3", "hits@10"};
+        for (int c = 0; c < 3; c++)
+            json_object_set_new(o, hits[c], json_real(m->hits[c]));
+        json_object_set_new(o, "link_queries", json_integer(m->link_queries));
+    }
     if (m->has_rmse) {
         json_object_set_new(o, "rmse", json_real(m->rmse));
         json_object_set_new(o, "mae", json_real(m->mae));
@@ -400,7 +437,12 @@ static void on_epoch(void *ud, const trn_epoch_t *e)
                           e->metrics.ks[k], e->metrics.recall[k], e->metrics.ks[k],
                           e->metrics.ndcg[k]);
         if (e->metrics.has_auc && n < (int)sizeof line)
-            n += snprintf(line + n, sizeof line - n, " auc %.4f", e->metrics.auc);
+            n += snprintf(line + n, sizeof line - n, " auc %.4f f1 %.4f", e->metrics.auc,
+                          e->metrics.f1);
+        if (e->metrics.has_link && n < (int)sizeof line)
+            n += snprintf(line + n, sizeof line - n,
+                          " mrr %.4f hits@1 %.4f hits@3 %.4f hits@10 %.4f", e->metrics.mrr,
+                          e->metrics.hits[0], e->metrics.hits[1], e->metrics.hits[2]);
         if (e->metrics.has_rmse && n < (int)sizeof line)
             n += snprintf(line + n, sizeof line - n, " rmse %.4f", e->metrics.rmse);
     }
@@ -443,7 +485,10 @@ static json_t *params_json(const train_args_t *a, const trn_data_t *d)
     json_object_set_new(p, "epochs", json_integer(a->train.epochs));
     json_object_set_new(p, "seed", json_integer((json_int_t)a->seed));
     json_object_set_new(p, "threads", json_integer(a->threads));
-    json_object_set_new(p, "data", json_string(a->synthetic ? "synthetic" : a->data.train_path));
+    json_object_set_new(p, "data",
+                        json_string(a->synthetic         ? "synthetic"
+                                    : a->data.train_path ? a->data.train_path
+                                                         : a->side.kg));
     json_object_set_new(p, "users", json_integer(d->n_users));
     json_object_set_new(p, "items", json_integer(d->n_items));
     json_object_set_new(p, "train_interactions", json_integer(d->train->nnz));
@@ -477,13 +522,23 @@ static void print_comparison(const trn_metrics_t *model, const trn_metrics_t *po
             printf("%-14s %12.4f %12.4f\n", label, mv[j][k], pv[j][k]);
         }
     }
-    if (model->has_auc)
+    if (model->has_auc) {
         printf("%-14s %12.4f %12s\n", "auc", model->auc, "-");
+        printf("%-14s %12.4f %12s\n", "f1", model->f1, "-");
+    }
     if (model->has_rmse) {
         printf("%-14s %12.4f %12s\n", "rmse", model->rmse, "-");
         printf("%-14s %12.4f %12s\n", "mae", model->mae, "-");
     }
     printf("(%lld test users)\n", (long long)model->n_users);
+}
+
+/* Link prediction of a knowledge-graph embedding (filtered, both directions). */
+static void print_link(const trn_metrics_t *m)
+{
+    printf("\nlink prediction, filtered (%lld queries)\n", (long long)m->link_queries);
+    printf("%-14s %12.4f\n%-14s %12.4f\n%-14s %12.4f\n%-14s %12.4f\n", "mrr", m->mrr, "hits@1",
+           m->hits[0], "hits@3", m->hits[1], "hits@10", m->hits[2]);
 }
 
 static int publish(const train_args_t *a, trn_model_t *m, const trn_data_t *d, json_t *params,
@@ -547,7 +602,9 @@ int cli_cmd_train(int argc, char **argv)
 
     double t0 = eng_now();
     int rc;
-    if (a.synthetic) {
+    if (a.ops->needs & TRN_NEEDS_KG_ONLY) {
+        rc = trn_side_load_kg_only(a.side.kg, &side, &d, &err);
+    } else if (a.synthetic) {
         trn_synth_opts_t so = trn_synth_defaults();
         so.seed = a.seed;
         rc = trn_data_synthetic(&so, &d, &err);
@@ -573,7 +630,7 @@ int cli_cmd_train(int argc, char **argv)
                       d->n_users, d->n_items, (long long)d->train->nnz,
                       (long long)(d->test ? d->test->nnz : 0), eng_now() - t0);
 
-    if ((rc = trn_side_load(&a.side, d, &side, &err)) < 0) {
+    if (!side && (rc = trn_side_load(&a.side, d, &side, &err)) < 0) {
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
         goto done;
     }
@@ -599,7 +656,7 @@ int cli_cmd_train(int argc, char **argv)
     }
 
     rs.epochs = a.train.epochs;
-    long n_batches = (long)((d->train->nnz + hp->batch - 1) / hp->batch);
+    long n_batches = (long)((trn_train_epoch_examples(m, d) + hp->batch - 1) / hp->batch);
     if (a.train.max_batches > 0 && a.train.max_batches < n_batches)
         n_batches = a.train.max_batches;
     rs.progress.total = n_batches * a.train.epochs;
@@ -616,7 +673,7 @@ int cli_cmd_train(int argc, char **argv)
     }
 
     json_t *metrics = json_object();
-    if (d->test) {
+    if (d->test || a.ops->evaluate) {
         trn_metrics_t final, pop;
         const trn_epoch_t *last = a.train.epochs ? &epochs[a.train.epochs - 1] : NULL;
         if (last && last->evaluated)
@@ -626,16 +683,21 @@ int cli_cmd_train(int argc, char **argv)
             json_decref(metrics);
             goto done;
         }
-        if ((rc = trn_eval_popularity(d->train, d->test, a.train.ks, a.train.nk, &pop)) < 0) {
+        json_decref(metrics);
+        metrics = metrics_json(&final);
+        if (a.ops->evaluate) {
+            if (!a.quiet)
+                print_link(&final);
+        } else if ((rc = trn_eval_popularity(d->train, d->test, a.train.ks, a.train.nk, &pop)) <
+                   0) {
             fprintf(stderr, "gnnrec: evaluation failed: %s\n", eng_strerror(rc));
             json_decref(metrics);
             goto done;
+        } else {
+            json_object_set_new(metrics, "popularity", metrics_json(&pop));
+            if (!a.quiet)
+                print_comparison(&final, &pop, a.ops->kind);
         }
-        json_decref(metrics);
-        metrics = metrics_json(&final);
-        json_object_set_new(metrics, "popularity", metrics_json(&pop));
-        if (!a.quiet)
-            print_comparison(&final, &pop, a.ops->kind);
     }
     json_object_set_new(report, "final", metrics);
 

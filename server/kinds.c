@@ -106,6 +106,8 @@ static const srv_kind_t kinds[] = {
     {"mf", 0, no_tensors, NULL, NULL, NULL},
     {"ngcf", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_ngcf_tensors, srv_ngcf_prepare, srv_ngcf_release,
      srv_ngcf_fold_in},
+    /* the entities are its items and it has no users: similar items only */
+    {"transe", 0, no_tensors, NULL, NULL, NULL},
 };
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */

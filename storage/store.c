@@ -634,8 +634,9 @@ static int check_model_in(sto_db_t *s, const sto_model_in_t *m, part_t parts[N_P
     if (!name_ok(m->kind))
         return eng_error_set(err, ENG_EINVAL, "%s: kind must match [A-Za-z0-9_.-]{1,%d}", label,
                              NAME_MAX_LEN);
-    if (m->n_users <= 0 || m->n_items <= 0 || m->dim <= 0)
-        return eng_error_set(err, ENG_EINVAL, "%s: n_users %d, n_items %d, dim %d must be > 0",
+    if (m->n_users < 0 || m->n_items <= 0 || m->dim <= 0)
+        return eng_error_set(err, ENG_EINVAL,
+                             "%s: n_users %d must be >= 0, n_items %d and dim %d > 0",
                              label, (int)m->n_users, (int)m->n_items, (int)m->dim);
     if (!m->users || !m->items || eng_idmap_size(m->users) != m->n_users ||
         eng_idmap_size(m->items) != m->n_items)
@@ -1289,7 +1290,7 @@ int sto_load(sto_db_t *s, const char *name, int64_t version, const char *const *
     const sto_version_info_t *in = &m->info;
     snprintf(label, sizeof label, "%s: model %s v%lld", s->path, name, (long long)in->version);
     for (int d = 0; d < 3; d++)
-        if (dims[d] < 1 || dims[d] > INT32_MAX) {
+        if (dims[d] < (d == 0 ? 0 : 1) || dims[d] > INT32_MAX) {
             rc = eng_error_set(err, ENG_ECORRUPT,
                                "%s: bad dimensions: n_users %lld, n_items %lld, dim %lld", label,
                                (long long)dims[0], (long long)dims[1], (long long)dims[2]);

@@ -49,6 +49,17 @@ expect_rc 1 "a short side row" "$bin" train --train "$tmp/side_log.csv" --item-a
 expect_err "side_bad.csv:2: expected at least 3 columns, got 2" "a side file's error names file and line"
 expect_rc 2 "--item-entities without --kg" "$bin" train --train "$tmp/side_log.csv" --item-entities "$tmp/side_bad.csv"
 
+# a knowledge-graph embedding trains on the graph alone and publishes its entities as items
+expect_rc 0 "transe on a graph" "$bin" train --model transe --kg "$tmp/side_kg.tsv" --epochs 2 \
+    --db "$tmp/kg.sqlite" --report "$tmp/kg.json"
+grep -q "mrr" "$tmp/kg.json" && ok || bad "transe reports link prediction"
+"$bin" models --db "$tmp/kg.sqlite" | grep -qE "^transe +1 +transe .* 0 +2 +50 " && ok || bad "transe: 0 users, 2 items (i1, e1), dim 50"
+expect_rc 2 "transe with a log" "$bin" train --model transe --kg "$tmp/side_kg.tsv" --train "$tmp/side_log.csv"
+expect_err "trains on a knowledge graph alone" "transe with a log: says why"
+expect_rc 2 "transe without --kg" "$bin" train --model transe
+expect_rc 0 "transe --help" "$bin" train --model transe --help
+grep -q "^needs: --kg, and no interaction log" "$tmp/out" && ok || bad "transe --help says what it needs"
+
 # flags come from the chosen kind's hyper-parameter table
 expect_rc 0 "train --model lightgcn --help" "$bin" train --model lightgcn --help
 grep -qE -- "--layers N +propagation layers \(3; 0\.\.16\)" "$tmp/out" && ok || bad "lightgcn --help lists --layers from its table"
@@ -172,6 +183,21 @@ assert f["users"] == 1858, f
 PY
 else
     echo "SKIP: lastfm check: no ../shared/data/lastfm (set GNNREC_DATA)"
+fi
+
+# real data: transe on kgcn-music's graph, 30 epochs, ranks held-out triples far above chance
+# (a uniform ranking of 9,366 entities has an MRR near 0.001; 300 epochs reach about 0.83)
+if [ -n "$data" ] && [ -f "$data/kgcn-music/kg_final.txt" ]; then
+    expect_rc 0 "transe kgcn-music" "$bin" train --model transe --kg "$data/kgcn-music/kg_final.txt" \
+        --epochs 30 --threads 2 --quiet --report "$tmp/transe.json"
+    python3 - "$tmp/transe.json" <<'PY' && ok || bad "kgcn-music: transe link prediction"
+import json, sys
+f = json.load(open(sys.argv[1]))["final"]
+assert f["mrr"] > 0.5 and f["hits@10"] > 0.7, f
+assert f["link_queries"] == 2 * 1552, f
+PY
+else
+    echo "SKIP: transe check: no ../shared/data/kgcn-music (set GNNREC_DATA)"
 fi
 
 echo "$pass passed, $fails failed"

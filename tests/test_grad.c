@@ -17,6 +17,7 @@
 #include "trainer/aggregate.h"
 #include "trainer/attention.h"
 #include "trainer/graph.h"
+#include "trainer/kge.h"
 #include "trainer/layers.h"
 #include "trainer/lightgcn.h"
 #include "trainer/loss.h"
@@ -652,6 +653,81 @@ static void test_elu(void **state)
     check_fd("elu", e.a, g, EN, 1e-2f, elu_f, &e, w, e.out, EN);
 }
 
+/* ---- knowledge-graph embedding layers ---- */
+
+enum { KN = 7, KD = 5, KR = 3, KDR = 4, KE = 6 };
+
+typedef struct {
+    float h[KN * KD], rel[KR * KD], t[KN * KD], dist[KN];
+    float x[KN * KD], proj[KR * KD * KDR], out[KN * KDR];
+    float src[KE * KD], gathered[KN * KD];
+    int32_t r[KN], idx[KN];
+    trn_dist_t kind;
+} kge_t;
+
+static void trans_f(void *ctx)
+{
+    kge_t *k = ctx;
+    trn_trans_forward(k->dist, k->h, k->rel, k->t, k->r, KN, KD, k->kind);
+}
+
+static void project_f(void *ctx)
+{
+    kge_t *k = ctx;
+    trn_project_forward(k->out, k->x, k->proj, k->r, KN, KD, KDR);
+}
+
+static void gather_f(void *ctx)
+{
+    kge_t *k = ctx;
+    trn_gather_forward(k->gathered, k->src, k->idx, KN, KD);
+}
+
+/* TransE's L1 and L2 distances and TransR's squared one, the relation projection and the row
+ * gather, each against every input; relations and rows repeat within the batch. */
+static void test_kge(void **state)
+{
+    (void)state;
+    static kge_t k;
+    const int32_t r[KN] = {0, 2, 1, 2, 0, 0, 1}, idx[KN] = {3, 0, 3, 5, 1, 3, 2};
+    memcpy(k.r, r, sizeof r);
+    memcpy(k.idx, idx, sizeof idx);
+    test_fill_normal(k.h, KN * KD, 1.0, 91);
+    test_fill_normal(k.rel, KR * KD, 1.0, 92);
+    test_fill_normal(k.t, KN * KD, 1.0, 93);
+    for (int i = 0; i < KN; i++) /* keep L1's kinks (x = 0) away from the steps */
+        for (int j = 0; j < KD; j++) {
+            float *t = &k.t[i * KD + j];
+            const float x = k.h[i * KD + j] + k.rel[r[i] * KD + j] - *t;
+            if (fabsf(x) < 0.05f)
+                *t += 0.2f;
+        }
+    float w[KN * KDR];
+    test_fill_normal(w, KN * KDR, 1.0, 94);
+    const trn_dist_t kinds[3] = {TRN_DIST_L1, TRN_DIST_L2, TRN_DIST_L2SQ};
+    const char *names[3] = {"trans l1", "trans l2", "trans l2sq"};
+    for (int c = 0; c < 3; c++) {
+        k.kind = kinds[c];
+        float gh[KN * KD] = {0}, grel[KR * KD] = {0}, gt[KN * KD] = {0};
+        trans_f(&k);
+        trn_trans_backward(gh, grel, gt, w, k.dist, k.h, k.rel, k.t, k.r, KN, KD, k.kind);
+        check_fd(names[c], k.h, gh, KN * KD, 1e-3f, trans_f, &k, w, k.dist, KN);
+        check_fd(names[c], k.rel, grel, KR * KD, 1e-3f, trans_f, &k, w, k.dist, KN);
+        check_fd(names[c], k.t, gt, KN * KD, 1e-3f, trans_f, &k, w, k.dist, KN);
+    }
+    test_fill_normal(k.x, KN * KD, 1.0, 95);
+    test_fill_normal(k.proj, KR * KD * KDR, 1.0, 96);
+    float gx[KN * KD] = {0}, gp[KR * KD * KDR] = {0};
+    trn_project_backward(gx, gp, w, k.x, k.proj, k.r, KN, KD, KDR);
+    check_fd("project d/dx", k.x, gx, KN * KD, 1e-2f, project_f, &k, w, k.out, KN * KDR);
+    check_fd("project d/dproj", k.proj, gp, KR * KD * KDR, 1e-2f, project_f, &k, w, k.out,
+             KN * KDR);
+    test_fill_normal(k.src, KE * KD, 1.0, 97);
+    float gs[KE * KD] = {0};
+    trn_gather_backward(gs, w, k.idx, KN, KD);
+    check_fd("gather", k.src, gs, KE * KD, 1e-2f, gather_f, &k, w, k.gathered, KN * KD);
+}
+
 /* eng_exp within 2 ulp of e^x (relative 2^-22) over its range, exact at 0, clamped outside, and
  * eng_sigmoid and eng_tanh within 3e-7;
  * and ELU, which uses it, the same bits for 1 and 3 threads across several runs of entries. */
@@ -1236,6 +1312,7 @@ int main(void)
         cmocka_unit_test(test_edge_aggregate),
         cmocka_unit_test(test_attention_head),
         cmocka_unit_test(test_aggregators),
+        cmocka_unit_test(test_kge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

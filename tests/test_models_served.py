@@ -39,10 +39,17 @@ TOL = 1e-5
 
 
 def kinds():
+    """{kind: the side-input flags its --help says it needs ("needs: --kg ...", "" for none)}."""
     out = subprocess.run([BIN, "train", "--help"], capture_output=True, text=True,
                          check=True).stdout
     section = out.split("\nmodels:\n", 1)[1]
-    return [line.split()[0] for line in section.splitlines() if line.strip()]
+    found = {}
+    for kind in (line.split()[0] for line in section.splitlines() if line.strip()):
+        help_ = subprocess.run([BIN, "train", "--model", kind, "--help"], capture_output=True,
+                               text=True, check=True).stdout
+        needs = re.search(r"^needs:(.*)$", help_, re.M)
+        found[kind] = needs.group(1) if needs else ""
+    return found
 
 
 def run(*args, check=True):
@@ -65,12 +72,27 @@ class Conformance(unittest.TestCase):
                     f.write(f"{u},i{i}\n")
         with open(cls.tmp.join("test.csv"), "w") as f:
             f.write("u1,i_new\nu_new,i3\nu2,i5\n")
-        cls.kinds = kinds()
+        # a knowledge graph over the items: a genre and a label each, genres grouped in pairs
+        with open(cls.tmp.join("kg.tsv"), "w") as f:
+            for i in range(40):
+                f.write(f"i{i}\tgenre\tg{i % 7}\ni{i}\tlabel\tl{rng.randrange(5)}\n")
+            for g in range(7):
+                f.write(f"g{g}\tnear\tg{(g + 1) % 7}\n")
+        needs = kinds()
+        # the recommenders; a kind trained on the knowledge graph alone has no users
+        cls.kinds = [k for k, n in needs.items() if "no interaction log" not in n]
+        cls.kg_only = [k for k, n in needs.items() if "no interaction log" in n]
         assert "lightgcn" in cls.kinds and "mf" in cls.kinds, cls.kinds
+        assert "transe" in cls.kg_only, cls.kg_only
         for kind in cls.kinds:
+            side = ["--kg", cls.tmp.join("kg.tsv")] if "--kg" in needs[kind] else []
             run("train", "--model", kind, "--train", cls.tmp.join("train.csv"), "--test",
-                cls.tmp.join("test.csv"), "--dim", "16", "--lr", "0.01", "--epochs", "3",
+                cls.tmp.join("test.csv"), *side, "--dim", "16", "--lr", "0.01", "--epochs", "3",
                 "--threads", "1", "--quiet", "--db", cls.db, "--name", kind)
+        for kind in cls.kg_only:
+            run("train", "--model", kind, "--kg", cls.tmp.join("kg.tsv"), "--dim", "16", "--lr",
+                "0.01", "--epochs", "3", "--threads", "1", "--quiet", "--db", cls.db, "--name",
+                kind)
         cls.sage = [f"graphsage-{agg}" for agg in ("mean", "max", "pool", "lstm")]
         for name in cls.sage:
             run("train", "--model", "graphsage", "--aggregator", name.split("-")[1], "--train",
@@ -247,6 +269,25 @@ class Conformance(unittest.TestCase):
                     top, allowed = m.similar(item, 10)
                     problems = sl.ranking_problems(out["items"], top, allowed, TOL)
                     self.assertFalse(problems, f"{kind} {item}: " + "; ".join(problems))
+
+    def test_kg_only_kinds(self):
+        """A kind trained on the knowledge graph alone serves its entities as items: similar
+        items by the exact cosine ranking, no user (404), no fold-in (422)."""
+        for kind in self.kg_only:
+            with self.subTest(kind=kind):
+                m = sl.StoredModel(self.db, kind)
+                self.assertEqual(len(m.users), 0)
+                self.assertEqual(len(m.items), 40 + 7 + 5)  # items, genres, labels
+                for item in ("i0", "g3"):
+                    r = self.call("GET", f"/v1/items/{item}/similar?k=10&model={kind}")
+                    self.assertEqual(r.status, 200, r.body)
+                    top, allowed = m.similar(item, 10)
+                    problems = sl.ranking_problems(r.json()["items"], top, allowed, TOL)
+                    self.assertFalse(problems, f"{kind} {item}: " + "; ".join(problems))
+                r = self.call("GET", f"/v1/users/u1/recommendations?model={kind}")
+                self.assertEqual(r.status, 404, r.body)
+                r = self.call("POST", f"/v1/recommend?model={kind}", json_body={"items": ["i1"]})
+                self.assertEqual(r.status, 422, r.body)
 
     def test_models_counts_trained_only(self):
         listed = json.loads(run("models", "--db", self.db, "--json").stdout)

@@ -101,6 +101,25 @@ static void test_kg(void **state)
     assert_string_equal(eng_idmap_name(s->entities, s->item_entity[1]), "i2");
     assert_int_equal(s->skipped[TRN_SIDE_ITEM_ENTITIES], 1);
     trn_side_free(s);
+    /* the graph alone: its entities are the items, in order, each its own entity; no users */
+    trn_data_t *d = NULL;
+    assert_int_equal(trn_side_load_kg_only(x.a, &s, &d, &err), 0);
+    assert_int_equal(d->n_users, 0);
+    assert_int_equal(d->n_items, 4);
+    assert_int_equal(d->train->rows, 0);
+    assert_int_equal(d->train->cols, 4);
+    assert_null(d->test);
+    for (int32_t e = 0; e < 4; e++) {
+        assert_string_equal(eng_idmap_name(d->items, e), eng_idmap_name(s->entities, e));
+        assert_int_equal(s->kg.item_entity[e], e);
+    }
+    trn_side_free(s);
+    trn_data_free(d);
+    write_file(x.b, "i1 member_of\n");
+    assert_int_equal(trn_side_load_kg_only(x.b, &s, &d, &err), ENG_EPARSE);
+    assert_null(s);
+    assert_null(d);
+    assert_non_null(strstr(err.msg, ":1: expected at least 3 columns, got 2"));
     fixture_done(&x);
 }
 

@@ -4,6 +4,7 @@
 
 #include "engine/csr.h"
 #include "engine/rng.h"
+#include "trainer/model.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,46 @@ static inline eng_csr_t *test_random_train(int32_t nu, int32_t ni, int per_user,
     free(us);
     free(is);
     return m;
+}
+
+/* A random knowledge graph for n_items items: entities 0..n_items-1 are the items (item_entity
+ * the identity), n_items / 2 + 3 more are other entities; every item has 2 triples to random
+ * entities, and n_items / 4 + 1 triples join two random entities; 3 relations. The arrays are
+ * new (free each with free; kg->item_entity is *item_entity). */
+typedef struct {
+    trn_triples_t kg;
+    int32_t *head, *rel, *tail, *item_entity;
+} test_kg_t;
+
+static inline void test_random_kg(test_kg_t *t, int32_t n_items, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 13);
+    const int32_t E = n_items + n_items / 2 + 3;
+    const int64_t n = 2 * (int64_t)n_items + n_items / 4 + 1;
+    t->head = malloc((size_t)n * sizeof *t->head);
+    t->rel = malloc((size_t)n * sizeof *t->rel);
+    t->tail = malloc((size_t)n * sizeof *t->tail);
+    t->item_entity = malloc(((size_t)n_items + 1) * sizeof *t->item_entity);
+    if (!t->head || !t->rel || !t->tail || !t->item_entity)
+        abort();
+    for (int64_t k = 0; k < n; k++) {
+        t->head[k] =
+            k < 2 * (int64_t)n_items ? (int32_t)(k / 2) : (int32_t)eng_rng_below(&r, (uint32_t)E);
+        t->rel[k] = (int32_t)eng_rng_below(&r, 3);
+        t->tail[k] = (int32_t)eng_rng_below(&r, (uint32_t)E);
+    }
+    for (int32_t i = 0; i < n_items; i++)
+        t->item_entity[i] = i;
+    t->kg = (trn_triples_t){n, t->head, t->rel, t->tail, E, 3, t->item_entity};
+}
+
+static inline void test_kg_free(test_kg_t *t)
+{
+    free(t->head);
+    free(t->rel);
+    free(t->tail);
+    free(t->item_entity);
 }
 
 /* Gives m (pattern-only) ratings: val[k] uniform over 1..5 stars, the same for the same seed. */

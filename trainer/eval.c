@@ -239,7 +239,7 @@ int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const 
     eng_rng_t rng;
     eng_rng_seed(&rng, seed, AUC_STREAM);
     double right = 0;
-    int64_t pairs = 0;
+    int64_t pairs = 0, tp = 0, fp = 0, fn = 0;
     for (int32_t u = 0; u < test->rows; u++) {
         int64_t seen = train->ptr[u + 1] - train->ptr[u] + test->ptr[u + 1] - test->ptr[u];
         if (test->ptr[u + 1] == test->ptr[u] || seen >= test->cols)
@@ -253,11 +253,15 @@ int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const 
             double sp = dot(uv, item_vecs + (size_t)test->idx[q] * dim, dim),
                    sn = dot(uv, item_vecs + (size_t)j * dim, dim);
             right += sp > sn ? 1.0 : sp == sn ? 0.5 : 0.0;
+            tp += sp >= 0;
+            fn += sp < 0;
+            fp += sn >= 0;
             pairs++;
         }
     }
     out->has_auc = pairs > 0;
     out->auc = pairs ? right / (double)pairs : 0.0;
+    out->f1 = tp ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
     out->auc_pairs = pairs;
     return 0;
 }

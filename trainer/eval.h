@@ -21,12 +21,16 @@ typedef struct {
     double recall[TRN_EVAL_MAX_K], precision[TRN_EVAL_MAX_K], hit[TRN_EVAL_MAX_K],
         ndcg[TRN_EVAL_MAX_K];
     int64_t n_users; /* users evaluated */
-    int has_auc;     /* auc and auc_pairs are set (trn_eval_auc found a pair) */
-    double auc;
+    int has_auc;     /* auc, f1 and auc_pairs are set (trn_eval_auc found a pair) */
+    double auc, f1;
     int64_t auc_pairs;
     int has_rmse; /* rmse, mae and n_ratings are set (trn_eval_ratings ran) */
     double rmse, mae;
     int64_t n_ratings;
+    /* link prediction of a knowledge-graph kind (trainer/kg.h): mrr and hits@1, 3, 10 */
+    int has_link;
+    double mrr, hits[3];
+    int64_t link_queries;
 } trn_metrics_t;
 
 /* Evaluates vectors user_vecs [train->rows x dim] and item_vecs [train->cols x dim] on test (same
@@ -42,8 +46,10 @@ int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
 
 /* AUC of the vectors on test: for each test pair (u, i) in entry order, one item j drawn
  * uniformly among those u has in neither train nor test (seeded by seed; a user with no such item
- * is skipped), and auc = (pairs with score(u, i) > score(u, j) + half the ties) / pairs. Sets
- * has_auc (when some pair was drawn), auc and auc_pairs of *out and nothing else. Single-threaded:
+ * is skipped), and auc = (pairs with score(u, i) > score(u, j) + half the ties) / pairs; and the
+ * F1 of the click predictions score >= 0 (a probability sigmoid(score) >= 0.5, KGCN's threshold)
+ * over the test pairs labelled 1 and the drawn pairs labelled 0. Sets has_auc (when some pair was
+ * drawn), auc, f1 and auc_pairs of *out and nothing else. Single-threaded:
  * the result depends only on the inputs and seed. Returns 0, or ENG_EINVAL (NULL pointers, dim < 1,
  * mismatched shapes; *out unchanged). */
 int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,

@@ -68,12 +68,16 @@ typedef struct {
 /* The rows of trn_common_hp_t with a model's defaults for the first three; every table starts
  * with them. */
 #define TRN_HP_COMMON(T, lr_def, decay_def, batch_def)                                             \
+    TRN_HP_COMMON_LOSS(T, lr_def, decay_def, batch_def, TRN_LOSS_BPR)
+
+/* The same with another default loss (a trn_loss_t). */
+#define TRN_HP_COMMON_LOSS(T, lr_def, decay_def, batch_def, loss_def)                              \
     TRN_HP_FLOAT(T, common.lr, "lr", lr_def, 1e-9, 10, "Adam learning rate"),                      \
         TRN_HP_FLOAT(T, common.decay, "decay", decay_def, 0, 1e6, "L2 regularisation weight"),     \
         TRN_HP_INT(T, common.batch, "batch", batch_def, 1, 1 << 24, "positive pairs per batch"),   \
         TRN_HP_INT(T, common.negatives, "negatives", 1, 1, 1000,                                   \
                    "sampled negative items per positive"),                                         \
-        TRN_HP_CHOICE(T, common.loss, "loss", 0, TRN_LOSS_CHOICES,                                 \
+        TRN_HP_CHOICE(T, common.loss, "loss", loss_def, TRN_LOSS_CHOICES,                          \
                       "objective: BPR, pointwise BCE, hinge, or MSE on ratings"),                  \
         TRN_HP_FLOAT(T, common.margin, "margin", 1.0, 0, 1e6, "margin of the margin loss")
 

@@ -223,6 +223,22 @@ void trn_head_mean_backward(float *din, const float *dout, int64_t n, int heads,
                 din[(r * heads + h) * d + j] += dout[r * d + j] * inv;
 }
 
+void trn_gather_forward(float *out, const float *src, const int32_t *idx, int64_t n, int d)
+{
+    for (int64_t k = 0; k < n; k++)
+        memcpy(out + k * d, src + (size_t)idx[k] * d, (size_t)d * sizeof *out);
+}
+
+void trn_gather_backward(float *dsrc, const float *dout, const int32_t *idx, int64_t n, int d)
+{
+    for (int64_t k = 0; k < n; k++) {
+        float *o = dsrc + (size_t)idx[k] * d;
+        const float *g = dout + k * d;
+        for (int j = 0; j < d; j++)
+            o[j] += g[j];
+    }
+}
+
 void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng)
 {
     const double limit = sqrt(6.0 / (double)(rows + cols));

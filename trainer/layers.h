@@ -82,6 +82,13 @@ void trn_head_mean_forward(float *out, const float *in, int64_t n, int heads, in
 /* din[n x heads * d] += dout[n x d] / heads in every head's block. */
 void trn_head_mean_backward(float *din, const float *dout, int64_t n, int heads, int d);
 
+/* out[k] = src[idx[k]] for k < n: rows [d] of a table gathered into a batch (an embedding
+ * lookup). */
+void trn_gather_forward(float *out, const float *src, const int32_t *idx, int64_t n, int d);
+
+/* dsrc[idx[k]] += dout[k], in k order (an index may repeat). */
+void trn_gather_backward(float *dsrc, const float *dout, const int32_t *idx, int64_t n, int d);
+
 /* w[rows x cols] drawn uniform in +-sqrt(6 / (rows + cols)): Glorot & Bengio's (Xavier)
  * initialisation, as TensorFlow's xavier_initializer. */
 void trn_init_xavier(float *w, int64_t rows, int64_t cols, eng_rng_t *rng);

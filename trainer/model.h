@@ -23,6 +23,7 @@
 #include "engine/csr.h"
 #include "engine/err.h"
 #include "engine/rng.h"
+#include "trainer/eval.h"
 #include "trainer/hparams.h"
 #include "trainer/loss.h"
 #include "trainer/sampler.h"
@@ -53,6 +54,9 @@ enum {
     TRN_NEEDS_ITEM_ATTRS = 1 << 1,
     TRN_NEEDS_SOCIAL = 1 << 2,
     TRN_NEEDS_KG = 1 << 3,
+    /* trains on the knowledge graph alone: the run has no interaction log, no users, and the
+     * graph's entities are its items (in->train is an empty [0 x n_entities]) */
+    TRN_NEEDS_KG_ONLY = 1 << 4,
 };
 
 /* Whose rows a view's (or a published tensor's) first dimension indexes: publishing keeps only
@@ -99,6 +103,13 @@ typedef struct {
      * sampler, for a kind whose examples are not uniform (user, positive, negatives) triples
      * (subgraph or knowledge-graph sampling). NULL: the shared sampler (trainer/sampler.h). */
     void (*sample)(trn_model_t *m, trn_batch_t *b, int n);
+    /* Optional, with sample: the examples in an epoch when it is not one pass over the training
+     * interactions (transe: its training triples). */
+    int64_t (*epoch_examples)(const trn_model_t *m);
+    /* Optional: the kind's own evaluation instead of ranking its vectors on the test
+     * interactions (transe: link prediction on the triples it held out), into out (zeroed by the
+     * caller); runs whether or not the data has a test set. Returns 0 or a negative code. */
+    int (*evaluate)(trn_model_t *m, trn_metrics_t *out);
     /* Forward and backward for one batch: ADDS the gradient of (mean loss + regulariser) into
      * m->grads, stores the regulariser's value in *reg and returns the mean loss (reported
      * without the regulariser, as the papers do). A kind with row gradients (m->row_grads.rows >

@@ -117,10 +117,14 @@ int trn_publish(sto_db_t *db, trn_model_t *m, const trn_data_t *d, const trn_pub
         udeg[u] = t->ptr[u + 1] - t->ptr[u];
     for (int64_t k = 0; k < t->nnz; k++)
         ideg[t->idx[k]]++;
+    /* a kind trained on the knowledge graph alone trained every entity, and has no users */
+    const int kg_only = (m->ops->needs & TRN_NEEDS_KG_ONLY) != 0;
+    for (int32_t i = 0; kg_only && i < t->cols; i++)
+        ideg[i] = 1;
     if (rows_build(&p.users, d->users, udeg, t->rows) < 0 ||
         rows_build(&p.items, d->items, ideg, t->cols) < 0)
         goto nomem;
-    if (p.users.kept == 0 || p.items.kept == 0) {
+    if ((p.users.kept == 0 && !kg_only) || p.items.kept == 0) {
         rc = eng_error_set(err, ENG_EEMPTY, "nothing to publish: no training interactions");
         goto done;
     }

@@ -2,7 +2,8 @@
  *
  * What a version holds: the id maps, user and item vectors and seen lists of the users and items
  * that have at least one training interaction (an id seen only in the test data has an untrained,
- * random vector: it is left out, so the server answers 404 for it and `models` does not count it),
+ * random vector: it is left out, so the server answers 404 for it and `models` does not count it;
+ * a kind trained on the knowledge graph alone has no users and keeps every entity as an item),
  * and, for every named view of the parameter block, three tensors: `param.NAME`, `adam_m.NAME`
  * and `adam_v.NAME`, plus `adam.step` (int64 scalar), which is what a warm start needs, and the
  * kind's extras (what its serving abilities need) under their own names. Tensors of user or item

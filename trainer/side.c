@@ -258,3 +258,47 @@ void trn_side_inputs(const trn_side_t *s, trn_inputs_t *in)
     in->social = s->social;
     in->kg = s->entities ? &s->kg : NULL;
 }
+
+int trn_side_load_kg_only(const char *kg, trn_side_t **side, trn_data_t **data, eng_error_t *err)
+{
+    *side = NULL;
+    *data = NULL;
+    trn_data_t *none = calloc(1, sizeof *none), *d = calloc(1, sizeof *d);
+    int rc = ENG_ENOMEM;
+    if (!none || !d || !(none->users = eng_idmap_new()) || !(none->items = eng_idmap_new()) ||
+        !(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new())) {
+        eng_error_set(err, rc, "out of memory");
+        goto fail;
+    }
+    /* read against a log of no users and no items, so every entity is the graph's own */
+    if ((rc = trn_side_load(&(trn_side_opts_t){.kg = kg}, none, side, err)) < 0)
+        goto fail;
+    trn_side_t *s = *side;
+    const int32_t n = s->kg.n_entities;
+    rc = ENG_ENOMEM;
+    free(s->item_entity);
+    if (!(s->item_entity = malloc(((size_t)n + 1) * sizeof *s->item_entity)) ||
+        !(d->train = eng_csr_new(0, n, 0, 0))) {
+        eng_error_set(err, rc, "%s: out of memory", kg);
+        goto fail;
+    }
+    for (int32_t e = 0; e < n; e++) {
+        const char *name = eng_idmap_name(s->entities, e);
+        if ((rc = eng_idmap_intern(d->items, name, strlen(name))) < 0) {
+            eng_error_set(err, rc, "%s: out of memory", kg);
+            goto fail;
+        }
+        s->item_entity[e] = e;
+    }
+    s->kg.item_entity = s->item_entity;
+    d->n_items = n;
+    trn_data_free(none);
+    *data = d;
+    return ENG_OK;
+fail:
+    trn_side_free(*side);
+    *side = NULL;
+    trn_data_free(none);
+    trn_data_free(d);
+    return rc;
+}

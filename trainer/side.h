@@ -54,6 +54,12 @@ typedef struct {
 int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **out,
                   eng_error_t *err);
 
+/* For a kind that trains on the knowledge graph alone (TRN_NEEDS_KG_ONLY): reads the triples of
+ * the file kg into a new *side and makes the run's data *data from them: no users, the entities
+ * as the items (same names and order; each item its own entity), no interactions. Free both.
+ * Returns 0, or a negative code with err filled and both NULL. */
+int trn_side_load_kg_only(const char *kg, trn_side_t **side, trn_data_t **data, eng_error_t *err);
+
 void trn_side_free(trn_side_t *s);
 
 /* Points in's side-data fields at s's (NULL where s has none). */

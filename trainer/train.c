@@ -3,10 +3,20 @@
 #include "engine/clock.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+int64_t trn_train_epoch_examples(const trn_model_t *m, const trn_data_t *d)
+{
+    return m->ops->epoch_examples ? m->ops->epoch_examples(m) : d->train->nnz;
+}
 
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
                        trn_metrics_t *out)
 {
+    if (m->ops->evaluate) {
+        memset(out, 0, sizeof *out);
+        return m->ops->evaluate(m, out);
+    }
     float *uv, *iv;
     int rc = trn_model_vectors(m, &uv, &iv);
     const int dim = rc == ENG_OK ? m->ops->vec_dim(m->cfg) : 0;
@@ -50,7 +60,7 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         rc = eng_error_set(err, ENG_EEMPTY, "no user has a training item to sample from");
         goto done;
     }
-    const int64_t n_train = d->train->nnz;
+    const int64_t n_train = trn_train_epoch_examples(m, d);
     int n_batches = (int)((n_train + batch - 1) / batch);
     if (o->max_batches > 0 && o->max_batches < n_batches)
         n_batches = o->max_batches;
@@ -74,7 +84,7 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
         e->loss = total / n_batches;
         e->train_s = eng_now() - t0;
         int due = o->eval_every > 0 ? ep % o->eval_every == 0 || ep == o->epochs : ep == o->epochs;
-        if (d->test && due) {
+        if ((d->test || m->ops->evaluate) && due) {
             double t1 = eng_now();
             rc = trn_train_evaluate(m, d, o->ks, o->nk, &e->metrics);
             if (rc < 0) {

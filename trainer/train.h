@@ -2,7 +2,8 @@
  *
  * An epoch draws as many positives as there are training interactions (users uniform), in batches
  * of the model's `batch` setting with a smaller last batch, as the LightGCN code; with the MSE
- * loss, as many rated pairs (pairs uniform, no negatives). Nothing here prints: the caller sees
+ * loss, as many rated pairs (pairs uniform, no negatives); a kind may count its epoch otherwise
+ * (trn_model_ops_t.epoch_examples: transe's training triples). Nothing here prints: the caller sees
  * progress through the callbacks. */
 #ifndef GNNREC_TRAINER_TRAIN_H
 #define GNNREC_TRAINER_TRAIN_H
@@ -39,7 +40,11 @@ typedef struct {
 int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o,
                   trn_epoch_t *epochs, eng_error_t *err);
 
-/* The model's final vectors evaluated on d->test (d->test must not be NULL): ranking and AUC
+/* The examples in one of m's epochs on d: d's training interactions, unless the kind says. */
+int64_t trn_train_epoch_examples(const trn_model_t *m, const trn_data_t *d);
+
+/* The kind's own evaluation when it has one (transe's link prediction), else the model's final
+ * vectors evaluated on d->test (then d->test must not be NULL): ranking and AUC with F1
  * (negatives seeded by the model's seed), and with the MSE loss RMSE and MAE on the test ratings.
  */
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
