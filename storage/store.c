@@ -636,8 +636,8 @@ static int check_model_in(sto_db_t *s, const sto_model_in_t *m, part_t parts[N_P
                              NAME_MAX_LEN);
     if (m->n_users < 0 || m->n_items <= 0 || m->dim <= 0)
         return eng_error_set(err, ENG_EINVAL,
-                             "%s: n_users %d must be >= 0, n_items %d and dim %d > 0",
-                             label, (int)m->n_users, (int)m->n_items, (int)m->dim);
+                             "%s: n_users %d must be >= 0, n_items %d and dim %d > 0", label,
+                             (int)m->n_users, (int)m->n_items, (int)m->dim);
     if (!m->users || !m->items || eng_idmap_size(m->users) != m->n_users ||
         eng_idmap_size(m->items) != m->n_items)
         return eng_error_set(err, ENG_EINVAL, "%s: id maps must hold n_users %d and n_items %d ids",
