@@ -642,6 +642,24 @@ static void elu_f(void *ctx)
     trn_elu_forward(e->out, e->a, EN, 2);
 }
 
+static void tanh_f(void *ctx)
+{
+    elem_t *e = ctx;
+    trn_tanh_forward(e->out, e->a, EN);
+}
+
+static void test_tanh(void **state)
+{
+    (void)state;
+    elem_t e = {0};
+    float w[EN], g[EN] = {0};
+    test_fill_normal(e.a, EN, 1.5, 67);
+    test_fill_normal(w, EN, 1.0, 68);
+    tanh_f(&e);
+    trn_tanh_backward(g, w, e.out, EN);
+    check_fd("tanh", e.a, g, EN, 1e-2f, tanh_f, &e, w, e.out, EN);
+}
+
 static void test_elu(void **state)
 {
     (void)state;
@@ -1304,6 +1322,7 @@ int main(void)
         cmocka_unit_test(test_mul),
         cmocka_unit_test(test_l2norm_concat),
         cmocka_unit_test(test_elu),
+        cmocka_unit_test(test_tanh),
         cmocka_unit_test(test_exp),
         cmocka_unit_test(test_head_mean),
         cmocka_unit_test(test_adj_edges),

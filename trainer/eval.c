@@ -217,6 +217,50 @@ done:
     return rc;
 }
 
+/* ---- ranking by a model's pair scores ------------------------------------------------------ */
+
+int trn_eval_ranking_pairs(trn_pair_scorer_t score, void *ctx, const eng_csr_t *train,
+                           const eng_csr_t *test, const int *ks, int nk, trn_metrics_t *out)
+{
+    if (!score)
+        return ENG_EINVAL;
+    plan_t p;
+    int rc = plan_init(&p, train, test, ks, nk, out);
+    if (rc)
+        return rc;
+    const int32_t n_items = train->cols;
+    const size_t cells = (size_t)BLOCK_USERS * (size_t)n_items;
+    int32_t *users = malloc(cells * sizeof *users), *items = malloc(cells * sizeof *items);
+    float *scores = malloc(cells * sizeof *scores);
+    eng_scored_t *top = malloc((p.depth ? p.depth : 1) * sizeof *top);
+    rc = ENG_ENOMEM;
+    if (!users || !items || !scores || !top)
+        goto done;
+    for (int64_t e0 = 0; e0 < p.n_users; e0 += BLOCK_USERS) {
+        const int rows = (int)(p.n_users - e0 < BLOCK_USERS ? p.n_users - e0 : BLOCK_USERS);
+        for (int r = 0; r < rows; r++)
+            for (int32_t i = 0; i < n_items; i++) {
+                users[(size_t)r * n_items + i] = p.users[e0 + r];
+                items[(size_t)r * n_items + i] = i;
+            }
+        if ((rc = score(ctx, users, items, (int64_t)rows * n_items, scores)) < 0)
+            goto done;
+        for (int r = 0; r < rows; r++) {
+            const int32_t u = p.users[e0 + r];
+            float *row = scores + (size_t)r * n_items;
+            for (int64_t q = train->ptr[u]; q < train->ptr[u + 1]; q++)
+                row[train->idx[q]] = -INFINITY;
+            user_metrics(&p, test, e0 + r, top, eng_topk(row, n_items, p.depth, top));
+        }
+    }
+    plan_finish(&p, out);
+    rc = 0;
+done:
+    free(users), free(items), free(scores), free(top);
+    plan_free(&p);
+    return rc;
+}
+
 /* ---- AUC and rating error ------------------------------------------------------------------ */
 
 /* RNG stream of the AUC negatives, distinct from the other users of a seed. */
@@ -230,40 +274,130 @@ static double dot(const float *x, const float *y, int dim)
     return s;
 }
 
+/* The AUC protocol's pairs: for each test pair (users[k], pos[k]) in entry order, a negative
+ * neg[k] drawn uniformly among the items the user has in neither train nor test (a user with no
+ * such item is skipped). New arrays (free each); returns their length, or ENG_ENOMEM. */
+static int64_t auc_draw(const eng_csr_t *train, const eng_csr_t *test, uint64_t seed,
+                        int32_t **users, int32_t **pos, int32_t **neg)
+{
+    const size_t cap = (size_t)test->nnz + 1;
+    *users = malloc(cap * sizeof **users);
+    *pos = malloc(cap * sizeof **pos);
+    *neg = malloc(cap * sizeof **neg);
+    if (!*users || !*pos || !*neg) {
+        free(*users), free(*pos), free(*neg);
+        *users = *pos = *neg = NULL;
+        return ENG_ENOMEM;
+    }
+    eng_rng_t rng;
+    eng_rng_seed(&rng, seed, AUC_STREAM);
+    int64_t n = 0;
+    for (int32_t u = 0; u < test->rows; u++) {
+        int64_t seen = train->ptr[u + 1] - train->ptr[u] + test->ptr[u + 1] - test->ptr[u];
+        if (test->ptr[u + 1] == test->ptr[u] || seen >= test->cols)
+            continue; /* no test pair, or no item left to be a negative */
+        for (int64_t q = test->ptr[u]; q < test->ptr[u + 1]; q++) {
+            int32_t j;
+            do
+                j = (int32_t)eng_rng_below(&rng, (uint32_t)test->cols);
+            while (eng_csr_has(train, u, j) || eng_csr_has(test, u, j));
+            (*users)[n] = u;
+            (*pos)[n] = test->idx[q];
+            (*neg)[n++] = j;
+        }
+    }
+    return n;
+}
+
+/* AUC and F1 of n pairs scored sp (the test item) and sn (the drawn one) into out. */
+static void auc_tally(const double *sp, const double *sn, int64_t n, trn_metrics_t *out)
+{
+    double right = 0;
+    int64_t tp = 0, fp = 0, fn = 0;
+    for (int64_t k = 0; k < n; k++) {
+        right += sp[k] > sn[k] ? 1.0 : sp[k] == sn[k] ? 0.5 : 0.0;
+        tp += sp[k] >= 0;
+        fn += sp[k] < 0;
+        fp += sn[k] >= 0;
+    }
+    out->has_auc = n > 0;
+    out->auc = n ? right / (double)n : 0.0;
+    out->f1 = tp ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
+    out->auc_pairs = n;
+}
+
+/* The AUC of scores that score_pairs writes for the drawn pairs: sp, sn [n] each. */
+typedef int (*auc_scorer_t)(const void *ctx, const int32_t *users, const int32_t *items, int64_t n,
+                            double *out);
+
+static int auc_run(auc_scorer_t score, const void *ctx, const eng_csr_t *train,
+                   const eng_csr_t *test, uint64_t seed, trn_metrics_t *out)
+{
+    int32_t *users, *pos, *neg;
+    const int64_t n = auc_draw(train, test, seed, &users, &pos, &neg);
+    if (n < 0)
+        return (int)n;
+    double *sp = malloc(((size_t)n + 1) * sizeof *sp), *sn = malloc(((size_t)n + 1) * sizeof *sn);
+    int rc = ENG_ENOMEM;
+    if (sp && sn && (rc = score(ctx, users, pos, n, sp)) == 0 &&
+        (rc = score(ctx, users, neg, n, sn)) == 0)
+        auc_tally(sp, sn, n, out);
+    free(sp), free(sn), free(users), free(pos), free(neg);
+    return rc;
+}
+
+typedef struct {
+    const float *user_vecs, *item_vecs;
+    int dim;
+} vecs_t;
+
+static int score_vecs(const void *ctx, const int32_t *users, const int32_t *items, int64_t n,
+                      double *out)
+{
+    const vecs_t *v = ctx;
+    for (int64_t k = 0; k < n; k++)
+        out[k] = dot(v->user_vecs + (size_t)users[k] * v->dim,
+                     v->item_vecs + (size_t)items[k] * v->dim, v->dim);
+    return 0;
+}
+
+typedef struct {
+    trn_pair_scorer_t score;
+    void *ctx;
+} pairs_t;
+
+/* The model's float scores, widened. */
+static int score_model(const void *ctx, const int32_t *users, const int32_t *items, int64_t n,
+                       double *out)
+{
+    const pairs_t *p = ctx;
+    float *f = malloc(((size_t)n + 1) * sizeof *f);
+    if (!f)
+        return ENG_ENOMEM;
+    int rc = p->score(p->ctx, users, items, n, f);
+    for (int64_t k = 0; rc == 0 && k < n; k++)
+        out[k] = f[k];
+    free(f);
+    return rc;
+}
+
 int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,
                  const eng_csr_t *test, uint64_t seed, trn_metrics_t *out)
 {
     if (!user_vecs || !item_vecs || dim < 1 || !train || !test || !out ||
         train->rows != test->rows || train->cols != test->cols)
         return ENG_EINVAL;
-    eng_rng_t rng;
-    eng_rng_seed(&rng, seed, AUC_STREAM);
-    double right = 0;
-    int64_t pairs = 0, tp = 0, fp = 0, fn = 0;
-    for (int32_t u = 0; u < test->rows; u++) {
-        int64_t seen = train->ptr[u + 1] - train->ptr[u] + test->ptr[u + 1] - test->ptr[u];
-        if (test->ptr[u + 1] == test->ptr[u] || seen >= test->cols)
-            continue; /* no test pair, or no item left to be a negative */
-        const float *uv = user_vecs + (size_t)u * dim;
-        for (int64_t q = test->ptr[u]; q < test->ptr[u + 1]; q++) {
-            int32_t j;
-            do
-                j = (int32_t)eng_rng_below(&rng, (uint32_t)test->cols);
-            while (eng_csr_has(train, u, j) || eng_csr_has(test, u, j));
-            double sp = dot(uv, item_vecs + (size_t)test->idx[q] * dim, dim),
-                   sn = dot(uv, item_vecs + (size_t)j * dim, dim);
-            right += sp > sn ? 1.0 : sp == sn ? 0.5 : 0.0;
-            tp += sp >= 0;
-            fn += sp < 0;
-            fp += sn >= 0;
-            pairs++;
-        }
-    }
-    out->has_auc = pairs > 0;
-    out->auc = pairs ? right / (double)pairs : 0.0;
-    out->f1 = tp ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 0.0;
-    out->auc_pairs = pairs;
-    return 0;
+    const vecs_t v = {user_vecs, item_vecs, dim};
+    return auc_run(score_vecs, &v, train, test, seed, out);
+}
+
+int trn_eval_auc_pairs(trn_pair_scorer_t score, void *ctx, const eng_csr_t *train,
+                       const eng_csr_t *test, uint64_t seed, trn_metrics_t *out)
+{
+    if (!score || !train || !test || !out || train->rows != test->rows || train->cols != test->cols)
+        return ENG_EINVAL;
+    const pairs_t p = {score, ctx};
+    return auc_run(score_model, &p, train, test, seed, out);
 }
 
 int trn_eval_ratings(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *test,

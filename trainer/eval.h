@@ -55,6 +55,21 @@ int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
 int trn_eval_auc(const float *user_vecs, const float *item_vecs, int dim, const eng_csr_t *train,
                  const eng_csr_t *test, uint64_t seed, trn_metrics_t *out);
 
+/* A model's scores of (user, item) pairs when they are not the inner product of two vectors
+ * (kgcn: an item's representation depends on the user): out[k] = score(users[k], items[k]) for
+ * k < n. Called from one thread (it may use threads of its own). Returns 0 or a negative code. */
+typedef int (*trn_pair_scorer_t)(void *ctx, const int32_t *users, const int32_t *items, int64_t n,
+                                 float *out);
+
+/* trn_eval_ranking with the scores of a pair scorer: every item scored for each evaluated user
+ * (blocks of users per call), training items excluded, the same top-K selection and metrics. */
+int trn_eval_ranking_pairs(trn_pair_scorer_t score, void *ctx, const eng_csr_t *train,
+                           const eng_csr_t *test, const int *ks, int nk, trn_metrics_t *out);
+
+/* trn_eval_auc with the scores of a pair scorer: the same drawn pairs, AUC and F1. */
+int trn_eval_auc_pairs(trn_pair_scorer_t score, void *ctx, const eng_csr_t *train,
+                       const eng_csr_t *test, uint64_t seed, trn_metrics_t *out);
+
 /* Rating error of the vectors on test's ratings (test->val): over its pairs, rmse = sqrt(mean of
  * (dot(u, i) - rating)^2) and mae = mean |dot(u, i) - rating| (0 when test is empty), summed in
  * entry order. Sets has_rmse, rmse, mae and n_ratings of *out and nothing else. Returns 0, or

@@ -89,6 +89,18 @@ void trn_lrelu_backward(float *din, const float *dout, const float *in, float sl
     }
 }
 
+void trn_tanh_forward(float *out, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = eng_tanh(in[i]);
+}
+
+void trn_tanh_backward(float *din, const float *dout, const float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        din[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
 /* Element-wise, in runs of ELU_RUN entries shared among the threads: the same bits for any
  * thread count. */
 #define ELU_RUN 4096

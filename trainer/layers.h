@@ -32,6 +32,12 @@ void trn_lrelu_forward(float *out, const float *in, float slope, size_t n);
 /* din[i] += dout[i] for in[i] > 0, slope * dout[i] otherwise (the kink's gradient is slope's). */
 void trn_lrelu_backward(float *din, const float *dout, const float *in, float slope, size_t n);
 
+/* out[i] = tanh(in[i]) (eng_tanh). out may be in. */
+void trn_tanh_forward(float *out, const float *in, size_t n);
+
+/* din[i] += dout[i] * (1 - out[i]^2), from the forward's output. */
+void trn_tanh_backward(float *din, const float *dout, const float *out, size_t n);
+
 /* out[i] = in[i] for in[i] > 0, exp(in[i]) - 1 otherwise: ELU (Clevert et al.) with alpha 1, as
  * GAT's hidden layers (eng_elu, exp by eng_exp), the entries shared among `threads` threads. */
 void trn_elu_forward(float *out, const float *in, size_t n, int threads);

@@ -110,6 +110,11 @@ typedef struct {
      * interactions (transe: link prediction on the triples it held out), into out (zeroed by the
      * caller); runs whether or not the data has a test set. Returns 0 or a negative code. */
     int (*evaluate)(trn_model_t *m, trn_metrics_t *out);
+    /* Optional: the model's own score of (user, item) pairs, out[k] for (users[k], items[k]),
+     * when the inner product of its published vectors only approximates it (kgcn: an item's
+     * representation depends on the user through the attention; its vectors use the mean
+     * user's). Evaluation ranks by these. Returns 0 or a negative code. */
+    int (*score)(trn_model_t *m, const int32_t *users, const int32_t *items, int64_t n, float *out);
     /* Forward and backward for one batch: ADDS the gradient of (mean loss + regulariser) into
      * m->grads, stores the regulariser's value in *reg and returns the mean loss (reported
      * without the regulariser, as the papers do). A kind with row gradients (m->row_grads.rows >

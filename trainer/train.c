@@ -10,12 +10,23 @@ int64_t trn_train_epoch_examples(const trn_model_t *m, const trn_data_t *d)
     return m->ops->epoch_examples ? m->ops->epoch_examples(m) : d->train->nnz;
 }
 
+static int score_pairs(void *ctx, const int32_t *users, const int32_t *items, int64_t n, float *out)
+{
+    trn_model_t *m = ctx;
+    return m->ops->score(m, users, items, n, out);
+}
+
 int trn_train_evaluate(trn_model_t *m, const trn_data_t *d, const int *ks, int nk,
                        trn_metrics_t *out)
 {
     if (m->ops->evaluate) {
         memset(out, 0, sizeof *out);
         return m->ops->evaluate(m, out);
+    }
+    if (m->ops->score) {
+        int rc = trn_eval_ranking_pairs(score_pairs, m, d->train, d->test, ks, nk, out);
+        return rc == ENG_OK ? trn_eval_auc_pairs(score_pairs, m, d->train, d->test, m->seed, out)
+                            : rc;
     }
     float *uv, *iv;
     int rc = trn_model_vectors(m, &uv, &iv);
