@@ -104,10 +104,10 @@ KG loss (TransR; KP calc_kg_loss = TF _build_loss_phase_II)
 
 Optimiser
 - One torch.optim.Adam (betas 0.9, 0.999, eps 1e-8, no weight decay) over all parameters, --lr.
-  Gradients are cleared to None between batches (zero_grad(set_to_none=True)), so a parameter
-  tensor takes an Adam step only in batches whose loss depends on it, with its own step count for
-  the bias correction: E in every batch; W1, W2, b1, b2 in CF batches; Rm, W_R in KG batches.
-  Departure: TF builds two AdamOptimizers, one per loss, each over the variables its loss depends
+  Gradients are zeroed, not cleared to None, between batches (every .grad exists from the start),
+  so every parameter takes an Adam step in every batch, CF and KG alike, a zero gradient where
+  the batch's loss does not depend on it (its moments decay): gnnrec's one flat Adam over the
+  parameter block does exactly this. Departure: TF builds two AdamOptimizers, one per loss, each over the variables its loss depends
   on (two separate moment states for E); KP's main_kgat.py (commit 134b071) builds two Adams
   (cf_optimizer, kg_optimizer), each over all model.parameters() (its older DGL-based main, commit
   6ce813b, used one).
@@ -400,6 +400,8 @@ def main():
     model = KGAT(d, a.dim, a.rel_dim, layer_dims, a.dropout, a.cf_l2, a.kg_l2)
     att0 = time.time() - ta
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    for p in model.parameters():  # every parameter steps in every batch (docstring, Optimiser)
+        p.grad = torch.zeros_like(p)
     n_train, n_edges = len(d.tu), len(d.eh)
     print(json.dumps({
         'model': 'kgat', 'users': d.n_users, 'items': d.n_items, 'entities': d.n_ent,
@@ -430,7 +432,7 @@ def main():
         for b in range(n_cf):
             s = slice(b * a.cf_batch, (b + 1) * a.cf_batch)
             loss, reg = model.cf_loss(users[s], pos[s], neg[s])
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)
             (loss + reg).backward()
             opt.step()
             cf_total += loss.item()
@@ -440,7 +442,7 @@ def main():
         kg_total = 0.0
         for batch in kg_batches:
             loss, reg = model.kg_loss(*batch)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=False)
             (loss + reg).backward()
             opt.step()
             kg_total += loss.item()

@@ -129,9 +129,10 @@ static double objective(trn_model_t *m, const trn_batch_t *b)
 /* extra: more name=value pairs (NULL-terminated, at most 6 pairs), or NULL. sparse: on a graph of
  * 250 nodes and 250 edges with a batch of 2 instead of a dense 17-node graph with a batch of
  * 5, so that a kind computing only the batch's receptive field (trainer/field.h) leaves most rows
- * out: their gradient must then be exactly what the whole graph gives. */
-static void check_gradient_on(const trn_model_ops_t *ops, int sparse, const char *loss,
-                              const char *nneg, const char *const *extra)
+ * out: their gradient must then be exactly what the whole graph gives. skip: batches drawn and
+ * dropped before the one checked (a kind whose sampler runs phases: kgat's KG batches). */
+static void check_gradient_at(const trn_model_ops_t *ops, int sparse, const char *loss,
+                              const char *nneg, const char *const *extra, int skip)
 {
     eng_csr_t *train = sparse ? test_random_train(100, 150, 1, 41) : test_random_train(9, 8, 3, 31);
     const int rated = strcmp(loss, "mse") == 0;
@@ -140,16 +141,19 @@ static void check_gradient_on(const trn_model_ops_t *ops, int sparse, const char
     /* a large decay, so the regulariser's gradient is visible in the check; none on the sparse
      * graph, where the rows without a gradient are counted and a regulariser may cover whole
      * tables (kgcn's, as its paper's code) */
-    const char *kv[32] = {"dim",       "4",
-                          "batch",     sparse ? "2" : "5",
-                          "decay",     sparse ? "0" : "0.5",
-                          "loss",      loss,
-                          "negatives", nneg,
-                          "layers",    "2",
+    const char *kv[32] = {"dim",        "4",
+                          "batch",      sparse ? "2" : "5",
+                          "decay",      sparse ? "0" : "0.5",
+                          "loss",       loss,
+                          "negatives",  nneg,
+                          "layers",     "2",
+                          "layer-dims", "3,2",
+                          "rel-dim",    "3",
+                          "kg-batch",   "6",
                           NULL};
     for (int k = 0; extra && extra[k]; k++) {
-        assert_true(12 + k < 31);
-        kv[12 + k] = extra[k];
+        assert_true(18 + k < 31);
+        kv[18 + k] = extra[k];
     }
     void *cfg = config(ops, kv);
     world_t w;
@@ -165,6 +169,8 @@ static void check_gradient_on(const trn_model_ops_t *ops, int sparse, const char
     assert_int_equal(rated ? trn_batch_alloc_rated(&b, m->hp->batch)
                            : trn_batch_alloc(&b, m->hp->batch, m->hp->negatives),
                      0);
+    for (int k = 0; k < skip; k++)
+        next_batch(m, s, &b);
     next_batch(m, s, &b);
     const double f0 = objective(m, &b);
     float *analytic = malloc(m->n_params * sizeof *analytic);
@@ -232,6 +238,12 @@ static void check_gradient_on(const trn_model_ops_t *ops, int sparse, const char
     world_free(&w);
     free(cfg);
     eng_csr_free(train);
+}
+
+static void check_gradient_on(const trn_model_ops_t *ops, int sparse, const char *loss,
+                              const char *nneg, const char *const *extra)
+{
+    check_gradient_at(ops, sparse, loss, nneg, extra, 0);
 }
 
 /* Whether ops trains with the loss called name. */
@@ -382,6 +394,22 @@ static void test_kgcn_variants(void **state)
     world_free(&w);
     free(cfg);
     eng_csr_free(train);
+}
+
+/* Both phases of kgat's epoch: its CF batches (the conformance test checks the first) and its
+ * TransR batches, drawn once the CF batches of an epoch are done; and without dropout. */
+static void test_kgat_phases(void **state)
+{
+    (void)state;
+    const trn_model_ops_t *ops = trn_model_find("kgat");
+    assert_non_null(ops);
+    eng_csr_t *train = test_random_train(9, 8, 3, 31);
+    const int n_cf = (int)((train->nnz + 4) / 5); /* batch 5 */
+    eng_csr_free(train);
+    check_gradient_at(ops, 0, "bpr", "1", NULL, n_cf);
+    const char *nodrop[] = {"dropout", "0", "layer-dims", "2,3,2", NULL};
+    check_gradient_at(ops, 0, "bpr", "2", nodrop, 0);
+    check_gradient_at(ops, 0, "bpr", "1", nodrop, n_cf + 1);
 }
 
 /* A list row: parses, formats back, goes to JSON as an array, and refuses bad lists. */
@@ -815,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_hparam_list),       cmocka_unit_test(test_graphsage_variants),
         cmocka_unit_test(test_graphsage_fold_in), cmocka_unit_test(test_missing_input),
         cmocka_unit_test(test_transe_variants),   cmocka_unit_test(test_kgcn_variants),
+        cmocka_unit_test(test_kgat_phases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,10 @@
 /* Knowledge-graph embedding layers. Batches are small (a few thousand triples of a few dozen
- * floats) and each row's work is a handful of vector operations, so these are single-threaded
- * loops the compiler vectorises; the relation gradients accumulate in batch order. */
+ * floats): the distances are single-threaded loops the compiler vectorises, the relation
+ * gradients accumulated in batch order; the projection is one single-threaded sgemm per run of
+ * a relation (the caller's OpenBLAS is set to one thread, trainer/layers.c). */
 #include "trainer/kge.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -50,38 +52,38 @@ void trn_trans_backward(float *dh, float *drel, float *dt, const float *ddist, c
     }
 }
 
+/* The rows of one relation run together: one sgemm per run of equal r[k] (a batch sorted by
+ * relation makes few, long runs; the layer is correct for any order). */
+static int run_end(const int32_t *r, int n, int k)
+{
+    int e = k + 1;
+    while (e < n && r[e] == r[k])
+        e++;
+    return e;
+}
+
 void trn_project_forward(float *out, const float *x, const float *proj, const int32_t *r, int n,
                          int d, int dr)
 {
-    for (int k = 0; k < n; k++) {
-        float *o = out + (size_t)k * dr;
-        const float *xk = x + (size_t)k * d, *p = proj + (size_t)r[k] * d * dr;
-        memset(o, 0, (size_t)dr * sizeof *o);
-        for (int i = 0; i < d; i++)
-            for (int j = 0; j < dr; j++)
-                o[j] += xk[i] * p[(size_t)i * dr + j];
+    for (int k = 0, e; k < n; k = e) {
+        e = run_end(r, n, k);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, e - k, dr, d, 1.0f,
+                    x + (size_t)k * d, d, proj + (size_t)r[k] * d * dr, dr, 0.0f,
+                    out + (size_t)k * dr, dr);
     }
 }
 
 void trn_project_backward(float *dx, float *dproj, const float *dout, const float *x,
                           const float *proj, const int32_t *r, int n, int d, int dr)
 {
-    for (int k = 0; k < n; k++) {
-        const float *g = dout + (size_t)k * dr, *xk = x + (size_t)k * d;
+    for (int k = 0, e; k < n; k = e) {
+        e = run_end(r, n, k);
         const size_t off = (size_t)r[k] * d * dr;
-        for (int i = 0; i < d; i++) {
-            const float *p = proj + off + (size_t)i * dr;
-            if (dx) {
-                float s = 0;
-                for (int j = 0; j < dr; j++)
-                    s += g[j] * p[j];
-                dx[(size_t)k * d + i] += s;
-            }
-            if (dproj) {
-                float *dp = dproj + off + (size_t)i * dr;
-                for (int j = 0; j < dr; j++)
-                    dp[j] += xk[i] * g[j];
-            }
-        }
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, e - k, d, dr, 1.0f,
+                        dout + (size_t)k * dr, dr, proj + off, dr, 1.0f, dx + (size_t)k * d, d);
+        if (dproj)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, dr, e - k, 1.0f,
+                        x + (size_t)k * d, d, dout + (size_t)k * dr, dr, 1.0f, dproj + off, dr);
     }
 }

@@ -106,6 +106,9 @@ typedef struct {
     /* Optional, with sample: the examples in an epoch when it is not one pass over the training
      * interactions (transe: its training triples). */
     int64_t (*epoch_examples)(const trn_model_t *m);
+    /* Optional: called after each epoch's batches, before its evaluation (kgat recomputes its
+     * attention from the parameters there, as its paper's code does after each epoch). */
+    void (*epoch_end)(trn_model_t *m);
     /* Optional: the kind's own evaluation instead of ranking its vectors on the test
      * interactions (transe: link prediction on the triples it held out), into out (zeroed by the
      * caller); runs whether or not the data has a test set. Returns 0 or a negative code. */

@@ -91,6 +91,8 @@ int trn_train_run(trn_model_t *m, const trn_data_t *d, const trn_train_opts_t *o
             if (o->on_batch)
                 o->on_batch(o->ud, ep, k + 1, n_batches, loss);
         }
+        if (m->ops->epoch_end)
+            m->ops->epoch_end(m);
         e->batches = n_batches;
         e->loss = total / n_batches;
         e->train_s = eng_now() - t0;
