@@ -10,6 +10,9 @@
 
 #define DEFAULT_K 20
 #define MAX_K 1000
+/* Paths an explanation lists, by default and at most. */
+#define DEFAULT_PATHS 5
+#define MAX_PATHS 50
 #define MAX_SCORE_ITEMS 10000 /* ids in a JSON body's list (score, recommend) */
 
 #define GET "GET, HEAD"
@@ -543,20 +546,60 @@ done:
     json_decref(doc);
 }
 
-/* GET /v1/users/{user}/recommendations/{item}/explain: paths linking the user to the item. 404 for
- * an unknown model, user or item, then 422 for a kind without explain; no kind explains yet, and
- * a kind with the ability gets 501 until explaining is written. */
+/* GET /v1/users/{user}/recommendations/{item}/explain?k=N: the N (5) strongest paths linking the
+ * user to the item, by the kind's explain. 404 for an unknown model, user or item, then 422 for
+ * a kind without explain; 200 with no paths when none is within the kind's reach. Answered on
+ * the HTTP thread: a walk of the user's neighbourhood, no scoring of the catalogue. */
 static void explain(req_t *r, const char *uid, size_t ulen, const char *iid, size_t ilen)
 {
+    const char *ks = arg(r, "k");
+    char *end = NULL;
+    const long k = ks ? strtol(ks, &end, 10) : DEFAULT_PATHS;
+    if (ks && (end == ks || *end || k < 1 || k > MAX_PATHS)) {
+        srv_req_error(r, 400, "k must be an integer in 1..%d, got '%s'", MAX_PATHS, ks);
+        return;
+    }
     srv_version_t *v = acquire(r);
     if (!v)
         return;
     const sto_model_t *m = v->model;
-    if (find_id(r, v, m->users, "user", uid, ulen) < 0 ||
-        find_id(r, v, m->items, "item", iid, ilen) < 0)
+    const int32_t u = find_id(r, v, m->users, "user", uid, ulen);
+    const int32_t i = u < 0 ? -1 : find_id(r, v, m->items, "item", iid, ilen);
+    if (i < 0 || !able(r, v, SRV_ABILITY_EXPLAIN))
         return;
-    if (able(r, v, SRV_ABILITY_EXPLAIN))
-        srv_req_error(r, 501, "explain for kind %s is not implemented in this build", m->info.kind);
+    srv_path_t paths[MAX_PATHS];
+    const int n = v->kind->explain(v, u, i, paths, (int)k);
+    srv_buf_t b;
+    srv_buf_init(&b, 256 + 256 * (size_t)n);
+    srv_buf_puts(&b, "{\"model\":");
+    srv_buf_json_str(&b, m->info.name);
+    srv_buf_printf(&b, ",\"version\":%lld,\"user\":", (long long)m->info.version);
+    srv_buf_json_str(&b, eng_idmap_name(m->users, u));
+    srv_buf_puts(&b, ",\"item\":");
+    srv_buf_json_str(&b, eng_idmap_name(m->items, i));
+    srv_buf_puts(&b, ",\"paths\":[");
+    for (int p = 0; p < n; p++) {
+        srv_buf_puts(&b, p ? ",{\"weight\":" : "{\"weight\":");
+        srv_buf_json_num(&b, paths[p].weight);
+        srv_buf_puts(&b, ",\"nodes\":[");
+        for (int q = 0; q < paths[p].n; q++) {
+            srv_buf_printf(&b, "%s{\"type\":\"%s\",\"id\":", q ? "," : "",
+                           srv_node_name(paths[p].type[q]));
+            srv_buf_json_str(&b, paths[p].name[q]);
+            srv_buf_puts(&b, "}");
+        }
+        srv_buf_puts(&b, "],\"relations\":[");
+        for (int q = 0; q + 1 < paths[p].n; q++) {
+            if (q)
+                srv_buf_puts(&b, ",");
+            srv_buf_json_str(&b, paths[p].rel[q]);
+        }
+        srv_buf_puts(&b, "]}");
+    }
+    srv_buf_puts(&b, "]}");
+    size_t len = 0;
+    char *body = srv_buf_take(&b, &len);
+    srv_req_answer(r, 200, body, len, "application/json");
 }
 
 static void answer_json(req_t *r, unsigned status, json_t *o)

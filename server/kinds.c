@@ -1,6 +1,7 @@
 /* The model kinds table and the abilities table. */
 #include "server/kinds.h"
 #include "engine/err.h"
+#include "server/explain.h"
 #include "server/fold.h"
 #include "server/registry.h"
 #include "server/fold_sage.h"
@@ -96,22 +97,24 @@ static void lightgcn_fold_in(const srv_version_t *v, const int32_t *items, size_
 
 static const srv_kind_t kinds[] = {
     {"gat", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_gat_tensors, srv_gat_prepare, srv_gat_release,
-     srv_gat_fold_in},
+     srv_gat_fold_in, NULL},
     {"gcn", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_gcn_tensors, srv_gcn_prepare, srv_gcn_release,
-     srv_gcn_fold_in},
+     srv_gcn_fold_in, NULL},
     {"graphsage", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_sage_tensors, srv_sage_prepare,
-     srv_sage_release, srv_sage_fold_in},
+     srv_sage_release, srv_sage_fold_in, NULL},
+    {"kgat", SRV_CAN(SRV_ABILITY_EXPLAIN), srv_kgat_tensors, srv_kgat_prepare, srv_kgat_release,
+     NULL, srv_kgat_explain},
     {"lightgcn", SRV_CAN(SRV_ABILITY_FOLD_IN), lightgcn_tensors, lightgcn_prepare, lightgcn_release,
-     lightgcn_fold_in},
-    {"mf", 0, no_tensors, NULL, NULL, NULL},
+     lightgcn_fold_in, NULL},
+    {"mf", 0, no_tensors, NULL, NULL, NULL, NULL},
     {"ngcf", SRV_CAN(SRV_ABILITY_FOLD_IN), srv_ngcf_tensors, srv_ngcf_prepare, srv_ngcf_release,
-     srv_ngcf_fold_in},
+     srv_ngcf_fold_in, NULL},
     /* the entities are its items and it has no users: similar items only */
-    {"transe", 0, no_tensors, NULL, NULL, NULL},
+    {"transe", 0, no_tensors, NULL, NULL, NULL, NULL},
 };
 
 /* A kind this build does not know: served by inner product like every kind, nothing more. */
-static const srv_kind_t fallback = {NULL, 0, no_tensors, NULL, NULL, NULL};
+static const srv_kind_t fallback = {NULL, 0, no_tensors, NULL, NULL, NULL, NULL};
 
 size_t srv_fold_floats(const srv_version_t *v, size_t n)
 {
@@ -129,6 +132,11 @@ const srv_kind_t *srv_kind_find(const char *name)
 int srv_kind_can(const srv_kind_t *k, srv_ability_t a)
 {
     return (k->abilities & SRV_CAN(a)) != 0;
+}
+
+const char *srv_node_name(srv_node_t t)
+{
+    return t == SRV_NODE_USER ? "user" : t == SRV_NODE_ITEM ? "item" : "entity";
 }
 
 const char *srv_ability_name(srv_ability_t a)

@@ -22,6 +22,25 @@ typedef enum {
 
 struct srv_version;
 
+/* Nodes of a path at most: user -> item -> entity -> item. */
+#define SRV_PATH_NODES 4
+
+typedef enum { SRV_NODE_USER, SRV_NODE_ITEM, SRV_NODE_ENTITY } srv_node_t;
+
+/* One path from the user to the item: n nodes, each a user, an item or an entity of the
+ * knowledge graph, by name; the relation of each of the n - 1 hops; and its weight, the product
+ * of the hops' attention. The names are the version's (valid while it is held). */
+typedef struct {
+    int n;
+    float weight;
+    srv_node_t type[SRV_PATH_NODES];
+    const char *name[SRV_PATH_NODES];
+    const char *rel[SRV_PATH_NODES - 1];
+} srv_path_t;
+
+/* Static text: "user", "item", "entity". */
+const char *srv_node_name(srv_node_t t);
+
 typedef struct {
     const char *name;           /* as in the store's models.kind; NULL in the fallback row */
     unsigned abilities;         /* SRV_CAN(SRV_ABILITY_...) bits */
@@ -37,6 +56,10 @@ typedef struct {
      * (v->fold_scratch + v->fold_scratch_per_item * n floats), which fold_in may overwrite.
      * Needed by SRV_ABILITY_FOLD_IN. */
     void (*fold_in)(const struct srv_version *v, const int32_t *items, size_t n, float *q);
+    /* Explain: up to max paths from the version's user `user` to its item `item`, strongest
+     * first, into out; returns their count (0: none). Needed by SRV_ABILITY_EXPLAIN. */
+    int (*explain)(const struct srv_version *v, int32_t user, int32_t item, srv_path_t *out,
+                   int max);
 } srv_kind_t;
 
 /* How many floats a fold-in of n items writes: the query vector q[dim], then the scratch the

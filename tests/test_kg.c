@@ -56,7 +56,7 @@ static void fixed_scores(const void *ctx, int32_t h, int32_t r, int32_t t, int t
 static void test_index_and_link_eval(void **state)
 {
     (void)state;
-    trn_triples_t kg = {4, H, R, T, 5, 2, NULL}; /* (0, 0, 1) twice */
+    trn_triples_t kg = {4, H, R, T, 5, 2, NULL, NULL, NULL}; /* (0, 0, 1) twice */
     trn_kg_index_t ix;
     assert_int_equal(trn_kg_index_build(&ix, &kg), 0);
     assert_int_equal(ix.n, 3); /* the repeat once */

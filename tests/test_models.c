@@ -656,13 +656,14 @@ static trn_data_t *data_with_test_only_ids(const char *dir)
 /* Tensor name of the loaded version s holds data [rows x cols] of the model trained on d, with
  * only the trained rows when rows_of says whose rows they are, in the version's order. */
 static void check_published(const trn_model_ops_t *ops, const sto_model_t *s, const trn_data_t *d,
-                            const char *name, const float *data, int64_t rows, int64_t cols,
-                            trn_rows_t rows_of)
+                            const char *name, const void *data, int64_t rows, int64_t cols,
+                            trn_rows_t rows_of, sto_dtype_t dtype)
 {
     const sto_tensor_t *t = sto_model_tensor(s, name);
     if (!t)
         fail_msg("%s: no tensor %s", ops->kind, name);
-    assert_int_equal(t->dtype, STO_F32);
+    assert_int_equal(t->dtype, dtype);
+    const size_t es = sto_dtype_size(dtype);
     assert_int_equal(t->ndim, 2);
     assert_int_equal(t->shape[1], cols);
     const eng_idmap_t *ids = rows_of == TRN_ROWS_USERS   ? s->users
@@ -676,8 +677,8 @@ static void check_published(const trn_model_ops_t *ops, const sto_model_t *s, co
             const char *id = eng_idmap_name(ids, (int32_t)r);
             from = eng_idmap_find(src, id, strlen(id));
         }
-        assert_memory_equal((const float *)t->data + r * cols, data + from * cols,
-                            (size_t)cols * sizeof(float));
+        assert_memory_equal((const char *)t->data + r * cols * es,
+                            (const char *)data + from * cols * es, (size_t)cols * es);
     }
 }
 
@@ -751,14 +752,15 @@ static void test_publish_round_trip(void **state)
                 char name[96];
                 snprintf(name, sizeof name, "%s.%s", prefix[p], views[v].name);
                 check_published(ops, s, d, name, block[p] + views[v].offset, views[v].rows,
-                                views[v].cols, views[v].rows_of);
+                                views[v].cols, views[v].rows_of, STO_F32);
             }
         trn_extra_t extras[TRN_MAX_VIEWS];
         int ne = ops->extras ? ops->extras(m, extras) : 0;
         assert_true(ne >= 0);
         for (int x = 0; x < ne; x++)
             check_published(ops, s, d, extras[x].name, extras[x].data, extras[x].rows,
-                            extras[x].cols, extras[x].rows_of);
+                            extras[x].cols, extras[x].rows_of,
+                            extras[x].dtype ? extras[x].dtype : STO_F32);
         const sto_tensor_t *step = sto_model_tensor(s, "adam.step");
         assert_non_null(step);
         assert_int_equal(*(const int64_t *)step->data, m->adam.step);

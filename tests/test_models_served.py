@@ -270,6 +270,61 @@ class Conformance(unittest.TestCase):
                     problems = sl.ranking_problems(out["items"], top, allowed, TOL)
                     self.assertFalse(problems, f"{kind} {item}: " + "; ".join(problems))
 
+    def check_paths(self, out, user, item, triples, pairs):
+        """Each path of an explanation runs from user to item over edges of the input files:
+        (user, item) pairs of the log, (head, relation, tail) triples of the graph, "~r" a
+        triple walked backwards; weights in (0, 1], strongest first."""
+        weights = [p["weight"] for p in out["paths"]]
+        self.assertEqual(weights, sorted(weights, reverse=True))
+        for p in out["paths"]:
+            nodes, rels = p["nodes"], p["relations"]
+            self.assertTrue(0 < p["weight"] <= 1, p)
+            self.assertEqual(len(rels), len(nodes) - 1, p)
+            self.assertEqual(nodes[0], {"type": "user", "id": user})
+            self.assertEqual(nodes[-1], {"type": "item", "id": item})
+            for a, r, b in zip(nodes, rels, nodes[1:]):
+                a, b = a["id"], b["id"]
+                if r == "interact":
+                    self.assertIn((a, b), pairs, p)
+                elif r == "interacted_by":
+                    self.assertIn((b, a), pairs, p)
+                elif r.startswith("~"):
+                    self.assertIn((b, r[1:], a), triples, p)
+                else:
+                    self.assertIn((a, r, b), triples, p)
+
+    def test_explain(self):
+        """GET .../explain: kgat's paths exist in the input files, its seen item has the one-hop
+        path; every other kind answers 422; bad k 400, unknown user 404."""
+        with open(self.tmp.join("kg.tsv")) as f:
+            triples = {tuple(line.split()) for line in f}
+        with open(self.tmp.join("train.csv")) as f:
+            pairs = {tuple(line.strip().split(",")) for line in f}
+        self.assertIn("kgat", self.kinds)
+        m = sl.StoredModel(self.db, "kgat")
+        explained = 0
+        for u in self.users[:12]:
+            r = self.call("GET", f"/v1/users/{u}/recommendations?k=3&model=kgat")
+            for item in [e["item"] for e in r.json()["items"]] + m.seen(u)[:1]:
+                r = self.call("GET", f"/v1/users/{u}/recommendations/{item}/explain?model=kgat&k=4")
+                self.assertEqual(r.status, 200, r.body)
+                out = r.json()
+                self.assertEqual((out["user"], out["item"]), (u, item))
+                self.assertLessEqual(len(out["paths"]), 4)
+                self.check_paths(out, u, item, triples, pairs)
+                explained += len(out["paths"]) > 0
+                if item in m.seen(u):
+                    self.assertIn([u, item], [[n["id"] for n in p["nodes"]] for p in out["paths"]])
+        self.assertGreater(explained, 30)
+        self.assertEqual(self.call("GET", "/v1/users/u1/recommendations/i1/explain?model=kgat&k=0")
+                         .status, 400)
+        self.assertEqual(self.call("GET", "/v1/users/nobody/recommendations/i1/explain?model=kgat")
+                         .status, 404)
+        for kind in self.kinds:
+            if kind != "kgat":
+                r = self.call("GET", f"/v1/users/u1/recommendations/i1/explain?model={kind}")
+                self.assertEqual(r.status, 422, f"{kind}: {r.body}")
+
     def test_kg_only_kinds(self):
         """A kind trained on the knowledge graph alone serves its entities as items: similar
         items by the exact cosine ranking, no user (404), no fold-in (422)."""

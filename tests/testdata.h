@@ -94,7 +94,7 @@ static inline void test_random_kg(test_kg_t *t, int32_t n_items, uint64_t seed)
     }
     for (int32_t i = 0; i < n_items; i++)
         t->item_entity[i] = i;
-    t->kg = (trn_triples_t){n, t->head, t->rel, t->tail, E, 3, t->item_entity};
+    t->kg = (trn_triples_t){n, t->head, t->rel, t->tail, E, 3, t->item_entity, NULL, NULL};
 }
 
 static inline void test_kg_free(test_kg_t *t)

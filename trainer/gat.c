@@ -388,7 +388,8 @@ static int gat_extras(trn_model_t *m, trn_extra_t *out)
                 memcpy(g->item_z + (size_t)i * cols + (size_t)(l * H + h) * d, z + (size_t)i * d,
                        (size_t)d * sizeof(float));
         }
-    out[0] = (trn_extra_t){"gat.item_z", g->item_z, m->n_items, (int64_t)cols, TRN_ROWS_ITEMS};
+    out[0] =
+        (trn_extra_t){"gat.item_z", g->item_z, m->n_items, (int64_t)cols, TRN_ROWS_ITEMS, STO_F32};
     return 1;
 }
 

@@ -981,8 +981,8 @@ static int sage_extras(trn_model_t *m, trn_extra_t *out)
     int rc = full_forward(m, keep_item_layers, NULL);
     if (rc < 0)
         return rc;
-    out[0] = (trn_extra_t){"sage.item_layers", g->item_layers, m->n_items, (int64_t)L * d,
-                           TRN_ROWS_ITEMS};
+    out[0] = (trn_extra_t){"sage.item_layers", g->item_layers, m->n_items,
+                           (int64_t)L * d,     TRN_ROWS_ITEMS, STO_F32};
     return 1;
 }
 

@@ -28,6 +28,7 @@
 #include "trainer/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,9 @@ typedef struct {
     /* the KG step's rows */
     float *xh, *xt, *xn, *ph, *pt, *pn, *dxh, *dxt, *dxn, *dph, *dpt, *dpn;
     float *dpos, *dneg, *gpos, *gneg, *spos, *sneg;
+    /* what explanations need: each user's node, and names of the entities and CKG relations */
+    int32_t *user_node;
+    eng_idmap_t *ent_names, *rel_names;
     /* the attention update's chunk */
     float *ah, *at, *aph, *apt, *logit;
     int32_t *ar;
@@ -100,16 +104,18 @@ static void kgat_free(void *impl)
         return;
     eng_csr_free(g->A);
     eng_csr_free(g->At);
+    eng_idmap_free(g->ent_names);
+    eng_idmap_free(g->rel_names);
     trn_kg_index_free(&g->index);
     trn_sampler_free(g->sampler);
     trn_scores_free(&g->scores);
-    void *bufs[] = {g->edge_rel, g->at_edge, g->by_rel, g->heads, g->ckg_head, g->kh,   g->kr,
-                    g->kt,       g->kn,      g->kdraw,  g->count, g->tmp,      g->dS,   g->dP,
-                    g->dside,    g->dA1,     g->dA2,    g->mark,  g->bnodes,   g->fin,  g->dfin,
-                    g->nrm,      g->nrm_div, g->dnrm,   g->xh,    g->xt,       g->xn,   g->ph,
-                    g->pt,       g->pn,      g->dxh,    g->dxt,   g->dxn,      g->dph,  g->dpt,
-                    g->dpn,      g->dpos,    g->dneg,   g->gpos,  g->gneg,     g->spos, g->sneg,
-                    g->ah,       g->at,      g->aph,    g->apt,   g->logit,    g->ar};
+    void *bufs[] = {g->edge_rel,  g->at_edge, g->by_rel, g->heads, g->ckg_head, g->kh,    g->kr,
+                    g->kt,        g->kn,      g->kdraw,  g->count, g->tmp,      g->dS,    g->dP,
+                    g->dside,     g->dA1,     g->dA2,    g->mark,  g->bnodes,   g->fin,   g->dfin,
+                    g->nrm,       g->nrm_div, g->dnrm,   g->xh,    g->xt,       g->xn,    g->ph,
+                    g->pt,        g->pn,      g->dxh,    g->dxt,   g->dxn,      g->dph,   g->dpt,
+                    g->dpn,       g->dpos,    g->dneg,   g->gpos,  g->gneg,     g->spos,  g->sneg,
+                    g->user_node, g->ah,      g->at,     g->aph,   g->apt,      g->logit, g->ar};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     for (int l = 0; l <= MAX_LAYERS; l++) {
@@ -232,7 +238,8 @@ static int build_ckg(kgat_t *g, const trn_inputs_t *in)
     for (int32_t v = 0; v < g->nodes; v++)
         if (g->A->ptr[v + 1] > g->A->ptr[v])
             g->heads[g->n_heads++] = v;
-    g->ckg = (trn_triples_t){M, g->ckg_head, g->edge_rel, g->A->idx, g->nodes, g->n_rel, NULL};
+    g->ckg = (trn_triples_t){M,        g->ckg_head, g->edge_rel, g->A->idx, g->nodes,
+                             g->n_rel, NULL,        NULL,        NULL};
     rc = trn_kg_index_build(&g->index, &g->ckg);
 done:
     free(h), free(r), free(tl);
@@ -275,6 +282,51 @@ static void update_attention(kgat_t *g, const float *params, int threads)
         g->At->val[q] = g->A->val[g->at_edge[q]];
 }
 
+/* The name of index i in names, or its decimal when there are no names. */
+static const char *name_or_index(const eng_idmap_t *names, int32_t i, char *buf, size_t len)
+{
+    if (names && i < eng_idmap_size(names))
+        return eng_idmap_name(names, i);
+    snprintf(buf, len, "%d", (int)i);
+    return buf;
+}
+
+static int intern(eng_idmap_t *m, const char *s)
+{
+    return eng_idmap_intern(m, s, strlen(s)) < 0 ? ENG_ENOMEM : ENG_OK;
+}
+
+/* Every CKG node's user row, and the names explanations print: the entities', and the CKG
+ * relations' (interact, the graph's own, interacted_by, then each graph relation reversed, "~r").
+ */
+static int explain_names(kgat_t *g, const trn_triples_t *kg)
+{
+    char buf[64], rev[512];
+    if (!(g->user_node = malloc(((size_t)g->n_users + 1) * sizeof *g->user_node)) ||
+        !(g->ent_names = eng_idmap_new()) || !(g->rel_names = eng_idmap_new()))
+        return ENG_ENOMEM;
+    for (int32_t u = 0; u < g->n_users; u++)
+        g->user_node[u] = g->n_ent + u;
+    for (int32_t e = 0; e < g->n_ent; e++)
+        if (intern(g->ent_names, name_or_index(kg->entity_names, e, buf, sizeof buf)) < 0)
+            return ENG_ENOMEM;
+    const int32_t R = kg->n_relations;
+    for (int32_t r = -1; r <= R; r++) { /* interact, the graph's, interacted_by */
+        const char *s = r < 0    ? "interact"
+                        : r == R ? "interacted_by"
+                                 : name_or_index(kg->relation_names, r, buf, sizeof buf);
+        if (intern(g->rel_names, s) < 0)
+            return ENG_ENOMEM;
+    }
+    for (int32_t r = 0; r < R; r++) {
+        snprintf(rev, sizeof rev, "~%s", name_or_index(kg->relation_names, r, buf, sizeof buf));
+        if (intern(g->rel_names, rev) < 0)
+            return ENG_ENOMEM;
+    }
+    /* a graph relation named like another reversed would merge two names: keep them apart */
+    return eng_idmap_size(g->rel_names) == g->n_rel ? ENG_OK : ENG_EINVAL;
+}
+
 static int kgat_init(trn_model_t *m, eng_error_t *err)
 {
     (void)err;
@@ -300,6 +352,12 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
     layout(c, in, g);
     if (build_ckg(g, in) < 0)
         return ENG_ENOMEM;
+    int rc = explain_names(g, in->kg);
+    if (rc == ENG_EINVAL)
+        return eng_error_set(err, rc,
+                             "relation names collide with the reversed ones kgat makes (\"~r\")");
+    if (rc < 0)
+        return rc;
     const int b = c->common.batch, nneg = c->common.negatives, kb = c->kg_batch;
     g->n_cf = (int)((in->train->nnz + b - 1) / b);
     g->n_kg = (int)((g->A->nnz + kb - 1) / kb);
@@ -653,6 +711,28 @@ static int kgat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
     return ENG_OK;
 }
 
+/* The graph with its current attention, for the server's explanations (docs/serving.md). */
+static int kgat_extras(trn_model_t *m, trn_extra_t *out)
+{
+    kgat_t *g = m->impl;
+    const int64_t M = g->A->nnz;
+    size_t elen, rlen;
+    const char *eb = eng_idmap_blob(g->ent_names, &elen), *rb = eng_idmap_blob(g->rel_names, &rlen);
+    int n = 0;
+    out[n++] = (trn_extra_t){"kgat.graph_ptr", g->A->ptr, (int64_t)g->nodes + 1, 1,
+                             TRN_ROWS_NONE,    STO_I64};
+    out[n++] = (trn_extra_t){"kgat.graph_idx", g->A->idx, M, 1, TRN_ROWS_NONE, STO_I32};
+    out[n++] = (trn_extra_t){"kgat.graph_rel", g->edge_rel, M, 1, TRN_ROWS_NONE, STO_I32};
+    out[n++] = (trn_extra_t){"kgat.graph_att", g->A->val, M, 1, TRN_ROWS_NONE, STO_F32};
+    out[n++] =
+        (trn_extra_t){"kgat.user_node", g->user_node, g->n_users, 1, TRN_ROWS_USERS, STO_I32};
+    out[n++] = (trn_extra_t){
+        "kgat.item_node", m->in->kg->item_entity, m->n_items, 1, TRN_ROWS_ITEMS, STO_I32};
+    out[n++] = (trn_extra_t){"kgat.entity_names", eb, (int64_t)elen, 1, TRN_ROWS_NONE, STO_U8};
+    out[n++] = (trn_extra_t){"kgat.relation_names", rb, (int64_t)rlen, 1, TRN_ROWS_NONE, STO_U8};
+    return n;
+}
+
 static int kgat_views(const trn_model_t *m, trn_view_t *out)
 {
     const kgat_t *g = m->impl;
@@ -698,5 +778,6 @@ const trn_model_ops_t trn_kgat_ops = {
     .batch_grad = kgat_batch_grad,
     .vectors = kgat_vectors,
     .views = kgat_views,
+    .extras = kgat_extras,
     .free_impl = kgat_free,
 };

@@ -241,8 +241,8 @@ static int lightgcn_extras(trn_model_t *m, trn_extra_t *out)
             memcpy(g->item_layers + (size_t)i * cols + (size_t)l * dim, e + (size_t)i * dim,
                    (size_t)dim * sizeof(float));
     }
-    out[0] =
-        (trn_extra_t){"lgn.item_layers", g->item_layers, m->n_items, (int64_t)cols, TRN_ROWS_ITEMS};
+    out[0] = (trn_extra_t){"lgn.item_layers", g->item_layers, m->n_items,
+                           (int64_t)cols,     TRN_ROWS_ITEMS, STO_F32};
     return 1;
 }
 

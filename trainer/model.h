@@ -22,7 +22,9 @@
 #include "engine/adam.h"
 #include "engine/csr.h"
 #include "engine/err.h"
+#include "engine/idmap.h"
 #include "engine/rng.h"
+#include "storage/store.h"
 #include "trainer/eval.h"
 #include "trainer/hparams.h"
 #include "trainer/loss.h"
@@ -37,6 +39,8 @@ typedef struct {
     const int32_t *head, *rel, *tail; /* [n] */
     int32_t n_entities, n_relations;
     const int32_t *item_entity; /* [n_items]: each item's entity */
+    /* the entities' and relations' names, for explanations; NULL when not known */
+    const eng_idmap_t *entity_names, *relation_names;
 } trn_triples_t;
 
 /* What a model trains on. Everything is borrowed and outlives the model. Side data is NULL when
@@ -73,12 +77,14 @@ typedef struct {
 
 #define TRN_MAX_VIEWS 64
 
-/* A tensor published besides the parameter views: [rows x cols] float32 the model owns. */
+/* A tensor published besides the parameter views: [rows x cols] of dtype (STO_F32 when left 0)
+ * the model owns. A tensor of user or item rows must have 4-byte elements. */
 typedef struct {
     const char *name;
-    const float *data;
+    const void *data;
     int64_t rows, cols;
     trn_rows_t rows_of;
+    sto_dtype_t dtype;
 } trn_extra_t;
 
 typedef struct trn_model trn_model_t;

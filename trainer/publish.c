@@ -39,16 +39,16 @@ static void rows_free(rows_t *r)
     eng_idmap_free(r->ids);
 }
 
-/* The kept rows of src [r->n x cols] into a new [r->kept x cols] array. */
-static float *compact(const rows_t *r, const float *src, int64_t cols)
+/* The kept rows of src [r->n x cols] (4-byte elements) into a new [r->kept x cols] array. */
+static void *compact(const rows_t *r, const void *src, int64_t cols)
 {
-    float *dst = malloc(((size_t)r->kept * (size_t)cols + 1) * sizeof *dst);
+    const size_t row = (size_t)cols * 4;
+    char *dst = malloc((size_t)r->kept * row + 4);
     if (!dst)
         return NULL;
     for (int32_t i = 0; i < r->n; i++)
         if (r->keep[i] >= 0)
-            memcpy(dst + (size_t)r->keep[i] * cols, src + (size_t)i * cols,
-                   (size_t)cols * sizeof *dst);
+            memcpy(dst + (size_t)r->keep[i] * row, (const char *)src + (size_t)i * row, row);
     return dst;
 }
 
@@ -60,7 +60,7 @@ typedef struct {
     int32_t *seen_idx;
     sto_tensor_t t[4 * TRN_MAX_VIEWS + 1];
     char names[4 * TRN_MAX_VIEWS][80];
-    float *owned[4 * TRN_MAX_VIEWS]; /* compacted copies */
+    void *owned[4 * TRN_MAX_VIEWS]; /* compacted copies */
     int n_t, n_owned;
     int64_t step;
 } pub_t;
@@ -81,14 +81,14 @@ static void pub_free(pub_t *p)
 
 /* Adds [rows x cols] data as tensor "prefix.name" (or "name" when prefix is NULL), keeping the
  * trained rows when rows_of says whose rows they are. */
-static int add_tensor(pub_t *p, const char *prefix, const char *name, const float *data,
-                      int64_t rows, int64_t cols, trn_rows_t rows_of)
+static int add_tensor(pub_t *p, const char *prefix, const char *name, const void *data,
+                      int64_t rows, int64_t cols, trn_rows_t rows_of, sto_dtype_t dtype)
 {
     const rows_t *r = rows_of == TRN_ROWS_USERS   ? &p->users
                       : rows_of == TRN_ROWS_ITEMS ? &p->items
                                                   : NULL;
     if (r) {
-        float *c = compact(r, data, cols);
+        void *c = compact(r, data, cols);
         if (!c)
             return ENG_ENOMEM;
         p->owned[p->n_owned++] = c;
@@ -98,7 +98,7 @@ static int add_tensor(pub_t *p, const char *prefix, const char *name, const floa
     char *full = p->names[p->n_t];
     snprintf(full, sizeof p->names[0], "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
     p->t[p->n_t++] = (sto_tensor_t){
-        .name = full, .dtype = STO_F32, .ndim = 2, .shape = {rows, cols}, .data = data};
+        .name = full, .dtype = dtype, .ndim = 2, .shape = {rows, cols}, .data = data};
     return ENG_OK;
 }
 
@@ -157,7 +157,7 @@ int trn_publish(sto_db_t *db, trn_model_t *m, const trn_data_t *d, const trn_pub
     for (int b = 0; b < 3; b++)
         for (int i = 0; i < nv; i++)
             if (add_tensor(&p, prefix[b], views[i].name, block[b] + views[i].offset, views[i].rows,
-                           views[i].cols, views[i].rows_of) < 0)
+                           views[i].cols, views[i].rows_of, STO_F32) < 0)
                 goto nomem;
     if (m->ops->extras) {
         trn_extra_t extras[TRN_MAX_VIEWS];
@@ -169,7 +169,7 @@ int trn_publish(sto_db_t *db, trn_model_t *m, const trn_data_t *d, const trn_pub
         }
         for (int i = 0; i < ne; i++)
             if (add_tensor(&p, NULL, extras[i].name, extras[i].data, extras[i].rows, extras[i].cols,
-                           extras[i].rows_of) < 0)
+                           extras[i].rows_of, extras[i].dtype ? extras[i].dtype : STO_F32) < 0)
                 goto nomem;
     }
     p.step = m->adam.step;

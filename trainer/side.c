@@ -223,7 +223,9 @@ int trn_side_load(const trn_side_opts_t *o, const trn_data_t *d, trn_side_t **ou
                                     s->tail,
                                     eng_idmap_size(s->entities),
                                     eng_idmap_size(s->relations),
-                                    s->item_entity};
+                                    s->item_entity,
+                                    s->entities,
+                                    s->relations};
     }
     if (rc < 0) {
         trn_side_free(s);
