@@ -69,21 +69,25 @@ static void test_kinds_table(void **state)
             assert_non_null(k->fold_in);
         if (k->tensors[0])
             assert_true(k->prepare && k->release);
-        assert_false(srv_kind_can(k, SRV_ABILITY_EXPLAIN)); /* no kind explains yet */
+        assert_false(srv_kind_can(k, SRV_ABILITY_EXPLAIN));
     }
+    /* kgat explains, from its published graph */
+    const srv_kind_t *kgat = srv_kind_find("kgat");
+    assert_true(srv_kind_can(kgat, SRV_ABILITY_EXPLAIN) && kgat->explain && kgat->prepare);
+    assert_false(srv_kind_can(kgat, SRV_ABILITY_FOLD_IN));
     /* lightgcn folds in with its published item layers; mf cannot fold in */
     assert_true(srv_kind_can(srv_kind_find("lightgcn"), SRV_ABILITY_FOLD_IN));
     assert_string_equal(srv_kind_find("lightgcn")->tensors[0], "lgn.item_layers");
     assert_false(srv_kind_can(srv_kind_find("mf"), SRV_ABILITY_FOLD_IN));
     assert_null(srv_kind_find("mf")->tensors[0]);
-    for (const char *const *name = (const char *const[]){"kgat", "LightGCN", "", NULL}; *name;
+    for (const char *const *name = (const char *const[]){"kgnn", "LightGCN", "", NULL}; *name;
          name++) {
         const srv_kind_t *k = srv_kind_find(*name);
         assert_null(k->name);
         assert_int_equal(k->abilities, 0);
         assert_null(k->tensors[0]);
     }
-    assert_ptr_equal(srv_kind_find(NULL), srv_kind_find("kgat"));
+    assert_ptr_equal(srv_kind_find(NULL), srv_kind_find("kgnn"));
     assert_string_equal(srv_ability_name(SRV_ABILITY_FOLD_IN), "fold-in");
     assert_string_equal(srv_ability_name(SRV_ABILITY_EXPLAIN), "explain");
     assert_string_equal(srv_ability_refusal(SRV_ABILITY_FOLD_IN), "fold in new users");

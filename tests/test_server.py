@@ -930,7 +930,7 @@ class TestUnknownKind(ServerCase):
         try:
             db = tmp.join("kinds.sqlite")
             sl.train(db, "future", seed=4)
-            version = sl.publish_copy(db, "future", kind="kgat")
+            version = sl.publish_copy(db, "future", kind="kgnn")
             m = sl.StoredModel(db, "future", version)
             srv = sl.Server(db, tmp.path, name="kinds")
             try:
@@ -938,12 +938,12 @@ class TestUnknownKind(ServerCase):
                 c = srv.client()
                 models = self.expect(self.get(c, "/v1/models"), 200)["models"]
                 self.assertEqual([(e["name"], e["version"], e["kind"], e["abilities"])
-                                  for e in models], [("future", version, "kgat", [])])
+                                  for e in models], [("future", version, "kgnn", [])])
                 body = self.expect(self.get(c, recs_path("u5", k=10)), 200)
                 self.assertEqual(body["version"], version)
                 top, allowed = m.recommend("u5", 10)
                 self.check_ranking("u5, unknown kind", body["items"], top, allowed)
-                head = f"model future v{version} (kind kgat) cannot"
+                head = f"model future v{version} (kind kgnn) cannot"
                 r = self.post(c, "/v1/recommend", json_body={"items": ["i1"]})
                 self.expect_error(r, 422)
                 self.assertEqual(r.json()["error"]["message"], f"{head} fold in new users")
@@ -955,7 +955,7 @@ class TestUnknownKind(ServerCase):
                 self.assertEqual(srv.stop(), 0, srv.stderr()[-2000:])
                 lines = [x for x in srv.stderr().splitlines() if "unknown to this build" in x]
                 self.assertEqual(len(lines), 1, f"logged {len(lines)} times: {lines}")
-                self.assertIn(f"future v{version}: kind 'kgat' is unknown", lines[0])
+                self.assertIn(f"future v{version}: kind 'kgnn' is unknown", lines[0])
             finally:
                 srv.kill()
         finally:
