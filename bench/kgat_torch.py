@@ -141,31 +141,20 @@ Needs Debian's python3-torch and python3-numpy (run with /usr/bin/python3):
 
   /usr/bin/python3 bench/kgat_torch.py --data /tmp/kgsplit --epochs 10 --threads 2
 """
-import argparse, json, math, os, sys, time
+import argparse, json, math, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-PEERS = os.environ.get('PEERS') or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'peers')
-sys.path.insert(0, PEERS)
-import lightgcn_torch as lgn  # noqa: E402  (read_lgn, sample_epoch, evaluate)
+import torch_refs  # the references' data set-up
+from torch_refs import lgn  # lightgcn_torch.py: sample_epoch, evaluate
 
 
 def load(folder):
-    """Interactions as lightgcn_torch.py's main() sets them up, plus the KG and the CKG."""
-    tu, ti = lgn.read_lgn(os.path.join(folder, 'train.txt'))
-    vu, vi = lgn.read_lgn(os.path.join(folder, 'test.txt'))
-    n_users = int(max(tu.max(), vu.max())) + 1
-    n_items = int(max(ti.max(), vi.max())) + 1
-    order = np.argsort(tu, kind='stable')
-    tu, ti = tu[order], ti[order]
-    bounds = np.searchsorted(tu, np.arange(n_users + 1))
-    pos_lists = [ti[bounds[u]:bounds[u + 1]] for u in range(n_users)]
-    test_pos = {}
-    for u, i in zip(vu, vi):
-        test_pos.setdefault(int(u), []).append(int(i))
+    """The interactions as bench/torch_refs.py sets them up, plus the KG and the CKG."""
+    d = torch_refs.load(folder)
+    tu, ti, n_users, n_items = d.tu, d.ti, d.n_users, d.n_items
     kg = np.loadtxt(os.path.join(folder, 'kg_final.txt'), dtype=np.int64, ndmin=2)
     kh, kr, kt = kg[:, 0], kg[:, 1], kg[:, 2]
     n_rel = int(kr.max()) + 1
@@ -177,14 +166,9 @@ def load(folder):
     r = np.concatenate([np.zeros_like(tu), kr + 1, np.full_like(ti, n_rel + 1), kr + n_rel + 2])
     o = np.lexsort((t, r, h))
     h, r, t = h[o], r[o], t[o]
-    return argparse.Namespace(
-        tu=tu, ti=ti, vu=vu, vi=vi, n_users=n_users, n_items=n_items, n_test=len(vu),
-        pos_lists=pos_lists, pos_sets=[set(p.tolist()) for p in pos_lists],
-        users_with_pos=np.array([u for u in range(n_users) if len(pos_lists[u])]),
-        train_pos={u: pos_lists[u] for u in range(n_users)},
-        test_pos={u: np.array(v) for u, v in test_pos.items()},
-        n_triples=len(kg), n_rel=n_rel, n_ent=n_ent, n_nodes=n_nodes, n_ckg_rel=2 * n_rel + 2,
-        eh=h, er=r, et=t)
+    d.__dict__.update(n_triples=len(kg), n_rel=n_rel, n_ent=n_ent, n_nodes=n_nodes,
+                      n_ckg_rel=2 * n_rel + 2, eh=h, er=r, et=t)
+    return d
 
 
 class CKGSampler:

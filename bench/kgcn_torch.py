@@ -84,33 +84,21 @@ bench/torch_refs.py: one JSON line of set-up, then one per epoch with "epoch", "
   /usr/bin/python3 bench/kg_split.py --data /work/shared/data/kgcn-music --out /tmp/kgsplit
   /usr/bin/python3 bench/kgcn_torch.py --data /tmp/kgsplit --epochs 10 --threads 2
 """
-import argparse, json, os, sys, time
+import argparse, json, os, time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-PEERS = os.environ.get('PEERS') or os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'peers')
-sys.path.insert(0, PEERS)
-import lightgcn_torch as lgn  # noqa: E402  (read_lgn, sample_epoch)
+import torch_refs  # the references' data set-up
+from torch_refs import lgn  # lightgcn_torch.py: sample_epoch
 
 
 def read_data(folder):
-    """Train and test pairs (train sorted by user), per-user training lists and sets, test lists."""
-    tu, ti = lgn.read_lgn(os.path.join(folder, 'train.txt'))
-    vu, vi = lgn.read_lgn(os.path.join(folder, 'test.txt'))
-    n_users = int(max(tu.max(), vu.max())) + 1
-    n_items = int(max(ti.max(), vi.max())) + 1
-    order = np.argsort(tu, kind='stable')
-    tu, ti = tu[order], ti[order]
-    bounds = np.searchsorted(tu, np.arange(n_users + 1))
-    pos_lists = [ti[bounds[u]:bounds[u + 1]] for u in range(n_users)]
-    kg = np.loadtxt(os.path.join(folder, 'kg_final.txt'), dtype=np.int64, ndmin=2)
-    return argparse.Namespace(
-        tu=tu, ti=ti, vu=vu, vi=vi, n_users=n_users, n_items=n_items, kg=kg,
-        pos_lists=pos_lists, pos_sets=[set(p.tolist()) for p in pos_lists],
-        users_with_pos=np.array([u for u in range(n_users) if len(pos_lists[u])]))
+    """The interactions as bench/torch_refs.py sets them up, and the knowledge graph."""
+    d = torch_refs.load(folder)
+    d.kg = np.loadtxt(os.path.join(folder, 'kg_final.txt'), dtype=np.int64, ndmin=2)
+    return d
 
 
 def sample_adjacency(kg, n_entities, n_relations, k, rng):

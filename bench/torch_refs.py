@@ -63,7 +63,8 @@ def load(folder):
     for u, i in zip(vu, vi):
         test_pos.setdefault(int(u), []).append(int(i))
     return argparse.Namespace(
-        tu=tu, ti=ti, n_users=n_users, n_items=n_items, n_test=len(vu), pos_lists=pos_lists,
+        tu=tu, ti=ti, vu=vu, vi=vi, n_users=n_users, n_items=n_items, n_test=len(vu),
+        pos_lists=pos_lists,
         pos_sets=[set(p.tolist()) for p in pos_lists],
         users_with_pos=np.array([u for u in range(n_users) if len(pos_lists[u])]),
         train_pos={u: pos_lists[u] for u in range(n_users)},

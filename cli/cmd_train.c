@@ -400,6 +400,16 @@ static json_t *metrics_json(const trn_metrics_t *m)
         json_object_set_new(o, key, json_real(m->hit[k]));
     }
     json_object_set_new(o, "users", json_integer(m->n_users));
+    if (m->nk) {
+        json_t *cold = json_pack("{sI}", "users", (json_int_t)m->cold_users);
+        for (int k = 0; k < m->nk; k++) {
+            snprintf(key, sizeof key, "recall@%d", m->ks[k]);
+            json_object_set_new(cold, key, json_real(m->cold_recall[k]));
+            snprintf(key, sizeof key, "ndcg@%d", m->ks[k]);
+            json_object_set_new(cold, key, json_real(m->cold_ndcg[k]));
+        }
+        json_object_set_new(o, "cold", cold);
+    }
     if (m->has_auc) {
         json_object_set_new(o, "auc", json_real(m->auc));
         json_object_set_new(o, "f1", json_real(m->f1));
@@ -431,6 +441,7 @@ static void on_epoch(void *ud, const trn_epoch_t *e)
         json_object_update(o, mj);
         json_decref(mj);
         json_object_del(o, "users");
+        json_object_del(o, "cold");
         json_object_set_new(o, "eval_s", json_real(e->eval_s));
         for (int k = 0; k < e->metrics.nk && n < (int)sizeof line; k++)
             n += snprintf(line + n, sizeof line - n, " recall@%d %.4f ndcg@%d %.4f",
@@ -530,7 +541,13 @@ static void print_comparison(const trn_metrics_t *model, const trn_metrics_t *po
         printf("%-14s %12.4f %12s\n", "rmse", model->rmse, "-");
         printf("%-14s %12.4f %12s\n", "mae", model->mae, "-");
     }
-    printf("(%lld test users)\n", (long long)model->n_users);
+    for (int k = 0; k < model->nk; k++) {
+        char label[32];
+        snprintf(label, sizeof label, "cold recall@%d", model->ks[k]);
+        printf("%-14s %12.4f %12.4f\n", label, model->cold_recall[k], pop->cold_recall[k]);
+    }
+    printf("(%lld test users, %lld cold: at most %d training items)\n", (long long)model->n_users,
+           (long long)model->cold_users, TRN_EVAL_COLD);
 }
 
 /* Link prediction of a knowledge-graph embedding (filtered, both directions). */

@@ -118,6 +118,32 @@ static void test_ranking_hand(void **state)
     eng_csr_free(test);
 }
 
+/* Cold users (at most TRN_EVAL_COLD training items) get means of their own. One-dimensional
+ * vectors: item k is k + 1; u0 (-1) ranks low items first, u1 (+1) high ones. u0 has 6 training
+ * items {4..9} and test {3}: its top-1 is i0, a miss. u1 has 1, {0}, and test {9}: a hit. */
+static void test_cold_users(void **state)
+{
+    (void)state;
+    float items[10], users[2] = {-1, 1};
+    for (int k = 0; k < 10; k++)
+        items[k] = (float)(k + 1);
+    const int32_t tr[][2] = {{0, 4}, {0, 5}, {0, 6}, {0, 7}, {0, 8}, {0, 9}, {1, 0}};
+    const int32_t te[][2] = {{0, 3}, {1, 9}};
+    eng_csr_t *train = csr_of(2, 10, tr, 7), *test = csr_of(2, 10, te, 2);
+    const int ks[] = {1};
+    trn_metrics_t m;
+    assert_int_equal(trn_eval_ranking(users, items, 1, train, test, ks, 1, 1, &m), 0);
+    assert_int_equal(m.n_users, 2);
+    assert_int_equal(m.cold_users, 1);
+    near(m.recall[0], 0.5);
+    near(m.cold_recall[0], 1.0);
+    near(m.cold_ndcg[0], 1.0);
+    assert_int_equal(trn_eval_popularity(train, test, ks, 1, &m), 0);
+    assert_int_equal(m.cold_users, 1);
+    eng_csr_free(train);
+    eng_csr_free(test);
+}
+
 /* ---- hand-computed popularity example ----------------------------------------------------------
  * 4 users, 5 items. train: u0 {i0 i1}, u1 {i1 i2}, u2 {i1}, u3 {i0 i3}.
  * Training users per item: i0 2, i1 3, i2 1, i3 1, i4 0, so the ranking is i1, i0, i2, i3, i4
@@ -509,6 +535,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranking_hand),
+        cmocka_unit_test(test_cold_users),
         cmocka_unit_test(test_popularity_hand),
         cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_thread_count_independent),

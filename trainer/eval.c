@@ -118,21 +118,36 @@ static void user_metrics(const plan_t *p, const eng_csr_t *test, int64_t e, cons
     }
 }
 
-/* Means of the per-user metrics, summed in user order; 0 when no user was evaluated. */
-static void plan_finish(const plan_t *p, trn_metrics_t *out)
+/* Means of the per-user metrics, summed in user order, over every evaluated user and over the
+ * cold ones (at most TRN_EVAL_COLD training items); 0 when there is none. */
+static void plan_finish(const plan_t *p, const eng_csr_t *train, trn_metrics_t *out)
 {
     trn_metrics_t m;
     memset(&m, 0, sizeof m);
     m.nk = p->nk;
     m.n_users = p->n_users;
+    for (int64_t e = 0; e < p->n_users; e++) {
+        const int32_t u = p->users[e];
+        m.cold_users += train->ptr[u + 1] - train->ptr[u] <= TRN_EVAL_COLD;
+    }
     double *fields[N_METRICS] = {m.recall, m.precision, m.hit, m.ndcg};
     for (int j = 0; j < p->nk; j++) {
         m.ks[j] = p->ks[j];
         for (int f = 0; f < N_METRICS; f++) {
-            double s = 0.0;
-            for (int64_t e = 0; e < p->n_users; e++)
-                s += p->per_user[((size_t)e * N_METRICS + (size_t)f) * (size_t)p->nk + (size_t)j];
+            double s = 0.0, cold = 0.0;
+            for (int64_t e = 0; e < p->n_users; e++) {
+                const double v =
+                    p->per_user[((size_t)e * N_METRICS + (size_t)f) * (size_t)p->nk + (size_t)j];
+                const int32_t u = p->users[e];
+                s += v;
+                if (train->ptr[u + 1] - train->ptr[u] <= TRN_EVAL_COLD)
+                    cold += v;
+            }
             fields[f][j] = p->n_users ? s / (double)p->n_users : 0.0;
+            if (f == M_RECALL)
+                m.cold_recall[j] = m.cold_users ? cold / (double)m.cold_users : 0.0;
+            if (f == M_NDCG)
+                m.cold_ndcg[j] = m.cold_users ? cold / (double)m.cold_users : 0.0;
         }
     }
     *out = m;
@@ -202,7 +217,7 @@ int trn_eval_ranking(const float *user_vecs, const float *item_vecs, int dim,
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t b = 0; b < n_blocks; b++)
         score_block(&p, &w[omp_get_thread_num()], b, ix, user_vecs, dim, train, test);
-    plan_finish(&p, out);
+    plan_finish(&p, train, out);
     rc = 0;
 
 done:
@@ -253,7 +268,7 @@ int trn_eval_ranking_pairs(trn_pair_scorer_t score, void *ctx, const eng_csr_t *
             user_metrics(&p, test, e0 + r, top, eng_topk(row, n_items, p.depth, top));
         }
     }
-    plan_finish(&p, out);
+    plan_finish(&p, train, out);
     rc = 0;
 done:
     free(users), free(items), free(scores), free(top);
@@ -468,7 +483,7 @@ int trn_eval_popularity(const eng_csr_t *train, const eng_csr_t *test, const int
                 top[count++] = (eng_scored_t){rank[r].idx, (float)rank[r].pop};
         user_metrics(&p, test, e, top, count);
     }
-    plan_finish(&p, out);
+    plan_finish(&p, train, out);
     rc = 0;
 
 done:

@@ -15,12 +15,18 @@
 
 #define TRN_EVAL_MAX_K 8
 
+/* A cold user has at most this many training items: where side information should pay. */
+#define TRN_EVAL_COLD 5
+
 typedef struct {
     int nk;
     int ks[TRN_EVAL_MAX_K];
     double recall[TRN_EVAL_MAX_K], precision[TRN_EVAL_MAX_K], hit[TRN_EVAL_MAX_K],
         ndcg[TRN_EVAL_MAX_K];
     int64_t n_users; /* users evaluated */
+    /* the same means over the cold users: those with at most TRN_EVAL_COLD training items */
+    int64_t cold_users;
+    double cold_recall[TRN_EVAL_MAX_K], cold_ndcg[TRN_EVAL_MAX_K];
     int has_auc;     /* auc, f1 and auc_pairs are set (trn_eval_auc found a pair) */
     double auc, f1;
     int64_t auc_pairs;

@@ -440,18 +440,24 @@ static void propagate(kgat_t *g, const float *params, eng_rng_t *rng, float p, i
     for (int l = 1; l <= g->L; l++) {
         const int din = g->dims[l - 1], dout = g->dims[l];
         const size_t ni = N * din, no = N * dout;
-        eng_csr_spmm(g->side[l], g->A, x, din, th);
-        for (size_t q = 0; q < ni; q++)
-            g->S[l][q] = x[q] + g->side[l][q];
-        trn_mul_forward(g->P[l], x, g->side[l], ni);
-        trn_dense_forward(g->A1[l], g->S[l], params + g->off_w1[l - 1], params + g->off_b1[l - 1],
-                          (int64_t)N, din, dout, th);
-        trn_dense_forward(g->A2[l], g->P[l], params + g->off_w2[l - 1], params + g->off_b2[l - 1],
-                          (int64_t)N, din, dout, th);
-        trn_lrelu_forward(g->X[l], g->A1[l], SLOPE, no);
-        trn_lrelu_forward(g->tmp, g->A2[l], SLOPE, no);
-        for (size_t q = 0; q < no; q++)
-            g->X[l][q] += g->tmp[q];
+        float *side = g->side[l], *S = g->S[l], *P = g->P[l], *A1 = g->A1[l], *A2 = g->A2[l],
+              *X = g->X[l];
+        eng_csr_spmm(side, g->A, x, din, th);
+        /* the element-wise steps fused, each one pass over memory, shared among the threads */
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (size_t q = 0; q < ni; q++) {
+            S[q] = x[q] + side[q];
+            P[q] = x[q] * side[q];
+        }
+        trn_dense_forward(A1, S, params + g->off_w1[l - 1], params + g->off_b1[l - 1], (int64_t)N,
+                          din, dout, th);
+        trn_dense_forward(A2, P, params + g->off_w2[l - 1], params + g->off_b2[l - 1], (int64_t)N,
+                          din, dout, th);
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (size_t q = 0; q < no; q++) {
+            const float a = A1[q], b = A2[q];
+            X[q] = (a > 0 ? a : SLOPE * a) + (b > 0 ? b : SLOPE * b);
+        }
         if (rng)
             trn_dropout_forward(g->X[l], g->mask[l], g->X[l], p, no, rng, th);
         x = g->X[l];
@@ -537,29 +543,34 @@ static double cf_grad(trn_model_t *m, kgat_t *g, const trn_batch_t *b, double *r
     for (int l = g->L; l >= 1; l--) {
         const int din = g->dims[l - 1], dout = g->dims[l];
         const size_t ni = N * din, no = N * dout;
-        float *dH = g->tmp;
-        if (c->dropout > 0) {
-            memset(dH, 0, no * sizeof *dH);
-            trn_dropout_backward(dH, g->dX[l], g->mask[l], c->dropout, no);
-        } else
-            memcpy(dH, g->dX[l], no * sizeof *dH);
-        memset(g->dA1, 0, no * sizeof *g->dA1);
-        memset(g->dA2, 0, no * sizeof *g->dA2);
-        trn_lrelu_backward(g->dA1, dH, g->A1[l], SLOPE, no);
-        trn_lrelu_backward(g->dA2, dH, g->A2[l], SLOPE, no);
+        /* through the dropout and both LeakyReLUs in one pass (trn_dropout_backward's and
+         * trn_lrelu_backward's arithmetic) */
+        const float *dX = g->dX[l], *A1 = g->A1[l], *A2 = g->A2[l];
+        const uint8_t *mask = g->mask[l];
+        const float keep = c->dropout > 0 ? 1.0f / (1.0f - c->dropout) : 1.0f;
+        float *dA1 = g->dA1, *dA2 = g->dA2;
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (size_t q = 0; q < no; q++) {
+            const float h = c->dropout > 0 ? dX[q] * mask[q] * keep : dX[q];
+            dA1[q] = A1[q] > 0 ? h : SLOPE * h;
+            dA2[q] = A2[q] > 0 ? h : SLOPE * h;
+        }
         memset(g->dS, 0, ni * sizeof *g->dS);
         memset(g->dP, 0, ni * sizeof *g->dP);
         trn_dense_backward(g->dS, m->grads + g->off_w1[l - 1], m->grads + g->off_b1[l - 1], g->dA1,
                            g->S[l], m->params + g->off_w1[l - 1], (int64_t)N, din, dout, th);
         trn_dense_backward(g->dP, m->grads + g->off_w2[l - 1], m->grads + g->off_b2[l - 1], g->dA2,
                            g->P[l], m->params + g->off_w2[l - 1], (int64_t)N, din, dout, th);
-        const float *x = l == 1 ? m->params : g->X[l - 1];
-        float *dx = l == 1 ? dE : g->dX[l - 1];
-        memcpy(g->dside, g->dS, ni * sizeof *g->dside);
-        for (size_t q = 0; q < ni; q++)
-            dx[q] += g->dS[q];
-        trn_mul_backward(dx, g->dside, g->dP, x, g->side[l], ni);
-        eng_csr_spmm_acc(g->tmp, dx, 1.0f, g->At, g->dside, din, th);
+        const float *x = l == 1 ? m->params : g->X[l - 1], *side = g->side[l], *dS = g->dS,
+                    *dP = g->dP;
+        float *dx = l == 1 ? dE : g->dX[l - 1], *dside = g->dside;
+        /* S = x + side and P = x * side, backwards, in one pass */
+#pragma omp parallel for schedule(static) num_threads(th)
+        for (size_t q = 0; q < ni; q++) {
+            dx[q] += dS[q] + dP[q] * side[q];
+            dside[q] = dS[q] + dP[q] * x[q];
+        }
+        eng_csr_spmm_acc(g->tmp, dx, 1.0f, g->At, dside, din, th);
     }
     return loss;
 }
