@@ -61,20 +61,45 @@ static void *config(const trn_model_ops_t *ops, const char *const *kv)
     return cfg;
 }
 
-/* The inputs a kind trains on over train: the side data it needs, made up (a random knowledge
- * graph over train's items), and for a kind that trains on the graph alone an empty log over the
- * graph's entities in train's place. Free with world_free. */
+/* The inputs a kind trains on over train: the side data it needs, and with optional also the side
+ * data it can use, made up (random attributes, user-user edges, a knowledge graph over train's
+ * items), and for a kind that trains on the graph alone an empty log over the graph's entities in
+ * train's place. Free with world_free. */
 typedef struct {
     trn_inputs_t in;
     test_kg_t kg;
-    eng_csr_t *kg_log;
+    eng_csr_t *kg_log, *user_attrs, *item_attrs, *social;
 } world_t;
 
-static const trn_inputs_t *world(world_t *w, const trn_model_ops_t *ops, const eng_csr_t *train,
-                                 uint64_t seed)
+/* A symmetric user-user graph without self-loops: about two edges a user. */
+static eng_csr_t *random_social(int32_t nu, uint64_t seed)
+{
+    eng_rng_t r;
+    eng_rng_seed(&r, seed, 17);
+    int32_t a[512], b[512];
+    int64_t n = 0;
+    for (int32_t u = 0; u < nu && n + 2 <= 512; u++) {
+        const int32_t v = (int32_t)eng_rng_below(&r, (uint32_t)nu);
+        if (v == u)
+            continue;
+        a[n] = u, b[n++] = v;
+        a[n] = v, b[n++] = u;
+    }
+    return eng_csr_from_pairs(nu, nu, a, b, n);
+}
+
+static const trn_inputs_t *world_of(world_t *w, const trn_model_ops_t *ops, const eng_csr_t *train,
+                                    uint64_t seed, int optional)
 {
     memset(w, 0, sizeof *w);
     w->in.train = train;
+    const unsigned want = ops->needs | (optional ? ops->uses : 0);
+    if (want & TRN_NEEDS_USER_ATTRS)
+        w->in.user_attrs = w->user_attrs = test_random_train(train->rows, 5, 1, seed + 1);
+    if (want & TRN_NEEDS_ITEM_ATTRS)
+        w->in.item_attrs = w->item_attrs = test_random_train(train->cols, 4, 1, seed + 2);
+    if (want & TRN_NEEDS_SOCIAL)
+        w->in.social = w->social = random_social(train->rows, seed + 3);
     if (ops->needs & TRN_NEEDS_KG) {
         test_random_kg(&w->kg, train->cols, seed);
         w->in.kg = &w->kg.kg;
@@ -87,11 +112,21 @@ static const trn_inputs_t *world(world_t *w, const trn_model_ops_t *ops, const e
     return &w->in;
 }
 
+/* With the side data the kind can use as well as what it needs. */
+static const trn_inputs_t *world(world_t *w, const trn_model_ops_t *ops, const eng_csr_t *train,
+                                 uint64_t seed)
+{
+    return world_of(w, ops, train, seed, 1);
+}
+
 static void world_free(world_t *w)
 {
     if (w->in.kg)
         test_kg_free(&w->kg);
     eng_csr_free(w->kg_log);
+    eng_csr_free(w->user_attrs);
+    eng_csr_free(w->item_attrs);
+    eng_csr_free(w->social);
 }
 
 /* The kind's next batch: from its own sampler when it has one. */
@@ -156,8 +191,9 @@ static void check_gradient_at(const trn_model_ops_t *ops, int sparse, const char
         kv[18 + k] = extra[k];
     }
     void *cfg = config(ops, kv);
+    /* on the sparse graph without optional side data: attribute values would join most rows */
     world_t w;
-    const trn_inputs_t *in = world(&w, ops, train, 35);
+    const trn_inputs_t *in = world_of(&w, ops, train, 35, !sparse);
     eng_error_t err = {0};
     trn_model_t *m = trn_model_new(ops, cfg, in, 2020, 2, &err);
     if (!m)

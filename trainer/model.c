@@ -5,12 +5,12 @@
 #include <string.h>
 
 extern const trn_model_ops_t trn_lightgcn_ops, trn_mf_ops, trn_gcn_ops, trn_ngcf_ops, trn_gat_ops,
-    trn_graphsage_ops, trn_transe_ops, trn_kgcn_ops, trn_kgat_ops;
+    trn_graphsage_ops, trn_transe_ops, trn_kgcn_ops, trn_kgat_ops, trn_hetero_ops;
 
 /* Every model kind: adding one is a file and a line here. */
 static const trn_model_ops_t *const models[] = {
     &trn_lightgcn_ops,  &trn_mf_ops,     &trn_gcn_ops,  &trn_ngcf_ops, &trn_gat_ops,
-    &trn_graphsage_ops, &trn_transe_ops, &trn_kgcn_ops, &trn_kgat_ops,
+    &trn_graphsage_ops, &trn_transe_ops, &trn_kgcn_ops, &trn_kgat_ops, &trn_hetero_ops,
 };
 
 #define N_MODELS ((int)(sizeof models / sizeof models[0]))

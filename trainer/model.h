@@ -95,7 +95,8 @@ typedef struct {
     const trn_hparam_t *hparams;
     int n_hparams;
     size_t config_size; /* bytes of the config struct the table describes */
-    unsigned needs;     /* TRN_NEEDS_* */
+    unsigned needs;     /* TRN_NEEDS_*: inputs it cannot train without */
+    unsigned uses;      /* TRN_NEEDS_*: side inputs it reads when the run has them */
     unsigned losses;    /* TRN_LOSS_BIT(l) of each loss it trains with; 0: every loss */
     /* Parameters for these inputs and settings. */
     size_t (*n_params)(const trn_inputs_t *in, const void *cfg);
