@@ -50,25 +50,35 @@ static const char usage_head[] =
     "  --max-batches N     stop each epoch after N batches (timing runs)\n"
     "  --quiet             no progress output\n";
 
+/* The side inputs a kind can need or use, by flag. */
+static const struct {
+    unsigned bit;
+    const char *flag;
+} side_flags[] = {{TRN_NEEDS_USER_ATTRS, "--user-attrs"},
+                  {TRN_NEEDS_ITEM_ATTRS, "--item-attrs"},
+                  {TRN_NEEDS_SOCIAL, "--social"},
+                  {TRN_NEEDS_KG, "--kg"}};
+
 /* --help: the common options, then the chosen model's settings from its table, then the kinds. */
 static void print_usage(FILE *out, const trn_model_ops_t *ops)
 {
     char rows[8192];
     trn_hp_help(ops->hparams, ops->n_hparams, rows, sizeof rows);
     fprintf(out, "%smodel %s: %s\n", usage_head, ops->kind, ops->about);
-    static const struct {
-        unsigned bit;
-        const char *flag;
-    } inputs[] = {{TRN_NEEDS_USER_ATTRS, " --user-attrs"},
-                  {TRN_NEEDS_ITEM_ATTRS, " --item-attrs"},
-                  {TRN_NEEDS_SOCIAL, " --social"},
-                  {TRN_NEEDS_KG, " --kg"}};
+    const size_t n_flags = sizeof side_flags / sizeof *side_flags;
     if (ops->needs) {
         fputs("needs:", out);
-        for (size_t i = 0; i < sizeof inputs / sizeof *inputs; i++)
-            if (ops->needs & inputs[i].bit)
-                fputs(inputs[i].flag, out);
+        for (size_t i = 0; i < n_flags; i++)
+            if (ops->needs & side_flags[i].bit)
+                fprintf(out, " %s", side_flags[i].flag);
         fputs(ops->needs & TRN_NEEDS_KG_ONLY ? ", and no interaction log\n" : "\n", out);
+    }
+    if (ops->uses) {
+        fputs("uses when given:", out);
+        for (size_t i = 0; i < n_flags; i++)
+            if (ops->uses & side_flags[i].bit)
+                fprintf(out, " %s", side_flags[i].flag);
+        fputs("\n", out);
     }
     fprintf(out, "%s\nmodels:\n", rows);
     int n;
@@ -652,6 +662,15 @@ int cli_cmd_train(int argc, char **argv)
         goto done;
     }
     report_side(&rs.progress, &a.side, side);
+    /* a side file the kind neither needs nor uses: say so rather than let it seem to count */
+    const char *given[] = {a.side.user_attrs, a.side.item_attrs, a.side.social, a.side.kg};
+    _Static_assert(sizeof given / sizeof *given == sizeof side_flags / sizeof *side_flags,
+                   "one per side flag");
+    for (size_t i = 0; i < sizeof given / sizeof *given; i++)
+        if (given[i] && !((a.ops->needs | a.ops->uses) & side_flags[i].bit))
+            cli_progress_line(&rs.progress,
+                              "note: model %s does not use %s (read and checked only)", a.ops->kind,
+                              side_flags[i].flag);
     trn_inputs_t inputs = {.train = d->train};
     trn_side_inputs(side, &inputs);
     m = trn_model_new(a.ops, a.cfg, &inputs, a.seed, a.threads, &err);

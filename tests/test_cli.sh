@@ -44,6 +44,7 @@ expect_rc 0 "train with side files" "$bin" train --train "$tmp/side_log.csv" --i
     --social "$tmp/side_social.txt" --kg "$tmp/side_kg.tsv" --epochs 1 --threads 2
 expect_err "side_items.csv: 1 item values, 1 distinct, 1 rows of unknown items" "side files reported"
 expect_err "side_kg.tsv: 1 triples, 3 entities, 1 relations" "the knowledge graph reported"
+expect_err "note: model lightgcn does not use --item-attrs" "a side file the kind does not use is noted"
 printf 'item,attribute,value\ni1,genre\n' >"$tmp/side_bad.csv"
 expect_rc 1 "a short side row" "$bin" train --train "$tmp/side_log.csv" --item-attrs "$tmp/side_bad.csv" --epochs 1
 expect_err "side_bad.csv:2: expected at least 3 columns, got 2" "a side file's error names file and line"

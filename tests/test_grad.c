@@ -746,6 +746,36 @@ static void test_kge(void **state)
     check_fd("gather", k.src, gs, KE * KD, 1e-2f, gather_f, &k, w, k.gathered, KN * KD);
 }
 
+/* The projection again with a run long enough for its sgemm path beside short ones. */
+enum { PN = 24 };
+
+typedef struct {
+    float x[PN * KD], proj[KR * KD * KDR], out[PN * KDR];
+    int32_t r[PN];
+} proj_t;
+
+static void proj_f(void *ctx)
+{
+    proj_t *p = ctx;
+    trn_project_forward(p->out, p->x, p->proj, p->r, PN, KD, KDR);
+}
+
+static void test_project_runs(void **state)
+{
+    (void)state;
+    static proj_t p;
+    for (int k = 0; k < PN; k++)
+        p.r[k] = k < 3 ? 0 : k < 3 + 19 ? 1 : 2; /* runs of 3, 19 and 2 */
+    test_fill_normal(p.x, PN * KD, 1.0, 98);
+    test_fill_normal(p.proj, KR * KD * KDR, 1.0, 99);
+    float w[PN * KDR], gx[PN * KD] = {0}, gp[KR * KD * KDR] = {0};
+    test_fill_normal(w, PN * KDR, 1.0, 100);
+    trn_project_backward(gx, gp, w, p.x, p.proj, p.r, PN, KD, KDR);
+    check_fd("project runs d/dx", p.x, gx, PN * KD, 1e-2f, proj_f, &p, w, p.out, PN * KDR);
+    check_fd("project runs d/dproj", p.proj, gp, KR * KD * KDR, 1e-2f, proj_f, &p, w, p.out,
+             PN * KDR);
+}
+
 /* eng_exp within 2 ulp of e^x (relative 2^-22) over its range, exact at 0, clamped outside, and
  * eng_sigmoid and eng_tanh within 3e-7;
  * and ELU, which uses it, the same bits for 1 and 3 threads across several runs of entries. */
@@ -1332,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_attention_head),
         cmocka_unit_test(test_aggregators),
         cmocka_unit_test(test_kge),
+        cmocka_unit_test(test_project_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

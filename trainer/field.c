@@ -57,12 +57,10 @@ static void mark_list(uint8_t *mark, const int32_t *rows, int64_t n)
         mark[rows[k]] = 1;
 }
 
-void trn_field_batch(trn_field_t *f, const eng_csr_t *adj, const trn_scores_t *s, int n, int nneg)
+/* rows[l - 1] = rows[l] and their neighbours in adj, from the last layer's marks. */
+static void expand(trn_field_t *f, const eng_csr_t *adj)
 {
     const int L = f->layers;
-    mark_list(f->mark, s->ru, n);
-    mark_list(f->mark, s->rp, n);
-    mark_list(f->mark, s->rn, (int64_t)n * nneg);
     f->n[L] = collect(f->mark, f->nodes, f->rows[L]);
     for (int l = L; l > 0; l--) {
         for (int32_t q = 0; q < f->n[l]; q++) {
@@ -72,6 +70,20 @@ void trn_field_batch(trn_field_t *f, const eng_csr_t *adj, const trn_scores_t *s
         }
         f->n[l - 1] = collect(f->mark, f->nodes, f->rows[l - 1]);
     }
+}
+
+void trn_field_batch(trn_field_t *f, const eng_csr_t *adj, const trn_scores_t *s, int n, int nneg)
+{
+    mark_list(f->mark, s->ru, n);
+    mark_list(f->mark, s->rp, n);
+    mark_list(f->mark, s->rn, (int64_t)n * nneg);
+    expand(f, adj);
+}
+
+void trn_field_rows(trn_field_t *f, const eng_csr_t *adj, const int32_t *rows, int64_t n)
+{
+    mark_list(f->mark, rows, n);
+    expand(f, adj);
 }
 
 void trn_field_positions(trn_field_t *f, int l)

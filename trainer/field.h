@@ -37,6 +37,10 @@ void trn_field_all(trn_field_t *f);
  * positives with nneg negatives each), rows[l - 1] = rows[l] and their neighbours in adj. */
 void trn_field_batch(trn_field_t *f, const eng_csr_t *adj, const trn_scores_t *s, int n, int nneg);
 
+/* The same from the last layer's rows given as a list (any order, repeats allowed): for a model
+ * whose output rows are not a trn_scores_t's. */
+void trn_field_rows(trn_field_t *f, const eng_csr_t *adj, const int32_t *rows, int64_t n);
+
 /* f->pos[r] = the place of row r in layer l's list, for the rows of that list (other entries are
  * stale): where a row's values sit in layer l's packed tensors. */
 void trn_field_positions(trn_field_t *f, int l);

@@ -22,6 +22,7 @@
  * ceil(CKG edges / kg-batch) steps an epoch, and epoch_end updates the attention. */
 #include "engine/rng.h"
 #include "engine/vec.h"
+#include "trainer/field.h"
 #include "trainer/kg.h"
 #include "trainer/kge.h"
 #include "trainer/layers.h"
@@ -63,12 +64,12 @@ typedef struct {
     int32_t n_users, n_ent, nodes, n_rel; /* n_rel: CKG relations, 2R + 2 */
     size_t off_rel, off_wr, off_w1[MAX_LAYERS], off_b1[MAX_LAYERS], off_w2[MAX_LAYERS],
         off_b2[MAX_LAYERS];
-    /* the CKG: A's rows are heads, its entries the edges (rel per entry), values the attention;
-     * At the transpose, at_edge[k] the entry of A its entry k is */
-    eng_csr_t *A, *At;
-    int32_t *edge_rel, *at_edge, *by_rel; /* by_rel: A's entries ordered by relation */
-    int32_t *heads, n_heads;              /* nodes with an edge out */
-    trn_triples_t ckg;                    /* the edges as triples, for the index */
+    /* the CKG: A's rows are heads, its entries the edges (rel per entry), values the attention */
+    eng_csr_t *A;
+    int32_t *edge_rel, *by_rel; /* by_rel: A's entries ordered by relation */
+    trn_field_t field;          /* the rows each layer of a CF batch computes */
+    int32_t *heads, n_heads;    /* nodes with an edge out */
+    trn_triples_t ckg;          /* the edges as triples, for the index */
     int32_t *ckg_head;
     trn_kg_index_t index;
     /* the phases */
@@ -79,7 +80,8 @@ typedef struct {
     int32_t *count;             /* [n_rel + 1] */
     /* the CF forward, whole graph: per layer l >= 1 */
     float *side[MAX_LAYERS + 1], *S[MAX_LAYERS + 1], *P[MAX_LAYERS + 1], *A1[MAX_LAYERS + 1],
-        *A2[MAX_LAYERS + 1], *X[MAX_LAYERS + 1], *dX[MAX_LAYERS + 1];
+        *A2[MAX_LAYERS + 1], *X[MAX_LAYERS + 1], *xs[MAX_LAYERS + 1], *Xn[MAX_LAYERS + 1],
+        *dX[MAX_LAYERS + 1];
     uint8_t *mask[MAX_LAYERS + 1];
     float *tmp, *dS, *dP, *dside, *dA1, *dA2; /* [nodes x max width] */
     /* the batch's nodes, packed */
@@ -103,24 +105,24 @@ static void kgat_free(void *impl)
     if (!g)
         return;
     eng_csr_free(g->A);
-    eng_csr_free(g->At);
+    trn_field_free(&g->field);
     eng_idmap_free(g->ent_names);
     eng_idmap_free(g->rel_names);
     trn_kg_index_free(&g->index);
     trn_sampler_free(g->sampler);
     trn_scores_free(&g->scores);
-    void *bufs[] = {g->edge_rel,  g->at_edge, g->by_rel, g->heads, g->ckg_head, g->kh,    g->kr,
-                    g->kt,        g->kn,      g->kdraw,  g->count, g->tmp,      g->dS,    g->dP,
-                    g->dside,     g->dA1,     g->dA2,    g->mark,  g->bnodes,   g->fin,   g->dfin,
-                    g->nrm,       g->nrm_div, g->dnrm,   g->xh,    g->xt,       g->xn,    g->ph,
-                    g->pt,        g->pn,      g->dxh,    g->dxt,   g->dxn,      g->dph,   g->dpt,
-                    g->dpn,       g->dpos,    g->dneg,   g->gpos,  g->gneg,     g->spos,  g->sneg,
-                    g->user_node, g->ah,      g->at,     g->aph,   g->apt,      g->logit, g->ar};
+    void *bufs[] = {g->edge_rel, g->by_rel, g->heads, g->ckg_head, g->kh,    g->kr,   g->kt,
+                    g->kn,       g->kdraw,  g->count, g->tmp,      g->dS,    g->dP,   g->dside,
+                    g->dA1,      g->dA2,    g->mark,  g->bnodes,   g->fin,   g->dfin, g->nrm,
+                    g->nrm_div,  g->dnrm,   g->xh,    g->xt,       g->xn,    g->ph,   g->pt,
+                    g->pn,       g->dxh,    g->dxt,   g->dxn,      g->dph,   g->dpt,  g->dpn,
+                    g->dpos,     g->dneg,   g->gpos,  g->gneg,     g->spos,  g->sneg, g->user_node,
+                    g->ah,       g->at,     g->aph,   g->apt,      g->logit, g->ar};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
     for (int l = 0; l <= MAX_LAYERS; l++) {
         free(g->side[l]), free(g->S[l]), free(g->P[l]), free(g->A1[l]), free(g->A2[l]);
-        free(g->X[l]), free(g->dX[l]), free(g->mask[l]);
+        free(g->X[l]), free(g->xs[l]), free(g->Xn[l]), free(g->dX[l]), free(g->mask[l]);
     }
     free(g);
 }
@@ -164,7 +166,7 @@ static int kgat_vec_dim(const void *cfg)
     return vd;
 }
 
-/* The CKG as A (edges grouped by head, in input order within a head) and its transpose. */
+/* The CKG as A: edges grouped by head, each head's sorted by tail. */
 static int build_ckg(kgat_t *g, const trn_inputs_t *in)
 {
     const eng_csr_t *t = in->train;
@@ -174,16 +176,14 @@ static int build_ckg(kgat_t *g, const trn_inputs_t *in)
     int32_t *h = malloc(((size_t)M + 1) * sizeof *h), *r = malloc(((size_t)M + 1) * sizeof *r),
             *tl = malloc(((size_t)M + 1) * sizeof *tl);
     g->A = eng_csr_new(g->nodes, g->nodes, M, 1);
-    g->At = eng_csr_new(g->nodes, g->nodes, M, 1);
     g->edge_rel = malloc(((size_t)M + 1) * sizeof *g->edge_rel);
-    g->at_edge = malloc(((size_t)M + 1) * sizeof *g->at_edge);
     g->by_rel = malloc(((size_t)M + 1) * sizeof *g->by_rel);
     g->ckg_head = malloc(((size_t)M + 1) * sizeof *g->ckg_head);
     g->heads = malloc(((size_t)g->nodes + 1) * sizeof *g->heads);
     g->count = calloc((size_t)g->n_rel + 1, sizeof *g->count);
     int rc = ENG_ENOMEM;
-    if (!h || !r || !tl || !g->A || !g->At || !g->edge_rel || !g->at_edge || !g->by_rel ||
-        !g->ckg_head || !g->heads || !g->count)
+    if (!h || !r || !tl || !g->A || !g->edge_rel || !g->by_rel || !g->ckg_head || !g->heads ||
+        !g->count)
         goto done;
     int64_t k = 0;
     for (int32_t u = 0; u < t->rows; u++)
@@ -196,33 +196,33 @@ static int build_ckg(kgat_t *g, const trn_inputs_t *in)
         h[k] = kg->head[q], r[k] = kg->rel[q] + 1, tl[k++] = kg->tail[q];
         h[k] = kg->tail[q], r[k] = R + 2 + kg->rel[q], tl[k++] = kg->head[q];
     }
-    /* counting sorts: by head for A, by tail for At, by relation for the attention */
+    /* counting sorts: by tail, then stably by head, so each row of A is sorted by column (the
+     * sparse products' kernels split rows by column ranges); then by relation for the attention */
     int64_t *fill = calloc((size_t)g->nodes + 1, sizeof *fill);
-    if (!fill)
+    int64_t *by_tail = malloc(((size_t)M + 1) * sizeof *by_tail);
+    if (!fill || !by_tail) {
+        free(fill), free(by_tail);
         goto done;
-    for (k = 0; k < M; k++) {
-        g->A->ptr[h[k] + 1]++;
-        g->At->ptr[tl[k] + 1]++;
     }
-    for (int32_t v = 0; v < g->nodes; v++) {
-        g->A->ptr[v + 1] += g->A->ptr[v];
-        g->At->ptr[v + 1] += g->At->ptr[v];
-    }
-    memcpy(fill, g->A->ptr, (size_t)g->nodes * sizeof *fill);
-    for (k = 0; k < M; k++) {
-        const int64_t e = fill[h[k]]++;
-        g->A->idx[e] = tl[k];
-        g->edge_rel[e] = r[k];
-        g->ckg_head[e] = h[k];
-    }
-    memcpy(fill, g->At->ptr, (size_t)g->nodes * sizeof *fill);
+    for (k = 0; k < M; k++)
+        fill[tl[k] + 1]++;
     for (int32_t v = 0; v < g->nodes; v++)
-        for (int64_t e = g->A->ptr[v]; e < g->A->ptr[v + 1]; e++) {
-            const int64_t q = fill[g->A->idx[e]]++;
-            g->At->idx[q] = v;
-            g->at_edge[q] = (int32_t)e;
-        }
+        fill[v + 1] += fill[v];
+    for (k = 0; k < M; k++)
+        by_tail[fill[tl[k]]++] = k;
+    for (k = 0; k < M; k++)
+        g->A->ptr[h[k] + 1]++;
+    for (int32_t v = 0; v < g->nodes; v++)
+        g->A->ptr[v + 1] += g->A->ptr[v];
+    memcpy(fill, g->A->ptr, (size_t)g->nodes * sizeof *fill);
+    for (int64_t q = 0; q < M; q++) {
+        const int64_t j = by_tail[q], e = fill[h[j]]++;
+        g->A->idx[e] = tl[j];
+        g->edge_rel[e] = r[j];
+        g->ckg_head[e] = h[j];
+    }
     free(fill);
+    free(by_tail);
     for (int64_t e = 0; e < M; e++)
         g->count[g->edge_rel[e] + 1]++;
     for (int q = 0; q < g->n_rel; q++)
@@ -247,7 +247,7 @@ done:
 }
 
 /* pi(h, r, t) for every edge from the current parameters, then a softmax over each head's
- * edges: A's values, and At's. */
+ * edges: A's values. */
 static void update_attention(kgat_t *g, const float *params, int threads)
 {
     const int d = g->dims[0], dr = g->dr;
@@ -278,8 +278,6 @@ static void update_attention(kgat_t *g, const float *params, int threads)
         if (n)
             eng_softmax(g->A->val + b, g->A->val + b, (size_t)n);
     }
-    for (int64_t q = 0; q < M; q++)
-        g->At->val[q] = g->A->val[g->at_edge[q]];
 }
 
 /* The name of index i in names, or its decimal when there are no names. */
@@ -374,6 +372,8 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
         ALLOC(g->A1[l], N * dout);
         ALLOC(g->A2[l], N * dout);
         ALLOC(g->X[l], N * dout);
+        ALLOC(g->xs[l], N * din);
+        ALLOC(g->Xn[l], N * dout);
         ALLOC(g->dX[l], N * dout);
         ALLOC(g->mask[l], N * dout);
     }
@@ -410,8 +410,11 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
     ALLOC(g->apt, (size_t)ATT_CHUNK * dr);
     ALLOC(g->ar, ATT_CHUNK);
 #undef ALLOC
-    if (!ok || !(g->mark = malloc(N * sizeof *g->mark)))
+    if (!ok || !(g->mark = malloc(N * sizeof *g->mark)) ||
+        trn_field_alloc(&g->field, g->nodes, g->L) < 0)
         return ENG_ENOMEM;
+    for (int l = 1; l <= g->L; l++) /* all kept, until a dropout draws them */
+        memset(g->mask[l], 1, N * (size_t)g->dims[l]);
     for (size_t v = 0; v < N; v++)
         g->mark[v] = -1;
     /* Xavier uniform everywhere but the biases (zero); W_R's bound as torch's for a 3-D tensor:
@@ -431,36 +434,91 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
     return ENG_OK;
 }
 
-/* The layers over the whole graph: X[l] for l >= 1 (X[0] is the embedding table), with message
- * dropout when rng is not NULL. */
+/* The element-wise steps of a layer, fused: each one pass over memory, in runs of ELEM_RUN
+ * entries shared among the threads (restrict parameters, so each run's loop vectorises: inside
+ * an OpenMP region's outlined body GCC loses that the arrays do not overlap). */
+#define ELEM_RUN 8192
+
+/* S = x + side, P = x * side: the two inputs of the bi-interaction's dense layers. */
+static void sp_run(float *restrict S, float *restrict P, const float *restrict x,
+                   const float *restrict side, size_t n)
+{
+    for (size_t q = 0; q < n; q++) {
+        S[q] = x[q] + side[q];
+        P[q] = x[q] * side[q];
+    }
+}
+
+/* X = LeakyReLU(A1) + LeakyReLU(A2). */
+static void act_run(float *restrict X, const float *restrict A1, const float *restrict A2, size_t n)
+{
+    for (size_t q = 0; q < n; q++) {
+        const float a = A1[q], b = A2[q];
+        X[q] = (a > 0 ? a : SLOPE * a) + (b > 0 ? b : SLOPE * b);
+    }
+}
+
+/* Through the dropout (mask, keep = 1 / (1 - p)) and both LeakyReLUs: trn_dropout_backward's and
+ * trn_lrelu_backward's arithmetic, written, not added. */
+static void dact_run(float *restrict dA1, float *restrict dA2, const float *restrict dX,
+                     const uint8_t *restrict mask, float keep, const float *restrict A1,
+                     const float *restrict A2, size_t n)
+{
+    for (size_t q = 0; q < n; q++) {
+        const float h = dX[q] * (float)mask[q] * keep;
+        dA1[q] = A1[q] > 0 ? h : SLOPE * h;
+        dA2[q] = A2[q] > 0 ? h : SLOPE * h;
+    }
+}
+
+/* S = x + side and P = x * side backwards: dx += dS + dP side, dside = dS + dP x. */
+static void dsp_run(float *restrict dx, float *restrict dside, const float *restrict dS,
+                    const float *restrict dP, const float *restrict x, const float *restrict side,
+                    size_t n)
+{
+    for (size_t q = 0; q < n; q++) {
+        dx[q] += dS[q] + dP[q] * side[q];
+        dside[q] = dS[q] + dP[q] * x[q];
+    }
+}
+
+#define ELEM_RUNS(n, th, call)                                                                     \
+    do {                                                                                           \
+        const size_t n_ = (n), runs_ = (n_ + ELEM_RUN - 1) / ELEM_RUN;                             \
+        _Pragma("omp parallel for schedule(static) num_threads(th)") for (size_t k_ = 0;           \
+                                                                          k_ < runs_; k_++)        \
+        {                                                                                          \
+            const size_t o = k_ * ELEM_RUN, len = n_ - o < ELEM_RUN ? n_ - o : ELEM_RUN;           \
+            call;                                                                                  \
+        }                                                                                          \
+    } while (0)
+
+/* The layers at the field's rows: layer l at rows[l], packed in that order (side, S, P, A1, A2,
+ * X, and xs, the node's own previous layer there), and also node-indexed in Xn[l] for the next
+ * layer's sparse product, which reads only rows of layer l (the field's rule); message dropout
+ * when rng is not NULL. */
 static void propagate(kgat_t *g, const float *params, eng_rng_t *rng, float p, int th)
 {
-    const size_t N = (size_t)g->nodes;
+    const trn_field_t *f = &g->field;
     const float *x = params;
     for (int l = 1; l <= g->L; l++) {
         const int din = g->dims[l - 1], dout = g->dims[l];
-        const size_t ni = N * din, no = N * dout;
+        const int32_t *rows = f->rows[l], n = f->n[l];
+        const size_t ni = (size_t)n * din, no = (size_t)n * dout;
         float *side = g->side[l], *S = g->S[l], *P = g->P[l], *A1 = g->A1[l], *A2 = g->A2[l],
-              *X = g->X[l];
-        eng_csr_spmm(side, g->A, x, din, th);
-        /* the element-wise steps fused, each one pass over memory, shared among the threads */
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (size_t q = 0; q < ni; q++) {
-            S[q] = x[q] + side[q];
-            P[q] = x[q] * side[q];
-        }
-        trn_dense_forward(A1, S, params + g->off_w1[l - 1], params + g->off_b1[l - 1], (int64_t)N,
-                          din, dout, th);
-        trn_dense_forward(A2, P, params + g->off_w2[l - 1], params + g->off_b2[l - 1], (int64_t)N,
-                          din, dout, th);
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (size_t q = 0; q < no; q++) {
-            const float a = A1[q], b = A2[q];
-            X[q] = (a > 0 ? a : SLOPE * a) + (b > 0 ? b : SLOPE * b);
-        }
+              *X = g->X[l], *xs = g->xs[l];
+        eng_csr_spmm_packed(side, g->A, x, din, rows, n, th);
+        trn_gather_forward(xs, x, rows, n, din);
+        ELEM_RUNS(ni, th, sp_run(S + o, P + o, xs + o, side + o, len));
+        trn_dense_forward(A1, S, params + g->off_w1[l - 1], params + g->off_b1[l - 1], n, din, dout,
+                          th);
+        trn_dense_forward(A2, P, params + g->off_w2[l - 1], params + g->off_b2[l - 1], n, din, dout,
+                          th);
+        ELEM_RUNS(no, th, act_run(X + o, A1 + o, A2 + o, len));
         if (rng)
-            trn_dropout_forward(g->X[l], g->mask[l], g->X[l], p, no, rng, th);
-        x = g->X[l];
+            trn_dropout_forward(X, g->mask[l], X, p, no, rng, th);
+        trn_field_scatter(f, l, g->Xn[l], X, dout, th);
+        x = g->Xn[l];
     }
 }
 
@@ -476,7 +534,7 @@ static void finals(kgat_t *g, const float *params, const int32_t *nodes, int64_t
     col = d0;
     for (int l = 1; l <= g->L; l++) {
         const int dl = g->dims[l];
-        trn_gather_forward(g->tmp, g->X[l], nodes, n, dl);
+        trn_gather_forward(g->tmp, g->Xn[l], nodes, n, dl);
         trn_l2norm_forward(g->nrm, g->nrm_div + (size_t)l * n, g->tmp, n, dl, th);
         trn_concat_forward(out, g->nrm, n, dl, g->vd, col);
         col += dl;
@@ -507,12 +565,12 @@ static double cf_grad(trn_model_t *m, kgat_t *g, const trn_batch_t *b, double *r
 {
     const kgat_cfg_t *c = m->cfg;
     const int th = m->threads;
-    const size_t N = (size_t)g->nodes;
     eng_rng_t rng;
     trn_model_batch_rng(m, &rng);
-    propagate(g, m->params, c->dropout > 0 ? &rng : NULL, c->dropout, th);
     batch_nodes(g, m, b);
     const int64_t nb = g->nb;
+    trn_field_rows(&g->field, g->A, g->bnodes, nb);
+    propagate(g, m->params, c->dropout > 0 ? &rng : NULL, c->dropout, th);
     finals(g, m->params, g->bnodes, nb, g->fin, th);
     memset(g->dfin, 0, (size_t)nb * g->vd * sizeof *g->dfin);
     const double loss = trn_scores_eval(&g->scores, g->dfin, g->fin, g->vd, m, b);
@@ -529,9 +587,9 @@ static double cf_grad(trn_model_t *m, kgat_t *g, const trn_batch_t *b, double *r
     int col = d0;
     for (int l = 1; l <= g->L; l++) {
         const int dl = g->dims[l];
-        memset(g->dX[l], 0, N * dl * sizeof(float));
+        trn_field_zero(&g->field, l, g->dX[l], dl, th);
         /* the normalised rows again (finals kept the last layer's only) */
-        trn_gather_forward(g->tmp, g->X[l], g->bnodes, nb, dl);
+        trn_gather_forward(g->tmp, g->Xn[l], g->bnodes, nb, dl);
         trn_l2norm_forward(g->nrm, g->nrm_div + (size_t)l * nb, g->tmp, nb, dl, th);
         memset(g->dnrm, 0, (size_t)nb * dl * sizeof *g->dnrm);
         trn_concat_backward(g->dnrm, g->dfin, nb, dl, g->vd, col);
@@ -540,37 +598,34 @@ static double cf_grad(trn_model_t *m, kgat_t *g, const trn_batch_t *b, double *r
         trn_gather_backward(g->dX[l], g->tmp, g->bnodes, nb, dl);
         col += dl;
     }
+    /* layer L down to 1, packed over each layer's rows; dX[l] node-indexed at rows[l] */
+    const trn_field_t *f = &g->field;
     for (int l = g->L; l >= 1; l--) {
         const int din = g->dims[l - 1], dout = g->dims[l];
-        const size_t ni = N * din, no = N * dout;
-        /* through the dropout and both LeakyReLUs in one pass (trn_dropout_backward's and
-         * trn_lrelu_backward's arithmetic) */
-        const float *dX = g->dX[l], *A1 = g->A1[l], *A2 = g->A2[l];
-        const uint8_t *mask = g->mask[l];
+        const int32_t *rows = f->rows[l], n = f->n[l];
+        const size_t ni = (size_t)n * din, no = (size_t)n * dout;
+        /* without dropout the mask stays all ones, as init left it */
         const float keep = c->dropout > 0 ? 1.0f / (1.0f - c->dropout) : 1.0f;
-        float *dA1 = g->dA1, *dA2 = g->dA2;
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (size_t q = 0; q < no; q++) {
-            const float h = c->dropout > 0 ? dX[q] * mask[q] * keep : dX[q];
-            dA1[q] = A1[q] > 0 ? h : SLOPE * h;
-            dA2[q] = A2[q] > 0 ? h : SLOPE * h;
-        }
+        float *dXp = g->dside; /* packed dX, until dside is written below */
+        trn_field_gather(f, l, dXp, g->dX[l], dout, th);
+        const float *A1 = g->A1[l], *A2 = g->A2[l];
+        const uint8_t *mask = g->mask[l];
+        ELEM_RUNS(no, th,
+                  dact_run(g->dA1 + o, g->dA2 + o, dXp + o, mask + o, keep, A1 + o, A2 + o, len));
         memset(g->dS, 0, ni * sizeof *g->dS);
         memset(g->dP, 0, ni * sizeof *g->dP);
         trn_dense_backward(g->dS, m->grads + g->off_w1[l - 1], m->grads + g->off_b1[l - 1], g->dA1,
-                           g->S[l], m->params + g->off_w1[l - 1], (int64_t)N, din, dout, th);
+                           g->S[l], m->params + g->off_w1[l - 1], n, din, dout, th);
         trn_dense_backward(g->dP, m->grads + g->off_w2[l - 1], m->grads + g->off_b2[l - 1], g->dA2,
-                           g->P[l], m->params + g->off_w2[l - 1], (int64_t)N, din, dout, th);
-        const float *x = l == 1 ? m->params : g->X[l - 1], *side = g->side[l], *dS = g->dS,
-                    *dP = g->dP;
-        float *dx = l == 1 ? dE : g->dX[l - 1], *dside = g->dside;
-        /* S = x + side and P = x * side, backwards, in one pass */
-#pragma omp parallel for schedule(static) num_threads(th)
-        for (size_t q = 0; q < ni; q++) {
-            dx[q] += dS[q] + dP[q] * side[q];
-            dside[q] = dS[q] + dP[q] * x[q];
-        }
-        eng_csr_spmm_acc(g->tmp, dx, 1.0f, g->At, dside, din, th);
+                           g->P[l], m->params + g->off_w2[l - 1], n, din, dout, th);
+        /* the node's own input: packed dxs (in tmp); the neighbours': dside, through A^T */
+        memset(g->tmp, 0, ni * sizeof *g->tmp);
+        ELEM_RUNS(ni, th,
+                  dsp_run(g->tmp + o, g->dside + o, g->dS + o, g->dP + o, g->xs[l] + o,
+                          g->side[l] + o, len));
+        float *dx = l == 1 ? dE : g->dX[l - 1];
+        trn_gather_backward(dx, g->tmp, rows, n, din);
+        eng_csr_scatter_packed(dx, g->A, g->dside, din, rows, n, th);
     }
     return loss;
 }
@@ -698,6 +753,7 @@ static void kgat_epoch_end(trn_model_t *m)
 static int kgat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
 {
     kgat_t *g = m->impl;
+    trn_field_all(&g->field);
     propagate(g, m->params, NULL, 0, m->threads);
     int32_t *nodes = malloc(((size_t)g->nodes + 1) * sizeof *nodes);
     float *out = malloc(((size_t)g->nodes * g->vd + 1) * sizeof *out);

@@ -1,7 +1,8 @@
 /* Knowledge-graph embedding layers. Batches are small (a few thousand triples of a few dozen
  * floats): the distances are single-threaded loops the compiler vectorises, the relation
  * gradients accumulated in batch order; the projection is one single-threaded sgemm per run of
- * a relation (the caller's OpenBLAS is set to one thread, trainer/layers.c). */
+ * a relation (the caller's OpenBLAS is set to one thread, trainer/layers.c), or plain loops for a
+ * run too short to pay for the call. */
 #include "trainer/kge.h"
 
 #include <cblas.h>
@@ -62,14 +63,29 @@ static int run_end(const int32_t *r, int n, int k)
     return e;
 }
 
+/* Below this many rows a run is cheaper as plain loops than as an sgemm call (most relations
+ * have only a few rows in a batch). */
+#define SGEMM_MIN_ROWS 16
+
 void trn_project_forward(float *out, const float *x, const float *proj, const int32_t *r, int n,
                          int d, int dr)
 {
     for (int k = 0, e; k < n; k = e) {
         e = run_end(r, n, k);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, e - k, dr, d, 1.0f,
-                    x + (size_t)k * d, d, proj + (size_t)r[k] * d * dr, dr, 0.0f,
-                    out + (size_t)k * dr, dr);
+        const float *w = proj + (size_t)r[k] * d * dr;
+        if (e - k >= SGEMM_MIN_ROWS) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, e - k, dr, d, 1.0f,
+                        x + (size_t)k * d, d, w, dr, 0.0f, out + (size_t)k * dr, dr);
+            continue;
+        }
+        for (int q = k; q < e; q++) {
+            float *o = out + (size_t)q * dr;
+            const float *xq = x + (size_t)q * d;
+            memset(o, 0, (size_t)dr * sizeof *o);
+            for (int i = 0; i < d; i++)
+                for (int j = 0; j < dr; j++)
+                    o[j] += xq[i] * w[(size_t)i * dr + j];
+        }
     }
 }
 
@@ -79,11 +95,31 @@ void trn_project_backward(float *dx, float *dproj, const float *dout, const floa
     for (int k = 0, e; k < n; k = e) {
         e = run_end(r, n, k);
         const size_t off = (size_t)r[k] * d * dr;
-        if (dx)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, e - k, d, dr, 1.0f,
-                        dout + (size_t)k * dr, dr, proj + off, dr, 1.0f, dx + (size_t)k * d, d);
-        if (dproj)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, dr, e - k, 1.0f,
-                        x + (size_t)k * d, d, dout + (size_t)k * dr, dr, 1.0f, dproj + off, dr);
+        if (e - k >= SGEMM_MIN_ROWS) {
+            if (dx)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, e - k, d, dr, 1.0f,
+                            dout + (size_t)k * dr, dr, proj + off, dr, 1.0f, dx + (size_t)k * d, d);
+            if (dproj)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, dr, e - k, 1.0f,
+                            x + (size_t)k * d, d, dout + (size_t)k * dr, dr, 1.0f, dproj + off, dr);
+            continue;
+        }
+        for (int q = k; q < e; q++) {
+            const float *g = dout + (size_t)q * dr, *xq = x + (size_t)q * d;
+            for (int i = 0; i < d; i++) {
+                const float *w = proj + off + (size_t)i * dr;
+                if (dx) {
+                    float s = 0;
+                    for (int j = 0; j < dr; j++)
+                        s += g[j] * w[j];
+                    dx[(size_t)q * d + i] += s;
+                }
+                if (dproj) {
+                    float *dw = dproj + off + (size_t)i * dr;
+                    for (int j = 0; j < dr; j++)
+                        dw[j] += xq[i] * g[j];
+                }
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@ void trn_trans_backward(float *dh, float *drel, float *dt, const float *ddist, c
 
 /* out[k] = x[k] proj[r[k]] for k < n: each row of x [n x d] through its relation's projection
  * proj[r] [d x dr] (TransR's M_r, KGAT's W_r), out [n x dr]. One sgemm per run of rows with the
- * same relation: sort a batch by relation for speed. */
+ * same relation (loops for a short run): sort a batch by relation for speed. */
 void trn_project_forward(float *out, const float *x, const float *proj, const int32_t *r, int n,
                          int d, int dr);
 
