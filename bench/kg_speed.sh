@@ -51,33 +51,6 @@ print(min(e['train_s'] / e.get('batches', e.get('cf_batches', 0) + e.get('kg_bat
     done
 done
 
-python3 - "$out/kg_speed.md" "$EPOCHS" "$REPS" "${rows[@]}" <<'PY'
-import sys
-path, epochs, reps = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = {}
-for r in sys.argv[4:]:
-    kind, t, g, p, gm, pm = r.split()
-    runs.setdefault((kind, t), []).append((float(g), float(p), int(gm), int(pm)))
-lines = [f"kgcn-music (bench/kg_split.py), {epochs} epochs of each kind's defaults, seconds per "
-         f"training batch (an epoch's training time over its batches): each side's fastest of "
-         f"{reps} alternating rounds (its slowest in brackets).", "",
-         "| kind | threads | gnnrec s/batch | PyTorch s/batch | speed-up | gnnrec peak RSS | PyTorch peak RSS |",
-         "|---|---:|---:|---:|---:|---:|---:|"]
-best = {}
-for (kind, t), rs in runs.items():
-    g = min(r[0] for r in rs); p = min(r[1] for r in rs)
-    best[(kind, t)] = (g, p)
-    lines.append(f"| {kind} | {t} | {g:.5f} ({max(r[0] for r in rs):.5f}) | "
-                 f"{p:.5f} ({max(r[1] for r in rs):.5f}) | {p / g:.1f}x | "
-                 f"{max(r[2] for r in rs) / 1024:.0f} MiB | {max(r[3] for r in rs) / 1024:.0f} MiB |")
-lines.append("")
-for kind in dict.fromkeys(k for k, _ in runs):
-    mine = {t: v for (k, t), v in best.items() if k == kind}
-    tg = min(mine, key=lambda t: mine[t][0])
-    tp = min(mine, key=lambda t: mine[t][1])
-    lines.append(f"- {kind}, best against best: gnnrec {mine[tg][0]:.5f} s/batch ({tg} threads), "
-                 f"PyTorch {mine[tp][1]:.5f} s/batch ({tp} threads): "
-                 f"{mine[tp][1] / mine[tg][0]:.1f}x.")
-open(path, "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PY
+python3 "$here/bench/speed_table.py" "$out/kg_speed.md" \
+    "kgcn-music (bench/kg_split.py), $EPOCHS epochs of each kind's defaults, seconds per training batch (an epoch's training time over its batches): each side's fastest of $REPS alternating rounds (its slowest in brackets)." \
+    "${rows[@]}"

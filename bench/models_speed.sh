@@ -67,32 +67,6 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-python3 - "$out/models_speed.md" "$BATCHES" "$REPS" "${rows[@]}" <<'PY'
-import sys
-path, batches, reps = sys.argv[1], sys.argv[2], sys.argv[3]
-runs = {}  # (kind, threads) -> every round's (gnnrec s, PyTorch s, gnnrec KiB, PyTorch KiB)
-for r in sys.argv[4:]:
-    kind, t, g, p, gm, pm = r.split()
-    runs.setdefault((kind, t), []).append((float(g), float(p), int(gm), int(pm)))
-lines = [f"gowalla, {batches} training batches of each kind's defaults, seconds per batch: each "
-         f"side's fastest of {reps} alternating rounds (its slowest in brackets).", "",
-         "| kind | threads | gnnrec s/batch | PyTorch s/batch | speed-up | gnnrec peak RSS | PyTorch peak RSS |",
-         "|---|---:|---:|---:|---:|---:|---:|"]
-best = {}
-for (kind, t), rs in runs.items():
-    g = min(r[0] for r in rs); p = min(r[1] for r in rs)
-    best[(kind, t)] = (g, p)
-    lines.append(f"| {kind} | {t} | {g:.4f} ({max(r[0] for r in rs):.4f}) | "
-                 f"{p:.4f} ({max(r[1] for r in rs):.4f}) | {p / g:.1f}x | "
-                 f"{max(r[2] for r in rs) / 1024:.0f} MiB | {max(r[3] for r in rs) / 1024:.0f} MiB |")
-lines.append("")
-for kind in dict.fromkeys(k for k, _ in runs):
-    mine = {t: v for (k, t), v in best.items() if k == kind}
-    tg = min(mine, key=lambda t: mine[t][0])
-    tp = min(mine, key=lambda t: mine[t][1])
-    lines.append(f"- {kind}, best against best: gnnrec {mine[tg][0]:.4f} s/batch ({tg} threads), "
-                 f"PyTorch {mine[tp][1]:.4f} s/batch ({tp} threads): "
-                 f"{mine[tp][1] / mine[tg][0]:.1f}x.")
-open(path, "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-PY
+python3 "$here/bench/speed_table.py" "$out/models_speed.md" \
+    "gowalla, $BATCHES training batches of each kind's defaults, seconds per batch: each side's fastest of $REPS alternating rounds (its slowest in brackets)." \
+    "${rows[@]}"
