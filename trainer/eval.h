@@ -27,7 +27,7 @@ typedef struct {
     /* the same means over the cold users: those with at most TRN_EVAL_COLD training items */
     int64_t cold_users;
     double cold_recall[TRN_EVAL_MAX_K], cold_ndcg[TRN_EVAL_MAX_K];
-    int has_auc;     /* auc, f1 and auc_pairs are set (trn_eval_auc found a pair) */
+    int has_auc; /* auc, f1 and auc_pairs are set (trn_eval_auc found a pair) */
     double auc, f1;
     int64_t auc_pairs;
     int has_rmse; /* rmse, mae and n_ratings are set (trn_eval_ratings ran) */
