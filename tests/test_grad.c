@@ -741,9 +741,10 @@ static void test_kge(void **state)
     check_fd("project d/dproj", k.proj, gp, KR * KD * KDR, 1e-2f, project_f, &k, w, k.out,
              KN * KDR);
     test_fill_normal(k.src, KE * KD, 1.0, 97);
-    float gs[KE * KD] = {0};
-    trn_gather_backward(gs, w, k.idx, KN, KD);
-    check_fd("gather", k.src, gs, KE * KD, 1e-2f, gather_f, &k, w, k.gathered, KN * KD);
+    float gs[KE * KD] = {0}, wg[KN * KD];
+    test_fill_normal(wg, KN * KD, 1.0, 101);
+    trn_gather_backward(gs, wg, k.idx, KN, KD);
+    check_fd("gather", k.src, gs, KE * KD, 1e-2f, gather_f, &k, wg, k.gathered, KN * KD);
 }
 
 /* The projection again with a run long enough for its sgemm path beside short ones. */
