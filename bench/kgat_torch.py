@@ -148,7 +148,7 @@ import torch
 import torch.nn.functional as F
 
 import torch_refs  # the references' data set-up
-from torch_refs import lgn  # lightgcn_torch.py: sample_epoch, evaluate
+from torch_refs import lgn  # lightgcn_torch.py: evaluate
 
 
 def load(folder):
@@ -403,10 +403,7 @@ def main():
         n_cf, n_kg = min(n_cf, a.max_batches), min(n_kg, a.max_batches)
     for ep in range(1, a.epochs + 1):
         ts = time.time()
-        users, pos, neg = lgn.sample_epoch(rng, n_train, d.n_items, d.pos_lists, d.pos_sets,
-                                           d.users_with_pos)
-        perm = rng.permutation(n_train)
-        users, pos, neg = (torch.from_numpy(x[perm]) for x in (users, pos, neg))
+        users, pos, neg = torch_refs.epoch_triples(rng, d, n_train)
         kg_batches = sampler.batches(rng, n_kg, a.kg_batch)
         sample_s = time.time() - ts
 

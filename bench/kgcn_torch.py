@@ -91,7 +91,6 @@ import torch
 import torch.nn.functional as F
 
 import torch_refs  # the references' data set-up
-from torch_refs import lgn  # lightgcn_torch.py: sample_epoch
 
 
 def read_data(folder):
@@ -392,10 +391,7 @@ def main():
 
     for ep in range(1, a.epochs + 1):
         ts = time.time()
-        users, pos, neg = lgn.sample_epoch(rng, n_train, d.n_items, d.pos_lists, d.pos_sets,
-                                           d.users_with_pos)
-        perm = rng.permutation(n_train)
-        users, pos, neg = (torch.from_numpy(x[perm]) for x in (users, pos, neg))
+        users, pos, neg = torch_refs.epoch_triples(rng, d, n_train)
         sample_s = time.time() - ts
         tt = time.time()
         total, nb = 0.0, 0

@@ -71,6 +71,15 @@ def load(folder):
         test_pos={u: np.array(v) for u, v in test_pos.items()})
 
 
+def epoch_triples(rng, d, n_train):
+    """An epoch's (user, positive, negative) triples as lightgcn_torch.py draws them, shuffled,
+    as torch tensors."""
+    users, pos, neg = lgn.sample_epoch(rng, n_train, d.n_items, d.pos_lists, d.pos_sets,
+                                       d.users_with_pos)
+    perm = rng.permutation(n_train)
+    return tuple(torch.from_numpy(x[perm]) for x in (users, pos, neg))
+
+
 def run(a, build):
     """Trains build(data) as lightgcn_torch.py trains LightGCN: BPR over one uniformly sampled
     negative, plus model.reg(), Adam; the whole graph propagated once per batch (or the batch's
@@ -90,10 +99,7 @@ def run(a, build):
     n_train = len(d.tu)
     for ep in range(1, a.epochs + 1):
         ts = time.time()
-        users, pos, neg = lgn.sample_epoch(rng, n_train, d.n_items, d.pos_lists, d.pos_sets,
-                                           d.users_with_pos)
-        perm = rng.permutation(n_train)
-        users, pos, neg = (torch.from_numpy(x[perm]) for x in (users, pos, neg))
+        users, pos, neg = epoch_triples(rng, d, n_train)
         sample_s = time.time() - ts
         tt = time.time()
         total, nb = 0.0, 0
