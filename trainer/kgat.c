@@ -13,7 +13,8 @@
  * slope 0.2, then message dropout; a node's vector is [e^0, e^1 / |e^1|, ..., e^L / |e^L|].
  *
  * An epoch is a CF phase, then a KG phase, then the attention update: the CF phase's batches of
- * (user, positive, negative) are scored by inner product on the whole graph's vectors (BPR,
+ * (user, positive, negative) are scored by inner product on their nodes' vectors, each layer
+ * computed at the batch's receptive field only (trainer/field.h: the whole graph's values) (BPR,
  * regulariser decay * the mean of |u|^2/2 + |p|^2/2 + |n|^2/2 of the final vectors); the KG
  * phase's batches of (h, r, t, t') from the CKG train TransR, softplus(d(h, r, t) - d(h, r, t'))
  * with d = |e_h W_r + e_r - e_t W_r|^2 plus kg-l2 * the mean squared halves of the projected rows
