@@ -1,8 +1,9 @@
 /* The conformance test every registered model passes (trainer/model.c's table), so that a new
  * model gets these checks by being registered:
  *   - its whole objective (mean loss + regulariser, as batch_grad reports them) against central
- *     finite differences, for every parameter, with BPR and BCE and 1 or 3 negatives, and with MSE
- *     on rating batches;
+ *     finite differences, for every parameter, with BPR and BCE and 1 or 3 negatives, margin with
+ *     2, and with MSE on rating batches (each loss the kind trains with), over made-up side data
+ *     when the kind needs or uses some (world_of), on the kind's own batches when it draws them;
  *   - its hyper-parameter table is well formed (defaults inside their ranges, names unique, the
  *     common rows present) and parses values and rejects bad ones;
  *   - the same seed and thread count give bit-identical vectors, twice in one process;
