@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The served side of the model conformance test (tests/test_models.c has the trainer side): for
 every model kind `gnnrec train --help` lists, train it on a small log whose test file has a user
-and an item that the training file lacks, publish, serve, and check that
+and an item that the training file lacks (with a small knowledge graph for a kind that needs one,
+and attribute and friend files for one that uses them, as its --help says), publish, serve, and
+check that
   - the server's top-K for every trained user equals `gnnrec recommend` for that version (same
     items in the same order: one kernel offline and online);
   - the user present only in the test file gets 404 from the server and is absent from
@@ -52,6 +54,13 @@ def kinds():
     return found
 
 
+def uses_side(kind):
+    """Whether `gnnrec train --model KIND --help` says the kind uses side files when given."""
+    out = subprocess.run([BIN, "train", "--model", kind, "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    return re.search(r"^uses when given:", out, re.M) is not None
+
+
 def run(*args, check=True):
     p = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300 * sl.SLOW)
     if check and p.returncode != 0:
@@ -78,6 +87,16 @@ class Conformance(unittest.TestCase):
                 f.write(f"i{i}\tgenre\tg{i % 7}\ni{i}\tlabel\tl{rng.randrange(5)}\n")
             for g in range(7):
                 f.write(f"g{g}\tnear\tg{(g + 1) % 7}\n")
+        # attributes and friends, for a kind that uses them
+        with open(cls.tmp.join("user_attrs.csv"), "w") as f:
+            for u in range(60):
+                f.write(f"u{u},age,{u % 4}\nu{u},city,c{rng.randrange(3)}\n")
+        with open(cls.tmp.join("item_attrs.csv"), "w") as f:
+            for i in range(40):
+                f.write(f"i{i},genre,g{i % 7}\n")
+        with open(cls.tmp.join("friends.csv"), "w") as f:
+            for u in range(60):
+                f.write(f"u{u},u{(u * 7 + 3) % 60}\n")
         needs = kinds()
         # the recommenders; a kind trained on the knowledge graph alone has no users
         cls.kinds = [k for k, n in needs.items() if "no interaction log" not in n]
@@ -86,6 +105,9 @@ class Conformance(unittest.TestCase):
         assert "transe" in cls.kg_only, cls.kg_only
         for kind in cls.kinds:
             side = ["--kg", cls.tmp.join("kg.tsv")] if "--kg" in needs[kind] else []
+            if uses_side(kind):
+                side += ["--user-attrs", cls.tmp.join("user_attrs.csv"), "--item-attrs",
+                         cls.tmp.join("item_attrs.csv"), "--social", cls.tmp.join("friends.csv")]
             run("train", "--model", kind, "--train", cls.tmp.join("train.csv"), "--test",
                 cls.tmp.join("test.csv"), *side, "--dim", "16", "--lr", "0.01", "--epochs", "3",
                 "--threads", "1", "--quiet", "--db", cls.db, "--name", kind)
