@@ -15,7 +15,11 @@ check that
   - POST /v1/recommend folds a new user in for a kind that can, with the top-K of
     `gnnrec recommend --items` for that version (one fold-in offline and online; that the
     fold-in vector is the kind's rule is tests/test_foldin.c's check, and for graphsage, trained
-    once per aggregator, tests/test_sage_fold.c's), and is 422 for one that cannot.
+    once per aggregator, tests/test_sage_fold.c's), and is 422 for one that cannot;
+  - GET /v1/users/{user}/recommendations/{item}/explain gives kgat's paths, every hop a pair of
+    the log or a triple of the graph file, and is 422 for every other kind;
+  - a kind trained on the knowledge graph alone (transe) serves its entities as items: similar
+    items, and 404 for users.
 Every answer these checks get is validated against proto/openapi.yaml (status and body, with
 serverlib's validator). A new model kind gets these checks by being registered. Also: a schema-1
 store, written before named tensors, is upgraded by the server and served with the answers of the
