@@ -645,18 +645,8 @@ static double kg_grad(trn_model_t *m, kgat_t *g, double *reg)
     trn_project_forward(g->pn, g->xn, WR, g->kr, n, d, dr);
     trn_trans_forward(g->dpos, g->ph, Rm, g->pt, g->kr, n, dr, TRN_DIST_L2SQ);
     trn_trans_forward(g->dneg, g->ph, Rm, g->pn, g->kr, n, dr, TRN_DIST_L2SQ);
-    for (int k = 0; k < n; k++) {
-        g->spos[k] = -g->dpos[k];
-        g->sneg[k] = -g->dneg[k];
-    }
-    const double loss = trn_loss_forward(TRN_LOSS_BPR, g->spos, g->sneg, NULL, n, 1, 0);
-    memset(g->gpos, 0, (size_t)n * sizeof *g->gpos);
-    memset(g->gneg, 0, (size_t)n * sizeof *g->gneg);
-    trn_loss_backward(TRN_LOSS_BPR, g->gpos, g->gneg, 1.0f, g->spos, g->sneg, NULL, n, 1, 0);
-    for (int k = 0; k < n; k++) {
-        g->gpos[k] = -g->gpos[k];
-        g->gneg[k] = -g->gneg[k];
-    }
+    const double loss =
+        trn_dist_loss(TRN_LOSS_BPR, g->gpos, g->gneg, g->spos, g->sneg, g->dpos, g->dneg, n, 1, 0);
     /* kg-l2 * the mean over the batch of |x|^2 / 2 for the projected rows and the relations */
     const float w = c->kg_l2 / (float)n;
     double sq = trn_l2_forward(Rm, g->kr, n, dr);

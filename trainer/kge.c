@@ -53,6 +53,25 @@ void trn_trans_backward(float *dh, float *drel, float *dt, const float *ddist, c
     }
 }
 
+double trn_dist_loss(trn_loss_t l, float *gpos, float *gneg, float *spos, float *sneg,
+                     const float *dpos, const float *dneg, int n, int nneg, float margin)
+{
+    const int nn = n * nneg;
+    for (int k = 0; k < n; k++)
+        spos[k] = -dpos[k];
+    for (int k = 0; k < nn; k++)
+        sneg[k] = -dneg[k];
+    const double value = trn_loss_forward(l, spos, sneg, NULL, n, nneg, margin);
+    memset(gpos, 0, (size_t)n * sizeof *gpos);
+    memset(gneg, 0, (size_t)nn * sizeof *gneg);
+    trn_loss_backward(l, gpos, gneg, 1.0f, spos, sneg, NULL, n, nneg, margin);
+    for (int k = 0; k < n; k++) /* d/d(distance) = -d/d(score) */
+        gpos[k] = -gpos[k];
+    for (int k = 0; k < nn; k++)
+        gneg[k] = -gneg[k];
+    return value;
+}
+
 /* The rows of one relation run together: one sgemm per run of equal r[k] (a batch sorted by
  * relation makes few, long runs; the layer is correct for any order). */
 static int run_end(const int32_t *r, int n, int k)

@@ -8,6 +8,8 @@
 #ifndef GNNREC_TRAINER_KGE_H
 #define GNNREC_TRAINER_KGE_H
 
+#include "trainer/loss.h"
+
 #include <stdint.h>
 
 /* The distance a translation model scores a triple by. */
@@ -29,6 +31,14 @@ void trn_trans_forward(float *dist, const float *h, const float *rel, const floa
 void trn_trans_backward(float *dh, float *drel, float *dt, const float *ddist, const float *dist,
                         const float *h, const float *rel, const float *t, const int32_t *r, int n,
                         int d, trn_dist_t kind);
+
+/* The ranking loss l (trainer/loss.h) of n triples' distances dpos[n] against their nneg
+ * corrupted triples' dneg[n x nneg], a triple scored by minus its distance (TransE's margin loss,
+ * KGAT's softplus of the difference); spos [n] and sneg [n x nneg] receive those scores. Writes
+ * the loss's gradient with respect to each distance into gpos and gneg (not added) and returns
+ * the mean loss. */
+double trn_dist_loss(trn_loss_t l, float *gpos, float *gneg, float *spos, float *sneg,
+                     const float *dpos, const float *dneg, int n, int nneg, float margin);
 
 /* out[k] = x[k] proj[r[k]] for k < n: each row of x [n x d] through its relation's projection
  * proj[r] [d x dr] (TransR's M_r, KGAT's W_r), out [n x dr]. One sgemm per run of rows with the

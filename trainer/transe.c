@@ -197,20 +197,8 @@ static double transe_batch_grad(trn_model_t *m, const trn_batch_t *b, double *re
     trn_gather_forward(f->etn, ent, f->tn, nn, d);
     trn_trans_forward(f->dpos, f->eh, rel, f->et, f->r, n, d, f->dist);
     trn_trans_forward(f->dneg, f->ehn, rel, f->etn, f->rn, nn, d, f->dist);
-    for (int k = 0; k < n; k++)
-        f->pos[k] = -f->dpos[k];
-    for (int k = 0; k < nn; k++)
-        f->neg[k] = -f->dneg[k];
-    const trn_loss_t loss = (trn_loss_t)m->hp->loss;
-    const double value = trn_loss_forward(loss, f->pos, f->neg, NULL, n, f->nneg, m->hp->margin);
-    memset(f->gpos, 0, (size_t)n * sizeof *f->gpos);
-    memset(f->gneg, 0, (size_t)nn * sizeof *f->gneg);
-    trn_loss_backward(loss, f->gpos, f->gneg, 1.0f, f->pos, f->neg, NULL, n, f->nneg,
-                      m->hp->margin);
-    for (int k = 0; k < n; k++) /* d/d(dist) = -d/d(score) */
-        f->gpos[k] = -f->gpos[k];
-    for (int k = 0; k < nn; k++)
-        f->gneg[k] = -f->gneg[k];
+    const double value = trn_dist_loss((trn_loss_t)m->hp->loss, f->gpos, f->gneg, f->pos, f->neg,
+                                       f->dpos, f->dneg, n, f->nneg, m->hp->margin);
     memset(f->deh, 0, (size_t)n * d * sizeof *f->deh);
     memset(f->det, 0, (size_t)n * d * sizeof *f->det);
     memset(f->dehn, 0, (size_t)nn * d * sizeof *f->dehn);
