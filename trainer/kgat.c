@@ -249,7 +249,7 @@ done:
 
 /* pi(h, r, t) for every edge from the current parameters, then a softmax over each head's
  * edges: A's values. */
-static void update_attention(kgat_t *g, const float *params, int threads)
+static void update_attention(kgat_t *g, const float *params)
 {
     const int d = g->dims[0], dr = g->dr;
     const float *E = params, *Rm = params + g->off_rel, *WR = params + g->off_wr;
@@ -273,7 +273,6 @@ static void update_attention(kgat_t *g, const float *params, int threads)
             g->A->val[es[k]] = s;
         }
     }
-    (void)threads;
     for (int32_t v = 0; v < g->nodes; v++) {
         const int64_t b = g->A->ptr[v], n = g->A->ptr[v + 1] - b;
         if (n)
@@ -387,7 +386,7 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
     ALLOC(g->bnodes, cap);
     ALLOC(g->fin, cap * g->vd);
     ALLOC(g->dfin, cap * g->vd);
-    ALLOC(g->nrm, cap * wmax);
+    ALLOC(g->nrm, cap * (size_t)(g->vd - c->dim));
     ALLOC(g->dnrm, cap * wmax);
     ALLOC(g->nrm_div, cap * (size_t)(g->L + 1));
     const size_t d = (size_t)c->dim, dr = (size_t)c->rel_dim;
@@ -431,7 +430,7 @@ static int kgat_init(trn_model_t *m, eng_error_t *err)
         trn_init_xavier(m->params + g->off_w1[l], g->dims[l], g->dims[l + 1], &rng);
         trn_init_xavier(m->params + g->off_w2[l], g->dims[l], g->dims[l + 1], &rng);
     }
-    update_attention(g, m->params, m->threads);
+    update_attention(g, m->params);
     return ENG_OK;
 }
 
@@ -523,21 +522,22 @@ static void propagate(kgat_t *g, const float *params, eng_rng_t *rng, float p, i
     }
 }
 
-/* The final vectors of nodes[0..n) into out [n x vd]; nrm and nrm_div keep the normalised rows
- * and their divisors for the backward. */
+/* The final vectors of nodes[0..n) (n at most the batch buffers' rows) into out [n x vd]; nrm
+ * keeps each layer's normalised rows, a block [n x d_l] after the layers before it, and nrm_div
+ * their divisors, for the backward. */
 static void finals(kgat_t *g, const float *params, const int32_t *nodes, int64_t n, float *out,
                    int th)
 {
     const int d0 = g->dims[0];
-    int col = 0;
     for (int64_t q = 0; q < n; q++)
         memcpy(out + q * g->vd, params + (size_t)nodes[q] * d0, (size_t)d0 * sizeof *out);
-    col = d0;
+    int col = d0;
     for (int l = 1; l <= g->L; l++) {
         const int dl = g->dims[l];
+        float *nl = g->nrm + (size_t)n * (col - d0); /* layer l's block [n x dl] */
         trn_gather_forward(g->tmp, g->Xn[l], nodes, n, dl);
-        trn_l2norm_forward(g->nrm, g->nrm_div + (size_t)l * n, g->tmp, n, dl, th);
-        trn_concat_forward(out, g->nrm, n, dl, g->vd, col);
+        trn_l2norm_forward(nl, g->nrm_div + (size_t)l * n, g->tmp, n, dl, th);
+        trn_concat_forward(out, nl, n, dl, g->vd, col);
         col += dl;
     }
 }
@@ -589,13 +589,11 @@ static double cf_grad(trn_model_t *m, kgat_t *g, const trn_batch_t *b, double *r
     for (int l = 1; l <= g->L; l++) {
         const int dl = g->dims[l];
         trn_field_zero(&g->field, l, g->dX[l], dl, th);
-        /* the normalised rows again (finals kept the last layer's only) */
-        trn_gather_forward(g->tmp, g->Xn[l], g->bnodes, nb, dl);
-        trn_l2norm_forward(g->nrm, g->nrm_div + (size_t)l * nb, g->tmp, nb, dl, th);
         memset(g->dnrm, 0, (size_t)nb * dl * sizeof *g->dnrm);
         trn_concat_backward(g->dnrm, g->dfin, nb, dl, g->vd, col);
         memset(g->tmp, 0, (size_t)nb * dl * sizeof *g->tmp);
-        trn_l2norm_backward(g->tmp, g->dnrm, g->nrm, g->nrm_div + (size_t)l * nb, nb, dl, th);
+        trn_l2norm_backward(g->tmp, g->dnrm, g->nrm + (size_t)nb * (col - d0),
+                            g->nrm_div + (size_t)l * nb, nb, dl, th);
         trn_gather_backward(g->dX[l], g->tmp, g->bnodes, nb, dl);
         col += dl;
     }
@@ -736,7 +734,7 @@ static int64_t kgat_epoch_examples(const trn_model_t *m)
 static void kgat_epoch_end(trn_model_t *m)
 {
     kgat_t *g = m->impl;
-    update_attention(g, m->params, m->threads);
+    update_attention(g, m->params);
     g->step = 0;
 }
 
@@ -746,26 +744,14 @@ static int kgat_vectors(trn_model_t *m, float *user_vecs, float *item_vecs)
     kgat_t *g = m->impl;
     trn_field_all(&g->field);
     propagate(g, m->params, NULL, 0, m->threads);
-    int32_t *nodes = malloc(((size_t)g->nodes + 1) * sizeof *nodes);
-    float *out = malloc(((size_t)g->nodes * g->vd + 1) * sizeof *out);
-    if (!nodes || !out) {
-        free(nodes), free(out);
-        return ENG_ENOMEM;
-    }
-    /* finals() on every node, chunked into the batch buffers' size */
+    /* the users' nodes, then the items' entities, in chunks of the batch buffers' rows */
     const int64_t cap = (int64_t)m->hp->batch * (2 + m->hp->negatives);
-    for (int32_t v = 0; v < g->nodes; v++)
-        nodes[v] = v;
-    for (int64_t q = 0; q < g->nodes; q += cap) {
-        const int64_t c = g->nodes - q < cap ? g->nodes - q : cap;
-        finals(g, m->params, nodes + q, c, g->fin, m->threads);
-        memcpy(out + q * g->vd, g->fin, (size_t)c * g->vd * sizeof *out);
-    }
-    memcpy(user_vecs, out + (size_t)g->n_ent * g->vd, (size_t)g->n_users * g->vd * sizeof *out);
-    for (int32_t i = 0; i < m->n_items; i++)
-        memcpy(item_vecs + (size_t)i * g->vd, out + (size_t)m->in->kg->item_entity[i] * g->vd,
-               (size_t)g->vd * sizeof *out);
-    free(nodes), free(out);
+    for (int64_t q = 0; q < g->n_users; q += cap)
+        finals(g, m->params, g->user_node + q, g->n_users - q < cap ? g->n_users - q : cap,
+               user_vecs + q * g->vd, m->threads);
+    for (int64_t q = 0; q < m->n_items; q += cap)
+        finals(g, m->params, m->in->kg->item_entity + q,
+               m->n_items - q < cap ? m->n_items - q : cap, item_vecs + q * g->vd, m->threads);
     return ENG_OK;
 }
 
