@@ -56,9 +56,9 @@ typedef struct {
     trn_edges_t e;
     size_t off_w[MAX_LAYERS], off_a[MAX_LAYERS];
     /* per layer: X (h^{l-1} at cols), Z = X W_r, st, logits before and after the LeakyReLU,
-     * alpha, m [n_rows x d] */
+     * alpha, m [n_rows x d], and tu = tanh(m S_t + c_t) [n_rows x d] */
     float *x[MAX_LAYERS], *z[MAX_LAYERS], *st[MAX_LAYERS], *pre[MAX_LAYERS], *lg[MAX_LAYERS],
-        *alpha[MAX_LAYERS], *m[MAX_LAYERS], *u[MAX_LAYERS], *tu[MAX_LAYERS];
+        *alpha[MAX_LAYERS], *m[MAX_LAYERS], *tu[MAX_LAYERS];
     float *dm, *du; /* [n_rows x d] the backward's, one layer at a time */
 } rel_t;
 
@@ -74,6 +74,7 @@ typedef struct {
     float *h[MAX_LAYERS + 1], *agg[MAX_LAYERS + 1], *beta[MAX_LAYERS + 1][N_TYPES];
     float *final, *dfinal, *dh, *dh_prev, *dagg, *dz, *dx, *dst, *dlg, *dpre;
     trn_scores_t scores;
+    char names[TRN_MAX_VIEWS][40]; /* the views' names that are made up */
 } hetero_t;
 
 static void rel_free(rel_t *r)
@@ -84,7 +85,7 @@ static void rel_free(rel_t *r)
     free(r->dm), free(r->du);
     for (int l = 0; l < MAX_LAYERS; l++)
         free(r->x[l]), free(r->z[l]), free(r->st[l]), free(r->pre[l]), free(r->lg[l]),
-            free(r->alpha[l]), free(r->m[l]), free(r->u[l]), free(r->tu[l]);
+            free(r->alpha[l]), free(r->m[l]), free(r->tu[l]);
 }
 
 static void hetero_free(void *impl)
@@ -260,7 +261,6 @@ static int hetero_init(trn_model_t *m, eng_error_t *err)
             ALLOC(R->lg[l], nnz);
             ALLOC(R->alpha[l], nnz);
             ALLOC(R->m[l], (size_t)R->n_rows * d);
-            ALLOC(R->u[l], (size_t)R->n_rows * d);
             ALLOC(R->tu[l], (size_t)R->n_rows * d);
         }
         ALLOC(R->dm, (size_t)R->n_rows * d);
@@ -337,9 +337,10 @@ static void forward(hetero_t *g, const float *P, int th)
             trn_edge_aggregate_forward(R->m[l], R->alpha[l], R->z[l], &R->e, d, th);
             /* the semantic score's argument: tanh(m S_t + c_t) */
             const int t = rel_dst[r];
-            trn_dense_forward(R->u[l], R->m[l], P + g->off_s[l][t], P + g->off_c[l][t], R->n_rows,
+            trn_dense_forward(R->tu[l], R->m[l], P + g->off_s[l][t], P + g->off_c[l][t], R->n_rows,
                               d, d, th);
-            trn_tanh_forward(R->tu[l], R->u[l], (size_t)R->n_rows * d);
+            trn_tanh_forward(R->tu[l], R->tu[l],
+                             (size_t)R->n_rows * d); /* the backward reads tanh */
         }
         for (int t = 0; t < N_TYPES; t++) {
             const int nr = g->n_into[t];
@@ -493,7 +494,7 @@ static int hetero_views(const trn_model_t *m, trn_view_t *out)
                       *typ[N_TYPES] = {"user", "item", "user_value", "item_value"};
     static const trn_rows_t rows_of[N_TYPES] = {TRN_ROWS_USERS, TRN_ROWS_ITEMS, TRN_ROWS_NONE,
                                                 TRN_ROWS_NONE};
-    static char names[TRN_MAX_VIEWS][40];
+    char(*names)[40] = ((hetero_t *)m->impl)->names;
     int n = 0;
     for (int t = 0; t < N_TYPES; t++)
         if (g->n[t]) {
