@@ -58,6 +58,13 @@ grep -q "mrr" "$tmp/kg.json" && ok || bad "transe reports link prediction"
 expect_rc 2 "transe with a log" "$bin" train --model transe --kg "$tmp/side_kg.tsv" --train "$tmp/side_log.csv"
 expect_err "trains on a knowledge graph alone" "transe with a log: says why"
 expect_rc 2 "transe without --kg" "$bin" train --model transe
+: >"$tmp/kg_empty.tsv"
+expect_rc 1 "transe on an empty graph" "$bin" train --model transe --kg "$tmp/kg_empty.tsv"
+expect_err "the knowledge graph has no triple" "transe on an empty graph: says why"
+printf 'i1\tr\te1\ni2\t~r\te1\n' >"$tmp/kg_tilde.tsv"
+expect_rc 1 "kgat with a relation named as a reversed one" "$bin" train --model kgat \
+    --train "$tmp/side_log.csv" --kg "$tmp/kg_tilde.tsv" --epochs 1
+expect_err "relation names collide with the reversed ones" "kgat's name collision: says why"
 expect_rc 0 "transe --help" "$bin" train --model transe --help
 grep -q "^needs: --kg, and no interaction log" "$tmp/out" && ok || bad "transe --help says what it needs"
 

@@ -118,6 +118,45 @@ static void test_ranking_hand(void **state)
     eng_csr_free(test);
 }
 
+/* A pair scorer of the hand example's vectors, by inner product. */
+static int hand_pairs(void *ctx, const int32_t *users, const int32_t *items, int64_t n, float *out)
+{
+    (void)ctx;
+    for (int64_t k = 0; k < n; k++)
+        out[k] = hand_users[users[k] * 2] * hand_items[items[k] * 2] +
+                 hand_users[users[k] * 2 + 1] * hand_items[items[k] * 2 + 1];
+    return 0;
+}
+
+/* Ranking and AUC by a model's pair scores (kgcn's path) give what the vectors give when the
+ * scores are the vectors' inner products; no scorer is refused. */
+static void test_pair_scores(void **state)
+{
+    (void)state;
+    eng_csr_t *train = csr_of(4, 5, hand_train, 3), *test = csr_of(4, 5, hand_test, 5);
+    const int ks[] = {1, 3, 5};
+    trn_metrics_t v, p;
+    memset(&v, 0, sizeof v);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(trn_eval_ranking(hand_users, hand_items, 2, train, test, ks, 3, 1, &v), 0);
+    assert_int_equal(trn_eval_ranking_pairs(hand_pairs, NULL, train, test, ks, 3, &p), 0);
+    for (int j = 0; j < 3; j++) {
+        near(p.recall[j], v.recall[j]);
+        near(p.ndcg[j], v.ndcg[j]);
+        near(p.precision[j], v.precision[j]);
+    }
+    assert_int_equal(p.n_users, v.n_users);
+    assert_int_equal(trn_eval_auc(hand_users, hand_items, 2, train, test, 4, &v), 0);
+    assert_int_equal(trn_eval_auc_pairs(hand_pairs, NULL, train, test, 4, &p), 0);
+    assert_int_equal(p.auc_pairs, v.auc_pairs);
+    near(p.auc, v.auc);
+    near(p.f1, v.f1);
+    assert_int_equal(trn_eval_ranking_pairs(NULL, NULL, train, test, ks, 3, &p), ENG_EINVAL);
+    assert_int_equal(trn_eval_auc_pairs(NULL, NULL, train, test, 4, &p), ENG_EINVAL);
+    eng_csr_free(train);
+    eng_csr_free(test);
+}
+
 /* Cold users (at most TRN_EVAL_COLD training items) get means of their own. One-dimensional
  * vectors: item k is k + 1; u0 (-1) ranks low items first, u1 (+1) high ones. u0 has 6 training
  * items {4..9} and test {3}: its top-1 is i0, a miss. u1 has 1, {0}, and test {9}: a hit. */
@@ -536,6 +575,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ranking_hand),
         cmocka_unit_test(test_cold_users),
+        cmocka_unit_test(test_pair_scores),
         cmocka_unit_test(test_popularity_hand),
         cmocka_unit_test(test_random_against_reference),
         cmocka_unit_test(test_thread_count_independent),
