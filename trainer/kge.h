@@ -4,7 +4,8 @@
  * Convention (llm.c, as trainer/loss.h): forward(out..., in..., sizes); backward(din..., dout,
  * in..., sizes) ADDS into every gradient it is given. Rows are gathered before these layers
  * (trn_gather_forward), so each works on [n x d] arrays of a batch. Every pair has a
- * finite-difference test in tests/test_grad.c. */
+ * finite-difference test in tests/test_grad.c. trn_dist_loss, the ranking loss over distances
+ * both kinds train with, is checked through their objectives (tests/test_models.c). */
 #ifndef GNNREC_TRAINER_KGE_H
 #define GNNREC_TRAINER_KGE_H
 
