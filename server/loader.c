@@ -1,10 +1,11 @@
 /* Store watching and reloads, on the libuv loop.
  *
  * A timer polls PRAGMA data_version (one cheap query on the loop thread); on a change, on SIGHUP
- * or on POST /admin/reload, a libuv worker loads every model's newest ready version that is not
- * the one being served, checks it (sto_load's checks, then indexing), and the loop thread swaps
- * the good ones in. A version that fails is logged, counted and remembered, and not retried until
- * a forced reload; the old version keeps serving. No new version is loaded while a replaced one
+ * or on POST /admin/reload, a libuv worker loads every model's live version (the pinned one,
+ * else the newest ready one) that is not the one being served, checks it (sto_load's checks,
+ * then indexing), and the loop thread swaps the good ones in: a pin or a rollback is served as a
+ * publish is. A version that fails is logged, counted and remembered, and not retried until a
+ * forced reload; the old version keeps serving. No new version is loaded while a replaced one
  * is still draining, so memory never holds more than old + new. */
 #include "server/internal.h"
 
@@ -78,8 +79,8 @@ static void work(uv_work_t *w)
         return; /* no store (yet), or unreadable: nothing to load; logged by the loop */
     }
     for (size_t i = 0; i < n; i++) {
-        if (i + 1 < n && strcmp(v[i].name, v[i + 1].name) == 0)
-            continue; /* the list is sorted by name then version: take each name's last */
+        if (!v[i].live)
+            continue; /* each name's pinned version, else its newest */
         if (srv_registry_version(s->reg, v[i].name) == v[i].version)
             continue;
         char *key = bad_key(v[i].name, v[i].version);

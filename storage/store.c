@@ -36,11 +36,6 @@ size_t sto_test_set_chunk_bytes(size_t n)
     return old;
 }
 
-struct sto_db {
-    sqlite3 *db;
-    char *path; /* for messages: every error names the store it came from */
-};
-
 /* The manifest's element types: the public ones at their sto_dtype_t values, then 'str', the id
  * maps' NUL-terminated ids, whose shape counts ids rather than bytes. Entry 0 is no type. */
 enum { DT_STR = STO_U8 + 1, DT_COUNT };
@@ -132,20 +127,35 @@ static const char *const migrations[] = {
     " FROM blobs b JOIN models m ON m.id = b.model_id"
     " WHERE b.key IN ('user_ids', 'item_ids', 'user_vecs', 'item_vecs', 'seen_ptr', 'seen_idx')"
     " GROUP BY b.model_id, b.key;",
+    /* 2 -> 3: the interaction log, and pins. AUTOINCREMENT: a sequence number is never reused,
+     * so "every event after seq N" stays a valid question. */
+    "CREATE TABLE events("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  user TEXT NOT NULL,"
+    "  item TEXT NOT NULL,"
+    "  weight REAL,"
+    "  ts REAL NOT NULL);"
+    "CREATE INDEX events_ts ON events(ts);"
+    "CREATE TABLE pins("
+    "  name TEXT PRIMARY KEY,"
+    "  version INTEGER NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof *migrations == STO_SCHEMA_VERSION,
                "one migration per schema version");
 
-/* The columns read_info() expects, in its order; the last counts the named tensors. */
+/* The columns read_info() expects, in its order: the models row, how many named tensors the
+ * version has, and whether it is pinned and live. */
 #define INFO_COLS                                                                                  \
     "name, kind, created, version, n_users, n_items, dim, bytes, params, metrics,"                 \
     " (SELECT count(*) FROM tensors t WHERE t.model_id = models.id"                                \
-    " AND t.name NOT IN (" CORE_KEYS_SQL "))"
+    " AND t.name NOT IN (" CORE_KEYS_SQL ")),"                                                     \
+    " EXISTS(SELECT 1 FROM pins WHERE pins.name = models.name AND pins.version = models.version)," \
+    " models.version IS " STO__LIVE_SQL("models.name")
+#define INFO_NCOLS 13
 
 /* ---- errors ---- */
 
-/* Fills err from the connection's last SQLite error; what says which step failed. */
-static int db_error(sto_db_t *s, eng_error_t *err, const char *what)
+int sto__db_error(sto_db_t *s, eng_error_t *err, const char *what)
 {
     int rc = sqlite3_extended_errcode(s->db);
     switch (rc & 0xff) {
@@ -160,23 +170,21 @@ static int db_error(sto_db_t *s, eng_error_t *err, const char *what)
     return eng_error_set(err, ENG_EDB, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static int exec(sto_db_t *s, const char *sql, const char *what, eng_error_t *err)
+int sto__exec(sto_db_t *s, const char *sql, const char *what, eng_error_t *err)
 {
     if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return db_error(s, err, what);
+        return sto__db_error(s, err, what);
     return ENG_OK;
 }
 
-static int prepare(sto_db_t *s, const char *sql, sqlite3_stmt **st, eng_error_t *err)
+int sto__prepare(sto_db_t *s, const char *sql, sqlite3_stmt **st, eng_error_t *err)
 {
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-        return db_error(s, err, "prepare");
+        return sto__db_error(s, err, "prepare");
     return ENG_OK;
 }
 
-/* Ends a failed transaction, if one is open, so that nothing of it reaches the store. Called
- * after err is filled, because ROLLBACK replaces the connection's error message. */
-static void rollback(sto_db_t *s)
+void sto__rollback(sto_db_t *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -376,14 +384,15 @@ static int check_seen_idx(const int64_t *ptr, const int32_t *idx, int32_t n_user
 static int schema_version(sto_db_t *s, int64_t *v, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
+    int rc =
+        sto__prepare(s,
                      "SELECT count(*), count(*) FILTER (WHERE type = 'table' AND name = 'meta')"
                      " FROM sqlite_schema",
                      &st, err);
     if (rc < 0)
         goto fail;
     if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_error(s, err, "reading the schema");
+        rc = sto__db_error(s, err, "reading the schema");
         goto fail;
     }
     int64_t objects = sqlite3_column_int64(st, 0), has_meta = sqlite3_column_int64(st, 1);
@@ -396,7 +405,7 @@ static int schema_version(sto_db_t *s, int64_t *v, eng_error_t *err)
         rc = eng_error_set(err, ENG_EDB, "%s: not a gnnrec store (no meta table)", s->path);
         goto fail;
     }
-    if ((rc = prepare(s, "SELECT value FROM meta WHERE key = 'schema_version'", &st, err)) < 0)
+    if ((rc = sto__prepare(s, "SELECT value FROM meta WHERE key = 'schema_version'", &st, err)) < 0)
         goto fail;
     int step = sqlite3_step(st);
     if (step == SQLITE_DONE) {
@@ -405,7 +414,7 @@ static int schema_version(sto_db_t *s, int64_t *v, eng_error_t *err)
         goto fail;
     }
     if (step != SQLITE_ROW) {
-        rc = db_error(s, err, "reading schema_version");
+        rc = sto__db_error(s, err, "reading schema_version");
         goto fail;
     }
     const char *text = (const char *)sqlite3_column_text(st, 0);
@@ -423,7 +432,7 @@ fail:
 static int migrate(sto_db_t *s, int64_t from, eng_error_t *err)
 {
     for (int64_t v = from; v < STO_SCHEMA_VERSION; v++) {
-        int rc = exec(s, migrations[v], "upgrading the schema", err);
+        int rc = sto__exec(s, migrations[v], "upgrading the schema", err);
         if (rc < 0)
             return rc;
     }
@@ -431,21 +440,24 @@ static int migrate(sto_db_t *s, int64_t from, eng_error_t *err)
     snprintf(sql, sizeof sql,
              "INSERT OR REPLACE INTO meta(key, value) VALUES('schema_version', '%d')",
              STO_SCHEMA_VERSION);
-    return exec(s, sql, "recording the schema version", err);
+    return sto__exec(s, sql, "recording the schema version", err);
 }
 
-/* The connection settings (see the header): WAL so readers never block the publisher, NORMAL
- * sync because a publish is one transaction and WAL keeps it atomic across a crash. */
+/* The connection settings (see the header): WAL so readers never block the publisher; FULL
+ * sync, so that a commit that returned is on disk: an acknowledged event must survive a power
+ * cut, not only a killed process. It costs one fsync of the WAL per commit, nothing next to a
+ * publish's writing, and the intake batches its commits. */
 static int configure(sto_db_t *s, int writable, eng_error_t *err)
 {
-    int rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", "configuring", err);
+    int rc =
+        sto__exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL", "configuring", err);
     if (rc < 0 || !writable)
         return rc;
     sqlite3_stmt *st = NULL;
-    if ((rc = prepare(s, "PRAGMA journal_mode = WAL", &st, err)) < 0)
+    if ((rc = sto__prepare(s, "PRAGMA journal_mode = WAL", &st, err)) < 0)
         return rc;
     if (sqlite3_step(st) != SQLITE_ROW)
-        rc = db_error(s, err, "switching to WAL");
+        rc = sto__db_error(s, err, "switching to WAL");
     else if (strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
         rc = eng_error_set(err, ENG_EDB, "%s: cannot switch to WAL (journal mode stays %s)",
                            s->path, sqlite3_column_text(st, 0));
@@ -486,11 +498,11 @@ fail:
 static int upgrade(sto_db_t *s, int64_t *v, eng_error_t *err)
 {
     int rc;
-    if ((rc = exec(s, "BEGIN IMMEDIATE", "locking for the upgrade", err)) < 0 ||
+    if ((rc = sto__exec(s, "BEGIN IMMEDIATE", "locking for the upgrade", err)) < 0 ||
         (rc = schema_version(s, v, err)) < 0 ||
         (*v < STO_SCHEMA_VERSION && (rc = migrate(s, *v, err)) < 0) ||
-        (rc = exec(s, "COMMIT", "committing the upgrade", err)) < 0) {
-        rollback(s);
+        (rc = sto__exec(s, "COMMIT", "committing the upgrade", err)) < 0) {
+        sto__rollback(s);
         return rc;
     }
     if (*v < STO_SCHEMA_VERSION)
@@ -581,12 +593,12 @@ void sto_close(sto_db_t *s)
 static int json_object_ok(sto_db_t *s, const char *text, int *ok, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) END", &st, err);
+    int rc = sto__prepare(s, "SELECT CASE WHEN json_valid(?1) THEN json_type(?1) END", &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_error(s, err, "checking JSON");
+        rc = sto__db_error(s, err, "checking JSON");
     } else {
         const char *type = (const char *)sqlite3_column_text(st, 0);
         *ok = type && strcmp(type, "object") == 0;
@@ -717,7 +729,8 @@ static int put_part(sto_db_t *s, sqlite3_stmt *man, sqlite3_stmt *blob, int64_t 
     sqlite3_bind_text(man, 3, dtypes[p->dtype].name, -1, SQLITE_STATIC);
     sqlite3_bind_text(man, 4, shape_text(p->ndim, p->shape, shape), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(man, 5, p->bytes);
-    int rc = sqlite3_step(man) == SQLITE_DONE ? ENG_OK : db_error(s, err, "writing the manifest");
+    int rc =
+        sqlite3_step(man) == SQLITE_DONE ? ENG_OK : sto__db_error(s, err, "writing the manifest");
     sqlite3_reset(man);
     size_t len = (size_t)p->bytes, off = 0;
     for (int64_t chunk = 0; rc == ENG_OK && (chunk == 0 || off < len); chunk++) {
@@ -730,7 +743,7 @@ static int put_part(sto_db_t *s, sqlite3_stmt *man, sqlite3_stmt *blob, int64_t 
         else
             sqlite3_bind_zeroblob(blob, 4, 0);
         if (sqlite3_step(blob) != SQLITE_DONE)
-            rc = db_error(s, err, "writing blobs");
+            rc = sto__db_error(s, err, "writing blobs");
         sqlite3_reset(blob);
         off += n;
     }
@@ -744,13 +757,13 @@ static int put_parts(sto_db_t *s, int64_t id, const sto_model_in_t *m, const par
     char label[128];
     snprintf(label, sizeof label, "publish %s", m->name);
     sqlite3_stmt *man = NULL, *blob = NULL;
-    int rc = prepare(s,
-                     "INSERT INTO tensors(model_id, name, dtype, shape, bytes)"
-                     " VALUES(?1, ?2, ?3, ?4, ?5)",
-                     &man, err);
+    int rc = sto__prepare(s,
+                          "INSERT INTO tensors(model_id, name, dtype, shape, bytes)"
+                          " VALUES(?1, ?2, ?3, ?4, ?5)",
+                          &man, err);
     if (rc == ENG_OK)
-        rc = prepare(s, "INSERT INTO blobs(model_id, key, chunk, data) VALUES(?1, ?2, ?3, ?4)",
-                     &blob, err);
+        rc = sto__prepare(s, "INSERT INTO blobs(model_id, key, chunk, data) VALUES(?1, ?2, ?3, ?4)",
+                          &blob, err);
     for (int i = 0; rc == ENG_OK && i < N_PARTS + m->n_tensors; i++) {
         part_t p;
         if (i < N_PARTS)
@@ -776,14 +789,15 @@ int sto_publish(sto_db_t *s, const sto_model_in_t *m, int64_t *version, eng_erro
     int64_t id = 0, v = 0;
     /* IMMEDIATE takes the write lock now, so two publishers of one name cannot both compute the
      * same next version; the row is 'writing' until every blob is in. */
-    if ((rc = exec(s, "BEGIN IMMEDIATE", "starting publish", err)) < 0 ||
-        (rc = prepare(s,
-                      "INSERT INTO models(name, version, kind, created, status, n_users, n_items,"
-                      " dim, params, metrics, bytes)"
-                      " SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2,"
-                      " strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'writing', ?3, ?4, ?5, ?6, ?7, ?8"
-                      " FROM models WHERE name = ?1 RETURNING id, version",
-                      &st, err)) < 0)
+    if ((rc = sto__exec(s, "BEGIN IMMEDIATE", "starting publish", err)) < 0 ||
+        (rc = sto__prepare(
+             s,
+             "INSERT INTO models(name, version, kind, created, status, n_users, n_items,"
+             " dim, params, metrics, bytes)"
+             " SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2,"
+             " strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), 'writing', ?3, ?4, ?5, ?6, ?7, ?8"
+             " FROM models WHERE name = ?1 RETURNING id, version",
+             &st, err)) < 0)
         goto fail;
     sqlite3_bind_text(st, 1, m->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, m->kind, -1, SQLITE_STATIC);
@@ -794,13 +808,13 @@ int sto_publish(sto_db_t *s, const sto_model_in_t *m, int64_t *version, eng_erro
     sqlite3_bind_text(st, 7, m->metrics_json, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, bytes);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_error(s, err, "inserting the model row");
+        rc = sto__db_error(s, err, "inserting the model row");
         goto fail;
     }
     id = sqlite3_column_int64(st, 0);
     v = sqlite3_column_int64(st, 1);
     if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_error(s, err, "inserting the model row");
+        rc = sto__db_error(s, err, "inserting the model row");
         goto fail;
     }
     sqlite3_finalize(st);
@@ -809,15 +823,15 @@ int sto_publish(sto_db_t *s, const sto_model_in_t *m, int64_t *version, eng_erro
         goto fail;
     char sql[96];
     snprintf(sql, sizeof sql, "UPDATE models SET status = 'ready' WHERE id = %lld", (long long)id);
-    if ((rc = exec(s, sql, "marking the version ready", err)) < 0 ||
-        (rc = exec(s, "COMMIT", "committing publish", err)) < 0)
+    if ((rc = sto__exec(s, sql, "marking the version ready", err)) < 0 ||
+        (rc = sto__exec(s, "COMMIT", "committing publish", err)) < 0)
         goto fail;
     if (version)
         *version = v;
     return ENG_OK;
 fail:
     sqlite3_finalize(st);
-    rollback(s);
+    sto__rollback(s);
     return rc;
 }
 
@@ -853,6 +867,8 @@ static int read_info(sqlite3_stmt *st, sto_version_info_t *v)
     v->params_json = dup_column(st, 8);
     v->metrics_json = dup_column(st, 9);
     v->n_tensors = sqlite3_column_int(st, 10);
+    v->pinned = sqlite3_column_int(st, 11);
+    v->live = sqlite3_column_int(st, 12);
     if (!v->name || !v->kind || !v->created || !v->params_json || !v->metrics_json)
         return ENG_ENOMEM;
     return ENG_OK;
@@ -865,10 +881,10 @@ int sto_list(sto_db_t *s, const char *name, sto_version_info_t **out, size_t *n,
     sto_version_info_t *v = NULL;
     size_t cnt = 0, cap = 0;
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
-                     "SELECT " INFO_COLS " FROM models WHERE status = 'ready'"
-                     " AND (?1 IS NULL OR name = ?1) ORDER BY name, version",
-                     &st, err);
+    int rc = sto__prepare(s,
+                          "SELECT " INFO_COLS " FROM models WHERE status = 'ready'"
+                          " AND (?1 IS NULL OR name = ?1) ORDER BY name, version",
+                          &st, err);
     if (rc < 0)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -892,7 +908,7 @@ int sto_list(sto_db_t *s, const char *name, sto_version_info_t **out, size_t *n,
         }
     }
     if (step != SQLITE_DONE) {
-        rc = db_error(s, err, "listing");
+        rc = sto__db_error(s, err, "listing");
         goto fail;
     }
     sqlite3_finalize(st);
@@ -960,10 +976,10 @@ static int read_manifest(sto_db_t *s, const char *label, const char *what, int64
 {
     *found = 0;
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s,
-                     "SELECT dtype, shape, typeof(bytes), bytes FROM tensors"
-                     " WHERE model_id = ?1 AND name = ?2",
-                     &st, err);
+    int rc = sto__prepare(s,
+                          "SELECT dtype, shape, typeof(bytes), bytes FROM tensors"
+                          " WHERE model_id = ?1 AND name = ?2",
+                          &st, err);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -971,7 +987,7 @@ static int read_manifest(sto_db_t *s, const char *label, const char *what, int64
     int step = sqlite3_step(st);
     if (step != SQLITE_ROW) {
         if (step != SQLITE_DONE)
-            rc = db_error(s, err, "reading the manifest");
+            rc = sto__db_error(s, err, "reading the manifest");
         sqlite3_finalize(st);
         return rc;
     }
@@ -1052,10 +1068,10 @@ static int read_part(sto_db_t *s, const char *label, const char *what, int64_t i
     int64_t total = 0, k = 0;
     /* length() and typeof() of a blob are answered from the record header without reading the
      * data, so this first pass is cheap. */
-    int rc = prepare(s,
-                     "SELECT chunk, typeof(data), length(data) FROM blobs"
-                     " WHERE model_id = ?1 AND key = ?2 ORDER BY chunk",
-                     &st, err);
+    int rc = sto__prepare(s,
+                          "SELECT chunk, typeof(data), length(data) FROM blobs"
+                          " WHERE model_id = ?1 AND key = ?2 ORDER BY chunk",
+                          &st, err);
     if (rc < 0)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
@@ -1076,7 +1092,7 @@ static int read_part(sto_db_t *s, const char *label, const char *what, int64_t i
         total += sqlite3_column_int64(st, 2);
     }
     if (step != SQLITE_DONE) {
-        rc = db_error(s, err, "reading blob sizes");
+        rc = sto__db_error(s, err, "reading blob sizes");
         goto fail;
     }
     if (k == 0) {
@@ -1095,8 +1111,9 @@ static int read_part(sto_db_t *s, const char *label, const char *what, int64_t i
                            (long long)total);
         goto fail;
     }
-    if ((rc = prepare(s, "SELECT data FROM blobs WHERE model_id = ?1 AND key = ?2 ORDER BY chunk",
-                      &st, err)) < 0)
+    if ((rc = sto__prepare(s,
+                           "SELECT data FROM blobs WHERE model_id = ?1 AND key = ?2 ORDER BY chunk",
+                           &st, err)) < 0)
         goto fail;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
@@ -1111,7 +1128,7 @@ static int read_part(sto_db_t *s, const char *label, const char *what, int64_t i
         off += n;
     }
     if (step != SQLITE_DONE && step != SQLITE_ROW) {
-        rc = db_error(s, err, "reading blobs");
+        rc = sto__db_error(s, err, "reading blobs");
         goto fail;
     }
     if (off != (size_t)total) {
@@ -1186,10 +1203,10 @@ static int read_tensors(sto_db_t *s, const char *label, int64_t id, const char *
     m->n_tensors = n;
     sqlite3_stmt *st = NULL;
     if (!names) {
-        if ((rc = prepare(s,
-                          "SELECT name FROM tensors WHERE model_id = ?1"
-                          " AND name NOT IN (" CORE_KEYS_SQL ") ORDER BY name",
-                          &st, err)) < 0)
+        if ((rc = sto__prepare(s,
+                               "SELECT name FROM tensors WHERE model_id = ?1"
+                               " AND name NOT IN (" CORE_KEYS_SQL ") ORDER BY name",
+                               &st, err)) < 0)
             return rc;
         sqlite3_bind_int64(st, 1, id);
     }
@@ -1198,7 +1215,7 @@ static int read_tensors(sto_db_t *s, const char *label, int64_t id, const char *
         if (!names && sqlite3_step(st) == SQLITE_ROW)
             name = (const char *)sqlite3_column_text(st, 0);
         if (!name)
-            rc = db_error(s, err, "listing the tensors");
+            rc = sto__db_error(s, err, "listing the tensors");
         else if (!(m->tensors[i].name = strdup(name)))
             rc = eng_error_set(err, ENG_ENOMEM, "%s: out of memory for tensor names", label);
     }
@@ -1237,10 +1254,10 @@ static int check_names(const char *label, const char *const *names, eng_error_t 
     return ENG_OK;
 }
 
-/* The ready version (version 0: the newest) of name; its id comes after INFO_COLS. */
+/* The ready version (version 0: the live one) of name; its id comes after INFO_COLS. */
 static const char *const find_sql =
     "SELECT " INFO_COLS ", id FROM models WHERE name = ?1 AND status = 'ready'"
-    " AND (?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1";
+    " AND version IS (CASE ?2 WHEN 0 THEN " STO__LIVE_SQL("?1") " ELSE ?2 END)";
 
 int sto_load(sto_db_t *s, const char *name, int64_t version, const char *const *tensors,
              sto_model_t **out, eng_error_t *err)
@@ -1261,8 +1278,8 @@ int sto_load(sto_db_t *s, const char *name, int64_t version, const char *const *
         goto fail;
     }
     /* One read transaction: the row and all its blobs come from one snapshot of the store. */
-    if ((rc = exec(s, "BEGIN", "starting load", err)) < 0 ||
-        (rc = prepare(s, find_sql, &st, err)) < 0)
+    if ((rc = sto__exec(s, "BEGIN", "starting load", err)) < 0 ||
+        (rc = sto__prepare(s, find_sql, &st, err)) < 0)
         goto fail;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, version);
@@ -1274,10 +1291,10 @@ int sto_load(sto_db_t *s, const char *name, int64_t version, const char *const *
         goto fail;
     }
     if (step != SQLITE_ROW) {
-        rc = db_error(s, err, "finding the model");
+        rc = sto__db_error(s, err, "finding the model");
         goto fail;
     }
-    int64_t id = sqlite3_column_int64(st, 11);
+    int64_t id = sqlite3_column_int64(st, INFO_NCOLS);
     int64_t dims[3] = {sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5),
                        sqlite3_column_int64(st, 6)};
     if ((rc = read_info(st, &m->info)) < 0) {
@@ -1325,13 +1342,13 @@ int sto_load(sto_db_t *s, const char *name, int64_t version, const char *const *
         (rc = check_finite(m->item_vecs, in->n_items, in->dim, "item_vecs", label, ENG_ECORRUPT,
                            err)) < 0 ||
         (rc = read_tensors(s, label, id, tensors, m, err)) < 0 ||
-        (rc = exec(s, "COMMIT", "ending load", err)) < 0)
+        (rc = sto__exec(s, "COMMIT", "ending load", err)) < 0)
         goto fail;
     *out = m;
     return ENG_OK;
 fail:
     sqlite3_finalize(st);
-    rollback(s);
+    sto__rollback(s);
     sto_model_free(m);
     return rc;
 }
@@ -1370,13 +1387,13 @@ const sto_tensor_t *sto_model_tensor(const sto_model_t *m, const char *name)
 int sto_data_version(sto_db_t *s, int64_t *out, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prepare(s, "PRAGMA data_version", &st, err);
+    int rc = sto__prepare(s, "PRAGMA data_version", &st, err);
     if (rc < 0)
         return rc;
     if (sqlite3_step(st) == SQLITE_ROW)
         *out = sqlite3_column_int64(st, 0);
     else
-        rc = db_error(s, err, "reading data_version");
+        rc = sto__db_error(s, err, "reading data_version");
     sqlite3_finalize(st);
     return rc;
 }

@@ -5,7 +5,10 @@
  * key, chunk, data) holding each blob in chunks below SQLite's blob limit; tensors(model_id, name,
  * dtype, shape, bytes), the manifest, one row per blob: the six core parts every version has (id
  * maps, float32 vectors, seen-item lists) and the version's named tensors (optimizer state, extra
- * weights). WAL mode, so readers (the server) work while a trainer publishes.
+ * weights); events(seq, user, item, weight, ts), the interaction log the server appends to and
+ * retrains read; pins(name, version), the version an operator chose to serve. WAL mode, so
+ * readers (the server) work while a trainer publishes; every commit is synced (synchronous =
+ * FULL), so a commit that returned survives a crash of the process or the machine.
  *
  * Publishing writes a whole version in one transaction and marks it 'ready' last: a reader, or a
  * store reopened after the writer was killed at any point, sees either the complete version or
@@ -19,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STO_SCHEMA_VERSION 2
+#define STO_SCHEMA_VERSION 3
 
 typedef struct sto_db sto_db_t;
 
@@ -94,6 +97,8 @@ typedef struct {
     int32_t n_users, n_items, dim;
     int64_t bytes; /* total blob bytes, named tensors included */
     int n_tensors; /* named tensors of the version, not counting the six core parts */
+    int pinned;    /* the version its name is pinned to */
+    int live;      /* the version served for its name: the pinned one, else the newest */
     char *params_json, *metrics_json;
 } sto_version_info_t;
 
@@ -114,7 +119,7 @@ typedef struct {
     int n_tensors;
 } sto_model_t;
 
-/* Loads version `version` of model name (version 0: the newest ready one) into a new *out (free
+/* Loads version `version` of model name (version 0: the live one, sto_live) into a new *out (free
  * with sto_model_free), with the named tensors chosen by tensors: NULL for every named tensor of
  * the version (in byte order of their names), else a NULL-terminated list of names, loaded in
  * that order ({NULL}: none); a listed name the version lacks is skipped (a tensor an older
@@ -142,5 +147,65 @@ const sto_tensor_t *sto_model_tensor(const sto_model_t *m, const char *name);
  * a cheap "did anything change" poll for the server. This handle's own publishes do not change
  * it, so poll from a handle that does not write. */
 int sto_data_version(sto_db_t *db, int64_t *out, eng_error_t *err);
+
+/* ---- Versions: which one is served, and removing old ones ---- */
+
+/* The live version of name into *version: the one it is pinned to, else its newest ready one;
+ * 0 when name has no ready version. */
+int sto_live(sto_db_t *db, const char *name, int64_t *version, eng_error_t *err);
+
+/* Pins name to its ready version `version`: from the next reload on, servers serve it and
+ * sto_load(name, 0) loads it, whatever is published later. ENG_ENOTFOUND when there is no such
+ * ready version. */
+int sto_pin(sto_db_t *db, const char *name, int64_t version, eng_error_t *err);
+
+/* Removes name's pin (none is fine): its newest ready version is live again. */
+int sto_unpin(sto_db_t *db, const char *name, eng_error_t *err);
+
+/* Pins name to the newest ready version older than its live one and stores that number in
+ * *version. ENG_ENOTFOUND when there is none. */
+int sto_rollback(sto_db_t *db, const char *name, int64_t *version, eng_error_t *err);
+
+/* Deletes version `version` of name with its blobs. Refuses (ENG_EINVAL, saying why) the live
+ * version (a pinned version is live); ENG_ENOTFOUND when there is no such version. */
+int sto_delete(sto_db_t *db, const char *name, int64_t version, eng_error_t *err);
+
+/* Deletes, for name (NULL: every name), every ready version but the newest `keep` (>= 1) and
+ * the live one, in one transaction; *deleted counts them. The file does not shrink:
+ * SQLite reuses the freed pages for the next versions. */
+int sto_gc(sto_db_t *db, const char *name, int keep, int64_t *deleted, eng_error_t *err);
+
+/* ---- The interaction log ---- */
+
+/* Longest user or item id in the log, in bytes (the trainer's readers take the same). */
+#define STO_EVENT_ID_MAX 256
+
+/* One logged interaction. Ids are borrowed, NUL-terminated. */
+typedef struct {
+    const char *user, *item; /* 1..STO_EVENT_ID_MAX bytes, no control characters */
+    double weight;           /* finite; NAN: none given (a log without weights is not ratings) */
+    double ts;               /* unix seconds, finite and >= 0; NAN: the time of the append */
+} sto_event_t;
+
+/* 0 when e may be logged, else ENG_EINVAL with err saying what is wrong with it (not where). */
+int sto_event_check(const sto_event_t *e, eng_error_t *err);
+
+/* Appends ev[0..n) to the log in one synced transaction, with consecutive sequence numbers, the
+ * first stored in *first_seq (may be NULL). Checks every event first: the first bad one fails
+ * the call with ENG_EINVAL, "event K: reason" (K 0-based), and nothing is written. On return 0
+ * the events are on disk. */
+int sto_events_append(sto_db_t *db, const sto_event_t *ev, size_t n, int64_t *first_seq,
+                      eng_error_t *err);
+
+/* Called for each event of a scan with its sequence number; a negative return stops the scan and
+ * is returned by it. The event's strings are valid only during the call. */
+typedef int sto_event_fn(void *ctx, int64_t seq, const sto_event_t *e, eng_error_t *err);
+
+/* Calls fn for every logged event with ts >= since (-INFINITY: all), in sequence order, from one
+ * snapshot of the log. */
+int sto_events_scan(sto_db_t *db, double since, sto_event_fn *fn, void *ctx, eng_error_t *err);
+
+/* How many events the log holds and the last sequence number (0 and 0 when empty). */
+int sto_events_count(sto_db_t *db, int64_t *count, int64_t *last_seq, eng_error_t *err);
 
 #endif

@@ -1127,7 +1127,8 @@ static void test_create_migrates_from_empty(void **state)
     sto_db_t *db = open_store(f->path, STO_CREATE);
     sto_close(db);
     raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", STO_SCHEMA_VERSION);
-    raw_int_in(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", 4);
+    /* meta, models, blobs, tensors, events, pins, and AUTOINCREMENT's sqlite_sequence */
+    raw_int_in(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", 7);
     db = open_store(f->path, STO_CREATE);
     sto_close(db);
     db = open_store(f->path, STO_READONLY);
@@ -1231,7 +1232,8 @@ static void test_schema1_fixture(void **state)
     sto_db_t *db = open_store(f->path, STO_READONLY);
 
     sqlite3 *raw = raw_open(f->path);
-    assert_int_equal(raw_int(raw, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(raw_int(raw, "SELECT value FROM meta WHERE key = 'schema_version'"),
+                     STO_SCHEMA_VERSION);
     assert_int_equal(raw_int(raw, "SELECT count(*) FROM tensors"), 12);
     /* Every version's manifest adds up to its blobs, and to its models row. */
     assert_int_equal(raw_int(raw, "SELECT count(*) FROM models m WHERE bytes ="
@@ -1332,12 +1334,12 @@ static void test_schema1_readonly_cannot_upgrade(void **state)
     sqlite3_close(holder);
     /* Once possible, the same open upgrades. */
     sto_close(open_store(f->path, STO_READONLY));
-    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", 2);
+    raw_int_in(f->path, "SELECT value FROM meta WHERE key = 'schema_version'", STO_SCHEMA_VERSION);
 }
 
-/* Schema 1 is schema 2 without the tensors table: a store published now and stripped of it is
- * what the schema-1 build wrote. The migration handles many chunks and empty seen lists, and
- * leaves damage where load still finds it. */
+/* Schema 1 is schema 3 without the tensors, events and pins tables: a store published now and
+ * stripped of them is what the schema-1 build wrote. The migration handles many chunks and empty
+ * seen lists, and leaves damage where load still finds it. */
 static void test_migrate_from_schema1(void **state)
 {
     fixture_t *f = *state;
@@ -1355,7 +1357,8 @@ static void test_migrate_from_schema1(void **state)
     sto_close(db);
     sto_test_set_chunk_bytes(0);
     sqlite3 *raw = raw_open(f->path);
-    raw_exec(raw, "DROP TABLE tensors; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    raw_exec(raw, "DROP TABLE tensors; DROP TABLE events; DROP TABLE pins;"
+                  " UPDATE meta SET value = '1' WHERE key = 'schema_version'");
     /* Damage written under schema 1: c's item vectors lose their last chunk, d its seen_ptr. */
     raw_exec(raw, "DELETE FROM blobs WHERE key = 'item_vecs' AND chunk = 3 AND model_id ="
                   " (SELECT id FROM models WHERE name = 'c')");
@@ -1365,7 +1368,8 @@ static void test_migrate_from_schema1(void **state)
 
     db = open_store(f->path, STO_READWRITE);
     raw = raw_open(f->path);
-    assert_int_equal(raw_int(raw, "SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(raw_int(raw, "SELECT value FROM meta WHERE key = 'schema_version'"),
+                     STO_SCHEMA_VERSION);
     assert_int_equal(raw_int(raw, "SELECT count(*) FROM tensors"), 6 * 4 - 1);
     assert_int_equal(raw_int(raw, "SELECT count(*) FROM tensors WHERE name = 'seen_idx'"
                                   " AND shape = '[0]' AND bytes = 0"),
@@ -1641,6 +1645,208 @@ static const corrupt_case_t corrupt_cases[] = {
 };
 
 /* ---- readers: snapshot isolation and change detection ---- */
+
+/* The live version of each name of db (sto_list's flag and sto_live agree), -1 when listed
+ * twice. */
+static int64_t listed_live(sto_db_t *db, const char *name, int64_t *pinned)
+{
+    sto_version_info_t *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sto_list(db, name, &v, &n, NULL), ENG_OK);
+    int64_t live = 0;
+    *pinned = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].live)
+            live = live ? -1 : v[i].version;
+        if (v[i].pinned)
+            *pinned = v[i].version;
+    }
+    sto_list_free(v, n);
+    int64_t also = -2;
+    assert_int_equal(sto_live(db, name, &also, NULL), ENG_OK);
+    assert_int_equal(also, live);
+    return live;
+}
+
+static int64_t loaded_version(sto_db_t *db, const char *name)
+{
+    sto_model_t *m = NULL;
+    assert_int_equal(sto_load(db, name, 0, NULL, &m, NULL), ENG_OK);
+    int64_t v = m->info.version;
+    sto_model_free(m);
+    return v;
+}
+
+/* Pins choose the live version over the newest, for listing and for load(0); rollback pins the
+ * one before the live one; delete and gc never take a live or pinned version. */
+static void test_pins_and_gc(void **state)
+{
+    fixture_t *f = *state;
+    sto_db_t *db = open_store(f->path, STO_CREATE);
+    tmodel_t a, b;
+    tmodel_init(&a, "a", 5, 4, 3, 10, 0);
+    tmodel_init(&b, "b", 5, 4, 3, 11, 0);
+    for (int k = 0; k < 5; k++)
+        publish(db, &a);
+    publish(db, &b);
+    eng_error_t err = {0};
+    int64_t pinned, v = 0;
+    assert_int_equal(listed_live(db, "a", &pinned), 5);
+    assert_int_equal(pinned, 0);
+    assert_int_equal(sto_live(db, "nobody", &v, NULL), ENG_OK);
+    assert_int_equal(v, 0);
+
+    assert_int_equal(sto_pin(db, "a", 3, NULL), ENG_OK);
+    assert_int_equal(listed_live(db, "a", &pinned), 3);
+    assert_int_equal(pinned, 3);
+    assert_int_equal(loaded_version(db, "a"), 3);
+    publish(db, &a); /* v6: published, not served */
+    assert_int_equal(listed_live(db, "a", &pinned), 3);
+    assert_int_equal(sto_pin(db, "a", 9, &err), ENG_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "a v9"));
+    assert_int_equal(listed_live(db, "a", &pinned), 3);
+
+    assert_int_equal(sto_rollback(db, "a", &v, NULL), ENG_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(listed_live(db, "a", &pinned), 2);
+    assert_int_equal(sto_rollback(db, "a", &v, NULL), ENG_OK);
+    assert_int_equal(listed_live(db, "a", &pinned), 1);
+    assert_int_equal(sto_rollback(db, "a", &v, &err), ENG_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "older than the live v1"));
+    assert_int_equal(sto_rollback(db, "nobody", &v, &err), ENG_ENOTFOUND);
+
+    assert_int_equal(sto_delete(db, "a", 1, &err), ENG_EINVAL);
+    assert_non_null(strstr(err.msg, "live"));
+    assert_int_equal(sto_delete(db, "a", 7, &err), ENG_ENOTFOUND);
+    assert_int_equal(sto_delete(db, "a", 4, NULL), ENG_OK);
+    assert_int_equal(sto_unpin(db, "a", NULL), ENG_OK);
+    assert_int_equal(listed_live(db, "a", &pinned), 6);
+    assert_int_equal(pinned, 0);
+    assert_int_equal(sto_unpin(db, "a", NULL), ENG_OK); /* no pin is fine */
+
+    /* gc keeps the newest 2 (6, 5) and the pinned 2; the live one is 6 */
+    assert_int_equal(sto_pin(db, "a", 2, NULL), ENG_OK);
+    int64_t deleted = -1;
+    assert_int_equal(sto_gc(db, "a", 0, &deleted, &err), ENG_EINVAL);
+    assert_int_equal(sto_gc(db, "a", 2, &deleted, NULL), ENG_OK);
+    assert_int_equal(deleted, 2); /* 1 and 3 */
+    sto_version_info_t *l = NULL;
+    size_t n = 0;
+    assert_int_equal(sto_list(db, "a", &l, &n, NULL), ENG_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(l[0].version, 2);
+    assert_int_equal(l[1].version, 5);
+    assert_int_equal(l[2].version, 6);
+    sto_list_free(l, n);
+    assert_int_equal(sto_delete(db, "a", 2, &err), ENG_EINVAL); /* pinned, so live */
+    assert_non_null(strstr(err.msg, "live"));
+    /* gc --keep 1 over every name: a keeps v6, the newest, and the pinned v2; b has one */
+    assert_int_equal(sto_gc(db, NULL, 1, &deleted, NULL), ENG_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(listed_live(db, "a", &pinned), 2);
+    assert_int_equal(listed_live(db, "b", &pinned), 1);
+    /* the blobs and manifest rows went with their versions */
+    raw_int_in(f->path, "SELECT count(*) FROM blobs WHERE model_id NOT IN (SELECT id FROM models)",
+               0);
+    raw_int_in(f->path,
+               "SELECT count(*) FROM tensors WHERE model_id NOT IN (SELECT id FROM models)", 0);
+    sto_close(db);
+    tmodel_free(&a);
+    tmodel_free(&b);
+}
+
+typedef struct {
+    int64_t n, last_seq;
+    char users[16][16], items[16][16];
+    double weight[16], ts[16];
+} scanned_t;
+
+static int collect_event(void *ctx, int64_t seq, const sto_event_t *e, eng_error_t *err)
+{
+    scanned_t *s = ctx;
+    assert_true(seq > s->last_seq);
+    s->last_seq = seq;
+    if (s->n == 16)
+        return eng_error_set(err, ENG_ERANGE, "enough");
+    snprintf(s->users[s->n], sizeof s->users[0], "%s", e->user);
+    snprintf(s->items[s->n], sizeof s->items[0], "%s", e->item);
+    s->weight[s->n] = e->weight;
+    s->ts[s->n++] = e->ts;
+    return 0;
+}
+
+/* Appends are all or nothing, with the first bad event named; scans see every event since a
+ * time, in order; a scan stops at the callback's error. */
+static void test_events(void **state)
+{
+    fixture_t *f = *state;
+    sto_db_t *db = open_store(f->path, STO_CREATE);
+    const sto_event_t good[] = {
+        {"u1", "i1", NAN, 100}, {"u2", "i1", 2.5, 200}, {"u1", "i2", 1, NAN}, /* now */
+    };
+    int64_t first = -1, count = -1, last = -1;
+    assert_int_equal(sto_events_count(db, &count, &last, NULL), ENG_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(sto_events_append(db, good, 3, &first, NULL), ENG_OK);
+    assert_int_equal(first, 1);
+    assert_int_equal(sto_events_append(db, good, 2, &first, NULL), ENG_OK);
+    assert_int_equal(first, 4);
+
+    char longid[STO_EVENT_ID_MAX + 2];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    const struct {
+        sto_event_t e;
+        const char *why;
+    } bad[] = {
+        {{"", "i1", NAN, NAN}, "event 1: empty user id"},
+        {{"u1", NULL, NAN, NAN}, "event 1: empty item id"},
+        {{longid, "i1", NAN, NAN}, "user id longer than"},
+        {{"u\n1", "i1", NAN, NAN}, "control character"},
+        {{"u1", "i1", INFINITY, NAN}, "weight is not finite"},
+        {{"u1", "i1", 1, -1}, "ts -1 is not a time"},
+        {{"u1", "i1", 1, 1.7e12}, "is not a time"}, /* milliseconds */
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        sto_event_t two[2] = {good[0], bad[k].e};
+        eng_error_t err = {0};
+        assert_int_equal(sto_events_append(db, two, 2, &first, &err), ENG_EINVAL);
+        if (!strstr(err.msg, bad[k].why))
+            fail_msg("case %zu: '%s' lacks '%s'", k, err.msg, bad[k].why);
+    }
+    assert_int_equal(sto_events_count(db, &count, &last, NULL), ENG_OK);
+    assert_int_equal(count, 5);
+    assert_int_equal(last, 5);
+
+    scanned_t s = {0};
+    assert_int_equal(sto_events_scan(db, -INFINITY, collect_event, &s, NULL), ENG_OK);
+    assert_int_equal(s.n, 5);
+    assert_string_equal(s.users[1], "u2");
+    assert_true(isnan(s.weight[0]));
+    assert_true(s.weight[1] == 2.5);
+    assert_true(s.ts[2] > 1.7e9); /* stamped at the append */
+    memset(&s, 0, sizeof s);
+    assert_int_equal(sto_events_scan(db, 150, collect_event, &s, NULL), ENG_OK);
+    assert_int_equal(s.n, 3); /* 200, now, 200 */
+    assert_string_equal(s.items[2], "i1");
+
+    /* the callback's error ends the scan and is returned; the store stays usable */
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(sto_events_append(db, good, 3, NULL, NULL), ENG_OK);
+    memset(&s, 0, sizeof s);
+    eng_error_t err = {0};
+    assert_int_equal(sto_events_scan(db, -INFINITY, collect_event, &s, &err), ENG_ERANGE);
+    assert_string_equal(err.msg, "enough");
+    assert_int_equal(sto_events_append(db, good, 1, NULL, NULL), ENG_OK);
+    sto_close(db);
+
+    /* read-only handles scan too; sequence numbers survive reopening */
+    db = open_store(f->path, STO_READONLY);
+    assert_int_equal(sto_events_count(db, &count, &last, NULL), ENG_OK);
+    assert_int_equal(count, 18);
+    assert_int_equal(last, 18);
+    sto_close(db);
+}
 
 static void test_reader_isolation_and_data_version(void **state)
 {
@@ -1924,6 +2130,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reader_isolation_and_data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_multi_chunk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_during_publish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pins_and_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
     };
     enum {
         N_FIXED = sizeof fixed / sizeof *fixed,
