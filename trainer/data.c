@@ -16,7 +16,8 @@
 /* RNG stream of the random split, distinct from the other users of --seed. */
 #define SPLIT_STREAM 0x5e1170ULL
 
-int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight)
+int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight,
+                    long line)
 {
     if (p->n == p->cap) {
         int64_t cap = p->cap ? p->cap * 2 : 4096;
@@ -36,8 +37,16 @@ int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, flo
         if (!w)
             return ENG_ENOMEM;
         p->weight = w;
+        if (p->track_lines) {
+            long *l = realloc(p->line, (size_t)cap * sizeof *l);
+            if (!l)
+                return ENG_ENOMEM;
+            p->line = l;
+        }
         p->cap = cap;
     }
+    if (p->track_lines)
+        p->line[p->n] = line;
     p->user[p->n] = user;
     p->item[p->n] = item;
     p->key[p->n] = key;
@@ -53,6 +62,7 @@ void trn__pairs_free(trn__pairs_t *p)
     free(p->item);
     free(p->key);
     free(p->weight);
+    free(p->line);
     memset(p, 0, sizeof *p);
 }
 
@@ -208,8 +218,10 @@ fail:
 
 static int check_opts(const trn_data_opts_t *o, eng_error_t *err)
 {
-    if (!o || !o->train_path)
+    if (!o || (!o->train_path && !o->log))
         return eng_error_set(err, ENG_EINVAL, "no training data file given");
+    if (o->log && !(o->log_since < INFINITY))
+        return eng_error_set(err, ENG_EINVAL, "the log's start time is not a time");
     if (o->format != TRN_FMT_AUTO && o->format != TRN_FMT_CSV && o->format != TRN_FMT_LGN)
         return eng_error_set(err, ENG_EINVAL, "unknown data format %d", (int)o->format);
     if (o->split != TRN_SPLIT_NONE && o->split != TRN_SPLIT_RANDOM && o->split != TRN_SPLIT_TIME)
@@ -257,7 +269,7 @@ static int read_file(const char *path, const trn_data_opts_t *o, trn_format_t fm
     }
     if (rc < 0)
         goto fail;
-    if (p->n == 0)
+    if (p->n == 0 && !o->log)
         rc = eng_error_set(err, ENG_EEMPTY, "%s: no interactions", path);
 fail:
     trn__reader_close(&r);
@@ -290,6 +302,28 @@ static int build_matrices(const trn_data_opts_t *o, trn_data_t *d, const trn__pa
     return trn__split(te, d->n_users, d->n_items, TRN_SPLIT_NONE, 0, 0, &d->test, NULL);
 }
 
+/* Scan state: the log's events into the pairs, ids interned as a CSV log's. */
+typedef struct {
+    trn_data_t *d;
+    trn__pairs_t *p;
+    const trn_data_opts_t *o;
+} log_ctx_t;
+
+static int log_event(void *ctx, int64_t seq, const sto_event_t *e, eng_error_t *err)
+{
+    log_ctx_t *c = ctx;
+    if (c->o->use_min_weight && (isnan(e->weight) ? 1 : e->weight) < c->o->min_weight)
+        return ENG_OK;
+    int32_t u = eng_idmap_intern(c->d->users, e->user, strlen(e->user));
+    int32_t i = u < 0 ? u : eng_idmap_intern(c->d->items, e->item, strlen(e->item));
+    if (i == ENG_ERANGE)
+        return eng_error_set(err, ENG_ERANGE, "the log's event %lld: too many distinct ids",
+                             (long long)seq);
+    if (i < 0 || trn__pairs_push(c->p, u, i, e->ts, (float)e->weight, 0) < 0)
+        return eng_error_set(err, ENG_ENOMEM, "out of memory reading the log");
+    return ENG_OK;
+}
+
 int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)
 {
     trn__pairs_t tr = {0}, te = {0};
@@ -303,11 +337,28 @@ int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err)
     if (!d || !(d->users = eng_idmap_new()) || !(d->items = eng_idmap_new()))
         goto fail;
 
-    trn_format_t fmt;
+    trn_format_t fmt = TRN_FMT_CSV;
     int32_t max_user = -1, max_item = -1;
-    rc = read_file(o->train_path, o, o->format, d, &tr, &max_user, &max_item, &fmt, err);
-    if (rc < 0)
+    if (o->train_path &&
+        (rc = read_file(o->train_path, o, o->format, d, &tr, &max_user, &max_item, &fmt, err)) < 0)
         goto fail;
+    if (o->log) {
+        if (fmt == TRN_FMT_LGN) {
+            rc = eng_error_set(err, ENG_EINVAL,
+                               "%s: a LightGCN-format file cannot be combined with the log (its "
+                               "ids are row numbers, the log's are names): give a CSV",
+                               o->train_path);
+            goto fail;
+        }
+        log_ctx_t ctx = {d, &tr, o};
+        if ((rc = sto_events_scan(o->log, o->log_since, log_event, &ctx, err)) < 0)
+            goto fail;
+        if (tr.n == 0) {
+            rc = eng_error_set(err, ENG_EEMPTY, "no interactions in the log%s%s",
+                               o->train_path ? " or " : "", o->train_path ? o->train_path : "");
+            goto fail;
+        }
+    }
     /* The test file is read in the train file's format: a short LightGCN test file could be
      * detected as CSV on its own. */
     if (o->test_path) {
@@ -338,6 +389,50 @@ fail:
     trn__pairs_free(&tr);
     trn__pairs_free(&te);
     trn_data_free(d);
+    return rc;
+}
+
+int trn_data_import(const char *path, sto_db_t *db, int64_t *n, int64_t *first_seq,
+                    eng_error_t *err)
+{
+    const trn_data_opts_t o = {.train_path = path};
+    trn__pairs_t p = {.track_lines = 1};
+    trn_data_t d = {0};
+    sto_event_t *ev = NULL;
+    trn_format_t fmt;
+    int32_t max_user = -1, max_item = -1;
+    int rc = ENG_ENOMEM;
+    if (!(d.users = eng_idmap_new()) || !(d.items = eng_idmap_new()))
+        goto fail;
+    if ((rc = read_file(path, &o, TRN_FMT_AUTO, &d, &p, &max_user, &max_item, &fmt, err)) < 0)
+        goto fail;
+    rc = ENG_ENOMEM;
+    if (fmt == TRN_FMT_LGN && (trn__idmap_numbered(d.users, "", max_user + 1) < 0 ||
+                               trn__idmap_numbered(d.items, "", max_item + 1) < 0))
+        goto fail;
+    if (!(ev = malloc(((size_t)p.n + 1) * sizeof *ev)))
+        goto fail;
+    for (int64_t k = 0; k < p.n; k++) {
+        ev[k] =
+            (sto_event_t){eng_idmap_name(d.users, p.user[k]), eng_idmap_name(d.items, p.item[k]),
+                          p.weight[k], p.timed ? p.key[k] : NAN};
+        /* what the log refuses and the reader takes: a control character, a time in ms */
+        eng_error_t why = {0};
+        if ((rc = sto_event_check(&ev[k], &why)) < 0) {
+            eng_error_set(err, rc, "%s:%ld: %s", path, p.line[k], why.msg);
+            goto fail;
+        }
+    }
+    if ((rc = sto_events_append(db, ev, (size_t)p.n, first_seq, err)) < 0)
+        goto fail;
+    *n = p.n;
+fail:
+    if (rc == ENG_ENOMEM)
+        eng_error_set(err, rc, "%s: out of memory", path);
+    free(ev);
+    trn__pairs_free(&p);
+    eng_idmap_free(d.users);
+    eng_idmap_free(d.items);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "engine/csr.h"
 #include "engine/err.h"
 #include "engine/idmap.h"
+#include "storage/store.h"
 
 #include <stdint.h>
 
@@ -28,20 +29,36 @@ typedef struct {
 } trn_data_t;
 
 typedef struct {
-    const char *train_path;
-    const char *test_path; /* NULL: no test file (then `split` may make one) */
-    trn_format_t format;   /* TRN_FMT_AUTO: detect from the train file's first lines */
-    trn_split_t split;     /* used only when test_path is NULL */
-    double split_frac;     /* fraction of each user's interactions held out, in (0, 1) */
-    int use_min_weight;    /* when non-zero, CSV rows with weight < min_weight are dropped */
+    const char *train_path; /* may be NULL when log is given */
+    sto_db_t *log;          /* not NULL: also every event of this store's interaction log with
+                             * ts >= log_since, after train_path's rows (a CSV log's) */
+    double log_since;       /* unix seconds; -INFINITY for the whole log */
+    const char *test_path;  /* NULL: no test file (then `split` may make one) */
+    trn_format_t format;    /* TRN_FMT_AUTO: detect from the train file's first lines */
+    trn_split_t split;      /* used only when test_path is NULL */
+    double split_frac;      /* fraction of each user's interactions held out, in (0, 1) */
+    int use_min_weight;     /* when non-zero, CSV rows with weight < min_weight are dropped */
     double min_weight;
     uint64_t seed; /* for the random split */
 } trn_data_opts_t;
 
 /* Loads the data described by o into a new *out (free with trn_data_free). On failure returns a
  * negative code, fills err with "path:line: reason" for data errors (or "path: reason" for file
- * errors and "path: no interactions" for an empty dataset) and leaves *out NULL. */
+ * errors and "path: no interactions" for an empty dataset) and leaves *out NULL.
+ *
+ * With a log, its events are rows like a CSV log's: ids as they are, weight when given (NAN
+ * otherwise), and ts as the row's time, so a time split holds out each user's latest events; a
+ * train file's rows without a time column come before every event. A LightGCN-format train file
+ * cannot go with a log (its ids are numbers of another space): ENG_EINVAL. */
 int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err);
+
+/* Appends the interaction log at path, read as trn_data_load reads a train file (format
+ * detected, the same "path:line: reason" errors; no minimum weight), to db's interaction log in
+ * one transaction: each row an event with its ids, weight (when the file has them) and time (its
+ * timestamp, when every row has one; otherwise the time of the import). *n gets the rows appended and
+ * *first_seq the first one's sequence number. On failure nothing is appended. */
+int trn_data_import(const char *path, sto_db_t *db, int64_t *n, int64_t *first_seq,
+                    eng_error_t *err);
 
 typedef struct {
     int32_t n_users, n_items;

@@ -357,6 +357,7 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
     if (rc < 0)
         return rc;
     int skip_header = l.header;
+    p->timed = l.tcol >= 0; /* until a row lacks its time */
     field_t f[MAX_FIELDS];
     int nf;
     while ((rc = next_row(r, l.delim, &skip_header, f, MAX_FIELDS, &nf, err)) > 0) {
@@ -367,6 +368,8 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
             (rc = check_id(r, &f[l.icol], "item", err)) < 0)
             return rc;
         double w = NAN, key = (double)p->n; /* NAN: the row has no weight */
+        if (l.tcol >= nf || (l.tcol >= 0 && f[l.tcol].len == 0))
+            p->timed = 0;
         if ((rc = optional_number(r, f, nf, l.wcol, "weight", &w, err)) < 0 ||
             (rc = optional_number(r, f, nf, l.tcol, "timestamp", &key, err)) < 0)
             return rc;
@@ -378,7 +381,7 @@ int trn__csv_read(trn__reader_t *r, const trn_data_opts_t *o, eng_idmap_t *users
         int32_t i = trn__intern(r, items, f[l.icol].p, f[l.icol].len, err);
         if (i < 0)
             return i;
-        if (trn__pairs_push(p, u, i, key, (float)w) < 0)
+        if (trn__pairs_push(p, u, i, key, (float)w, r->line) < 0)
             return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
     }
     return rc;

@@ -65,10 +65,15 @@ typedef struct {
     float *weight; /* the row's weight (a rating), NAN when it has none */
     int64_t n, cap;
     int64_t weighted; /* rows with a weight: the matrices keep ratings when it is n */
+    int timed;        /* every key is a timestamp (a CSV whose rows all have one), no position */
+    long *line;       /* each row's line in its file, kept only when track_lines is set */
+    int track_lines;
 } trn__pairs_t;
 
-/* Appends one interaction with weight (NAN: none); ENG_ENOMEM leaves p unchanged. */
-int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight);
+/* Appends one interaction with weight (NAN: none), read from line `line` of its file;
+ * ENG_ENOMEM leaves p unchanged. */
+int trn__pairs_push(trn__pairs_t *p, int32_t user, int32_t item, double key, float weight,
+                    long line);
 void trn__pairs_free(trn__pairs_t *p);
 
 /* Inserts the ids prefix"0" .. prefix"<n-1>" so that index == number (LightGCN ids, synthetic

@@ -137,7 +137,7 @@ int trn__lgn_read(trn__reader_t *r, trn__pairs_t *p, int32_t *max_user, int32_t 
                 fmax_item = v;
                 item_line = r->line;
             }
-            if (trn__pairs_push(p, user, v, (double)p->n, NAN) < 0)
+            if (trn__pairs_push(p, user, v, (double)p->n, NAN, r->line) < 0)
                 return eng_error_set(err, ENG_ENOMEM, "%s: out of memory", r->path);
         }
     }

@@ -130,7 +130,7 @@ int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t 
             if (item < 0)
                 continue;
             seen[item] = u;
-            if (trn__pairs_push(&p, u, item, (double)p.n, NAN) < 0)
+            if (trn__pairs_push(&p, u, item, (double)p.n, NAN, 0) < 0)
                 goto fail;
         }
     }
