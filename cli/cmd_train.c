@@ -3,12 +3,16 @@
 #include "storage/store.h"
 #include "cli/cli.h"
 #include "cli/progress.h"
+#include "cli/report_html.h"
+#include "trainer/gate.h"
 #include "trainer/publish.h"
 #include "trainer/side.h"
 #include "trainer/train.h"
+#include "trainer/warm.h"
 
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,7 @@
 
 static const char usage_head[] =
     "usage: gnnrec train (--train FILE | --synthetic) [--model NAME] [options]\n"
+    "       gnnrec train --db STORE --from-log [--train BASE] [--warm-start] [options]\n"
     "       gnnrec train --model transe --kg FILE [options]\n"
     "\n"
     "Trains a model on an interaction log, evaluates it against a popularity baseline and\n"
@@ -30,6 +35,10 @@ static const char usage_head[] =
     "  --split S           without --test: random:FRAC or time:FRAC held out per user\n"
     "  --min-weight X      drop CSV rows whose weight is below X (e.g. ratings < 4)\n"
     "  --synthetic         built-in synthetic data with planted communities\n"
+    "  --from-log          the interaction log of the --db store (events posted to the server,\n"
+    "                      `gnnrec import`), after --train's rows when given\n"
+    "  --since TIME        only the log's events from TIME: unix seconds, 2026-11-01,\n"
+    "                      2026-11-01T06:00:00Z, or an age: 90d, 12h, 30m\n"
     "side information (CSV/TSV/space-separated, detected as the log; docs/data.md):\n"
     "  --item-attrs FILE   item,attribute,value (genres, tags)\n"
     "  --user-attrs FILE   user,attribute,value (occupation, age bucket)\n"
@@ -41,14 +50,25 @@ static const char usage_head[] =
     "  --epochs N          epochs (20)\n"
     "  --seed N            random seed (2020)\n"
     "  --threads N         threads (default: all cores); same seed + threads = same model\n"
+    "  --warm-start        start from the live version of --name in --db where its users,\n"
+    "                      items and weights still apply (optimizer state fresh)\n"
     "evaluation and output:\n"
     "  --eval-every N      evaluate every N epochs (0: only at the end)\n"
     "  --topk K[,K...]     cut-offs for recall/ndcg/precision/hit (20)\n"
     "  --report FILE       write a JSON report of the run\n"
+    "  --report-html FILE  write a self-contained HTML page: charts per epoch, new vs live\n"
     "  --db FILE           publish to this store (created if missing)\n"
     "  --name NAME         model name in the store (default: the model kind)\n"
+    "  --gate-tolerance T  publish only if recall@20 on the holdout is at least the live\n"
+    "                      version's minus T (both on the users and items both know);\n"
+    "                      otherwise exit 3 and publish nothing\n"
+    "  --refit-epochs N    once evaluated (and past the gate), train N more epochs on all the\n"
+    "                      data, the holdout included, and publish that model: what a\n"
+    "                      production retrain wants (its users' newest items known and seen)\n"
     "  --max-batches N     stop each epoch after N batches (timing runs)\n"
-    "  --quiet             no progress output\n";
+    "  --quiet             no progress output\n"
+    "exit status: 0 trained (and published with --db), 1 failed (nothing published), 2 bad\n"
+    "usage, 3 refused by the quality gate (nothing published, the live version stays)\n";
 
 /* The side inputs a kind can need or use, by flag. */
 static const struct {
@@ -96,8 +116,10 @@ typedef struct {
     uint64_t seed;
     int threads;
     trn_train_opts_t train;
-    const char *report, *db, *name;
+    const char *report, *report_html, *db, *name;
     int quiet;
+    int from_log, warm_start, gate, refit_epochs;
+    double tolerance;
 } train_args_t;
 
 static int parse_ks(const char *s, int *ks, int *nk)
@@ -178,6 +200,12 @@ enum {
     O_KG,
     O_ENTITIES,
     O_HELP,
+    O_FROM_LOG,
+    O_SINCE,
+    O_WARM,
+    O_GATE,
+    O_HTML,
+    O_REFIT,
     O_HPARAM /* + row index of the model's table */
 };
 
@@ -205,6 +233,12 @@ static const struct option run_opts[] = {
     {"social", 1, 0, O_SOCIAL},
     {"kg", 1, 0, O_KG},
     {"item-entities", 1, 0, O_ENTITIES},
+    {"from-log", 0, 0, O_FROM_LOG},
+    {"since", 1, 0, O_SINCE},
+    {"warm-start", 0, 0, O_WARM},
+    {"gate-tolerance", 1, 0, O_GATE},
+    {"report-html", 1, 0, O_HTML},
+    {"refit-epochs", 1, 0, O_REFIT},
 };
 
 #define N_RUN_OPTS (sizeof run_opts / sizeof run_opts[0])
@@ -278,6 +312,29 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
             a->side.item_entities = optarg;
             break;
         case O_MODEL: /* chosen by find_kind before parsing */
+            break;
+        case O_FROM_LOG:
+            a->from_log = 1;
+            break;
+        case O_SINCE:
+            if (cli_parse_time("since", optarg, &a->data.log_since) < 0)
+                return 2;
+            break;
+        case O_WARM:
+            a->warm_start = 1;
+            break;
+        case O_GATE:
+            if (cli_parse_double("gate-tolerance", optarg, 0, 1, &a->tolerance) < 0)
+                return 2;
+            a->gate = 1;
+            break;
+        case O_HTML:
+            a->report_html = optarg;
+            break;
+        case O_REFIT:
+            if (cli_parse_int("refit-epochs", optarg, 0, 1000000, &v) < 0)
+                return 2;
+            a->refit_epochs = (int)v;
             break;
         case O_EPOCHS:
             if (cli_parse_int("epochs", optarg, 0, 1000000, &v) < 0)
@@ -362,8 +419,20 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
                     ops->kind);
             return 2;
         }
-    } else if (!a->synthetic == !a->data.train_path) {
-        fputs("gnnrec train: give exactly one of --train FILE and --synthetic\n", stderr);
+    } else if (a->from_log ? a->synthetic : !a->synthetic == !a->data.train_path) {
+        fputs("gnnrec train: give exactly one of --train FILE, --synthetic and --from-log (with "
+              "--train as its base)\n",
+              stderr);
+        return 2;
+    }
+    if ((a->from_log || a->warm_start || a->gate) && !a->db) {
+        fputs("gnnrec train: --from-log, --warm-start and --gate-tolerance need the store: --db "
+              "FILE\n",
+              stderr);
+        return 2;
+    }
+    if (a->data.log_since > -INFINITY && !a->from_log) {
+        fputs("gnnrec train: --since picks the log's events: give --from-log\n", stderr);
         return 2;
     }
     if (a->data.test_path && a->data.split != TRN_SPLIT_NONE) {
@@ -568,24 +637,83 @@ static void print_link(const trn_metrics_t *m)
            m->hits[0], "hits@3", m->hits[1], "hits@10", m->hits[2]);
 }
 
-static int publish(const train_args_t *a, trn_model_t *m, const trn_data_t *d, json_t *params,
-                   json_t *metrics, int64_t *version, eng_error_t *err)
+static int publish(const train_args_t *a, sto_db_t *db, trn_model_t *m, const trn_data_t *d,
+                   json_t *params, json_t *metrics, int64_t *version, eng_error_t *err)
 {
     char *pj = json_dumps(params, JSON_COMPACT), *mj = json_dumps(metrics, JSON_COMPACT);
-    sto_db_t *db = NULL;
     int rc = ENG_ENOMEM;
     if (!pj || !mj)
         eng_error_set(err, rc, "out of memory preparing the model for the store");
-    else if ((rc = sto_open(a->db, STO_READWRITE | STO_CREATE, &db, err)) == ENG_OK)
+    else
         rc = trn_publish(db, m, d,
                          &(trn_publish_opts_t){.name = a->name ? a->name : a->ops->kind,
                                                .params_json = pj,
                                                .metrics_json = mj},
                          version, err);
-    sto_close(db);
     free(pj);
     free(mj);
     return rc;
+}
+
+/* The live version of the run's name with what a warm start reads (its parameter tensors) into
+ * *out, or NULL when there is none yet. */
+static int load_live(const train_args_t *a, sto_db_t *db, const trn_model_t *m, sto_model_t **out,
+                     eng_error_t *err)
+{
+    *out = NULL;
+    int64_t v;
+    const char *name = a->name ? a->name : a->ops->kind;
+    int rc = sto_live(db, name, &v, err);
+    if (rc < 0 || v == 0)
+        return rc;
+    static const char *const none[] = {NULL};
+    char **names = a->warm_start ? trn_warm_names(m) : NULL;
+    if (a->warm_start && !names)
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    rc = sto_load(db, name, v, names ? (const char *const *)names : none, out, err);
+    trn_warm_names_free(names);
+    return rc;
+}
+
+/* The refit: a new model of the same kind and settings over all of d's interactions (*all),
+ * starting from m's weights (the same users and items, so the same parameter layout), trained
+ * a->refit_epochs more epochs without evaluation into *fitted. */
+static int refit(const train_args_t *a, cli_progress_t *p, const trn_side_t *side,
+                 const trn_data_t *d, const trn_model_t *m, trn_data_t **all, trn_model_t **fitted,
+                 eng_error_t *err)
+{
+    if (trn_data_merged(d, all) < 0)
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    trn_inputs_t in = {.train = (*all)->train};
+    trn_side_inputs(side, &in);
+    if (!(*fitted = trn_model_new(a->ops, a->cfg, &in, a->seed, a->threads, err)))
+        return err->code;
+    if ((*fitted)->n_params == m->n_params)
+        memcpy((*fitted)->params, m->params, m->n_params * sizeof *m->params);
+    else
+        cli_progress_line(p, "refit: the model's size changed with the holdout: a cold start");
+    cli_progress_line(p, "refit: %d epochs on all %lld interactions, the holdout included",
+                      a->refit_epochs, (long long)(*all)->train->nnz);
+    trn_train_opts_t o = a->train;
+    o.epochs = a->refit_epochs;
+    o.eval_every = 0;
+    o.on_batch = NULL;
+    o.on_epoch = NULL;
+    trn_epoch_t *e = calloc((size_t)o.epochs, sizeof *e);
+    if (!e)
+        return eng_error_set(err, ENG_ENOMEM, "out of memory");
+    int rc = trn_train_run(*fitted, *all, &o, e, err);
+    free(e);
+    return rc;
+}
+
+/* The gate's cut-off: 20 when among the run's, else its first. */
+static int gate_k(const trn_metrics_t *m)
+{
+    for (int k = 0; k < m->nk; k++)
+        if (m->ks[k] == 20)
+            return k;
+    return 0;
 }
 
 static int write_report(const char *path, json_t *report)
@@ -604,6 +732,7 @@ int cli_cmd_train(int argc, char **argv)
     if (a.threads < 1)
         a.threads = 1;
     a.data.seed = a.seed;
+    a.data.log_since = -INFINITY;
     if (!(a.ops = find_kind(argc, argv)))
         return 2;
     if (!(a.cfg = malloc(a.ops->config_size))) {
@@ -625,10 +754,25 @@ int cli_cmd_train(int argc, char **argv)
     trn_epoch_t *epochs = NULL;
     json_t *report = NULL;
     run_state_t rs = {0};
+    sto_db_t *db = NULL;
+    sto_model_t *live = NULL;
+    trn_data_t *all = NULL;     /* the refit's data: train and holdout together */
+    trn_model_t *fitted = NULL; /* the refitted model, published instead of m */
     code = 1;
 
     double t0 = eng_now();
     int rc;
+    /* The store first when the run reads from it (the log, the live version): nothing trains for
+     * a store that fails. Otherwise it is opened, and created, only to publish: a failed run
+     * leaves no empty store behind. A log must exist to be read. */
+    if (a.db && (a.from_log || a.warm_start || a.gate) &&
+        (rc = sto_open(a.db, a.from_log ? STO_READWRITE : STO_READWRITE | STO_CREATE, &db, &err)) <
+            0) {
+        fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+        goto done;
+    }
+    if (a.from_log)
+        a.data.log = db;
     if (a.ops->needs & TRN_NEEDS_KG_ONLY) {
         rc = trn_side_load_kg_only(a.side.kg, &side, &d, &err);
     } else if (a.synthetic) {
@@ -678,6 +822,25 @@ int cli_cmd_train(int argc, char **argv)
         fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, err.code));
         goto done;
     }
+    if ((a.warm_start || a.gate) && (rc = load_live(&a, db, m, &live, &err)) < 0) {
+        fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+        goto done;
+    }
+    if (a.warm_start && !live) {
+        cli_progress_line(&rs.progress, "warm start: %s has no live version yet: a cold start",
+                          a.name ? a.name : a.ops->kind);
+    } else if (a.warm_start) {
+        trn_warm_stats_t ws;
+        if ((rc = trn_warm_start(m, d, live, &ws, &err)) < 0) {
+            fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+            goto done;
+        }
+        cli_progress_line(&rs.progress,
+                          "warm start from v%lld: %lld of %d users and %lld of %d items known, %d "
+                          "weights copied, %d left fresh",
+                          (long long)live->info.version, (long long)ws.users, d->n_users,
+                          (long long)ws.items, d->n_items, ws.views, ws.skipped);
+    }
     epochs = calloc((size_t)a.train.epochs + 1, sizeof *epochs);
     report = json_object();
     rs.epochs_json = json_array();
@@ -709,8 +872,17 @@ int cli_cmd_train(int argc, char **argv)
     }
 
     json_t *metrics = json_object();
+    cli_html_report_t html = {.kind = a.ops->kind,
+                              .name = a.db ? (a.name ? a.name : a.ops->kind) : NULL,
+                              .n_users = d->n_users,
+                              .n_items = d->n_items,
+                              .n_train = d->train->nnz,
+                              .n_test = d->test ? d->test->nnz : 0,
+                              .epochs = epochs,
+                              .n_epochs = a.train.epochs,
+                              .settings = settings};
+    trn_metrics_t final, pop;
     if (d->test || a.ops->evaluate) {
-        trn_metrics_t final, pop;
         const trn_epoch_t *last = a.train.epochs ? &epochs[a.train.epochs - 1] : NULL;
         if (last && last->evaluated)
             final = last->metrics;
@@ -721,6 +893,8 @@ int cli_cmd_train(int argc, char **argv)
         }
         json_decref(metrics);
         metrics = metrics_json(&final);
+        html.has_new = 1;
+        html.now = final;
         if (a.ops->evaluate) {
             if (!a.quiet)
                 print_link(&final);
@@ -737,9 +911,56 @@ int cli_cmd_train(int argc, char **argv)
     }
     json_object_set_new(report, "final", metrics);
 
-    if (a.db) {
+    int refused = 0;
+    if (a.gate && !live) {
+        cli_progress_line(&rs.progress, "gate: no live version to compare with: passed");
+        html.gate = 1;
+    } else if (a.gate) {
+        trn_metrics_t now, then;
+        if ((rc = trn_gate_evaluate(m, d, live, a.train.ks, a.train.nk, &now, &then, &err)) < 0) {
+            fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+            goto done;
+        }
+        const int k = gate_k(&now);
+        refused = now.n_users > 0 && now.recall[k] < then.recall[k] - a.tolerance;
+        html.gate = refused ? -1 : 1;
+        html.tolerance = a.tolerance;
+        html.live_version = live->info.version;
+        html.live = then;
+        html.now = now;
+        html.has_new = 1;
+        json_object_set_new(report, "gate",
+                            json_pack("{sb,si,sf,sI,sf,sf,sI}", "passed", !refused, "k", now.ks[k],
+                                      "tolerance", a.tolerance, "live_version",
+                                      (json_int_t)live->info.version, "live_recall", then.recall[k],
+                                      "new_recall", now.recall[k], "users",
+                                      (json_int_t)now.n_users));
+        char line[256];
+        snprintf(line, sizeof line,
+                 "gate: recall@%d on the %lld test users both versions know: new %.4f, live v%lld "
+                 "%.4f, tolerance %g: %s",
+                 now.ks[k], (long long)now.n_users, now.recall[k], (long long)live->info.version,
+                 then.recall[k], a.tolerance, refused ? "refused, nothing published" : "passed");
+        if (refused)
+            fprintf(stderr, "gnnrec train: %s\n", line);
+        else
+            cli_progress_line(&rs.progress, "%s", line);
+    }
+
+    if (!refused && a.refit_epochs > 0 && d->test) {
+        if ((rc = refit(&a, &rs.progress, side, d, m, &all, &fitted, &err)) < 0) {
+            fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+            goto done;
+        }
+        json_object_set_new(report, "refit",
+                            json_pack("{si,sI}", "epochs", a.refit_epochs, "interactions",
+                                      (json_int_t)all->train->nnz));
+    }
+    if (a.db && !refused) {
         int64_t version = 0;
-        if ((rc = publish(&a, m, d, params, metrics, &version, &err)) < 0) {
+        if ((!db && (rc = sto_open(a.db, STO_READWRITE | STO_CREATE, &db, &err)) < 0) ||
+            (rc = publish(&a, db, fitted ? fitted : m, fitted ? all : d, params, metrics, &version,
+                          &err)) < 0) {
             fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
             goto done;
         }
@@ -748,11 +969,32 @@ int cli_cmd_train(int argc, char **argv)
             report, "published",
             json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version", (json_int_t)version));
         printf("published %s version %lld to %s\n", name, (long long)version, a.db);
+        html.published_version = version;
     }
     if (a.report && write_report(a.report, report) < 0)
         goto done;
-    code = 0;
+    if (a.report_html) {
+        char finished[ENG_UTC_LEN], data[1024];
+        eng_utc_format(eng_unix_now(), finished);
+        snprintf(data, sizeof data, "%s%s%s%s",
+                 a.synthetic         ? "synthetic"
+                 : a.data.train_path ? a.data.train_path
+                                     : "",
+                 a.from_log && a.data.train_path ? " + " : "", a.from_log ? "the log of " : "",
+                 a.from_log ? a.db : "");
+        html.finished = finished;
+        html.data = data;
+        if ((rc = cli_report_html_write(a.report_html, &html, &err)) < 0) {
+            fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
+            goto done;
+        }
+    }
+    code = refused ? 3 : 0;
 done:
+    trn_model_free(fitted);
+    trn_data_free(all);
+    sto_model_free(live);
+    sto_close(db);
     json_decref(report);
     free(epochs);
     trn_model_free(m);

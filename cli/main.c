@@ -9,7 +9,8 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  train       train a model on an interaction log and publish it to a store\n"
-    "  models      list the model versions in a store\n"
+    "  import      append interaction logs to a store's log, for retrains (--from-log)\n"
+    "  models      list a store's model versions; pin, roll back, delete, gc\n"
     "  recommend   top-K items for users, or for a new user from its items, from a store\n"
     "  serve       answer recommendation requests over HTTP from a store\n"
     "  help        this text\n"
@@ -25,6 +26,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "train") == 0)
         return cli_cmd_train(argc - 1, argv + 1);
+    if (strcmp(cmd, "import") == 0)
+        return cli_cmd_import(argc - 1, argv + 1);
     if (strcmp(cmd, "models") == 0)
         return cli_cmd_models(argc - 1, argv + 1);
     if (strcmp(cmd, "recommend") == 0)

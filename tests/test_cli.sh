@@ -54,7 +54,7 @@ expect_rc 2 "--item-entities without --kg" "$bin" train --train "$tmp/side_log.c
 expect_rc 0 "transe on a graph" "$bin" train --model transe --kg "$tmp/side_kg.tsv" --epochs 2 \
     --db "$tmp/kg.sqlite" --report "$tmp/kg.json"
 grep -q "mrr" "$tmp/kg.json" && ok || bad "transe reports link prediction"
-"$bin" models --db "$tmp/kg.sqlite" | grep -qE "^transe +1 +transe .* 0 +2 +50 " && ok || bad "transe: 0 users, 2 items (i1, e1), dim 50"
+"$bin" models --db "$tmp/kg.sqlite" | grep -qE "^transe +1 +live +transe .* 0 +2 +50 " && ok || bad "transe: 0 users, 2 items (i1, e1), dim 50"
 expect_rc 2 "transe with a log" "$bin" train --model transe --kg "$tmp/side_kg.tsv" --train "$tmp/side_log.csv"
 expect_err "trains on a knowledge graph alone" "transe with a log: says why"
 expect_rc 2 "transe without --kg" "$bin" train --model transe

@@ -436,6 +436,48 @@ fail:
     return rc;
 }
 
+static eng_idmap_t *idmap_copy(const eng_idmap_t *m)
+{
+    size_t len;
+    const char *blob = eng_idmap_blob(m, &len);
+    return eng_idmap_from_blob(blob, len, eng_idmap_size(m));
+}
+
+int trn_data_merged(const trn_data_t *d, trn_data_t **out)
+{
+    const eng_csr_t *a = d->train, *b = d->test;
+    trn_data_t *m = calloc(1, sizeof *m);
+    *out = NULL;
+    if (!m)
+        return ENG_ENOMEM;
+    m->n_users = d->n_users;
+    m->n_items = d->n_items;
+    const int vals = a->val && (!b || b->val);
+    if (!(m->users = idmap_copy(d->users)) || !(m->items = idmap_copy(d->items)) ||
+        !(m->train = eng_csr_new(a->rows, a->cols, a->nnz + (b ? b->nnz : 0), vals))) {
+        trn_data_free(m);
+        return ENG_ENOMEM;
+    }
+    /* each row's two sorted, disjoint lists merged */
+    eng_csr_t *t = m->train;
+    int64_t w = 0;
+    for (int32_t u = 0; u < a->rows; u++) {
+        int64_t p = a->ptr[u], q = b ? b->ptr[u] : 0;
+        const int64_t pe = a->ptr[u + 1], qe = b ? b->ptr[u + 1] : 0;
+        while (p < pe || q < qe) {
+            const int from_a = q >= qe || (p < pe && a->idx[p] < b->idx[q]);
+            const int64_t k = from_a ? p++ : q++;
+            t->idx[w] = from_a ? a->idx[k] : b->idx[k];
+            if (vals)
+                t->val[w] = from_a ? a->val[k] : b->val[k];
+            w++;
+        }
+        t->ptr[u + 1] = w;
+    }
+    *out = m;
+    return ENG_OK;
+}
+
 void trn_data_free(trn_data_t *d)
 {
     if (!d)

@@ -55,8 +55,8 @@ int trn_data_load(const trn_data_opts_t *o, trn_data_t **out, eng_error_t *err);
 /* Appends the interaction log at path, read as trn_data_load reads a train file (format
  * detected, the same "path:line: reason" errors; no minimum weight), to db's interaction log in
  * one transaction: each row an event with its ids, weight (when the file has them) and time (its
- * timestamp, when every row has one; otherwise the time of the import). *n gets the rows appended and
- * *first_seq the first one's sequence number. On failure nothing is appended. */
+ * timestamp, when every row has one; otherwise the time of the import). *n gets the rows appended
+ * and *first_seq the first one's sequence number. On failure nothing is appended. */
 int trn_data_import(const char *path, sto_db_t *db, int64_t *n, int64_t *first_seq,
                     eng_error_t *err);
 
@@ -75,6 +75,11 @@ trn_synth_opts_t trn_synth_defaults(void);
 /* Built-in synthetic data with planted structure (user and item communities, Zipf-skewed item
  * popularity), split per user into train and test. Ids are "u<n>" and "i<n>". */
 int trn_data_synthetic(const trn_synth_opts_t *o, trn_data_t **out, eng_error_t *err);
+
+/* A new *out with d's users and items and, as its training data, d's training and test
+ * interactions together (no test set): what a model is refitted on once its evaluation is done.
+ * Ratings are kept when both matrices have them. Returns 0 or ENG_ENOMEM. */
+int trn_data_merged(const trn_data_t *d, trn_data_t **out);
 
 void trn_data_free(trn_data_t *d);
 
