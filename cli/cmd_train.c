@@ -937,8 +937,8 @@ int cli_cmd_train(int argc, char **argv)
                                       (json_int_t)now.n_users));
         char line[256];
         snprintf(line, sizeof line,
-                 "gate: recall@%d on the %lld test users both versions know: new %.4f, live v%lld "
-                 "%.4f, tolerance %g: %s",
+                 "gate: recall@%d on the fresh holdout of %lld users both versions know: new %.4f, "
+                 "live v%lld %.4f, tolerance %g: %s",
                  now.ks[k], (long long)now.n_users, now.recall[k], (long long)live->info.version,
                  then.recall[k], a.tolerance, refused ? "refused, nothing published" : "passed");
         if (refused)

@@ -106,7 +106,7 @@ live_before=$(q "SELECT max(version) FROM models WHERE name = 'm'")
 head -n 480 "$tmp/log.csv" >"$tmp/tenth.csv"
 expect_rc 3 "a degraded model" "$bin" train --db "$db" --name m --train "$tmp/tenth.csv" --split time:0.2 \
     --epochs 1 --gate-tolerance 0.02 --report "$tmp/gate.json"
-expect_err "gate: recall@20 on the [0-9]+ test users both versions know: new 0\.[0-9]+, live v2 0\.[0-9]+, tolerance 0.02: refused" \
+expect_err "gate: recall@20 on the fresh holdout of [0-9]+ users both versions know: new 0\.[0-9]+, live v2 0\.[0-9]+, tolerance 0.02: refused" \
     "the refusal gives both numbers"
 [ "$(q "SELECT max(version) FROM models WHERE name = 'm'")" = "$live_before" ] && ok || bad "nothing published"
 python3 -c "

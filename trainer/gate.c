@@ -4,26 +4,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* m's entries at the users with known[u] and the items with col[i] >= 0, renumbered to col[i]:
- * a new [m->rows x cols] matrix, rows still sorted (col keeps the items' order). */
-static eng_csr_t *restrict_to(const eng_csr_t *m, const uint8_t *known, const int32_t *col,
-                              int32_t cols)
+/* The gate's train (the exclusions) and test matrices [d users x common items]: for each user
+ * both versions know, its training items and its held-out items the live version was trained
+ * on (its seen list: not fresh, so excluded rather than tested), and its other held-out items
+ * as the test. col renumbers d's items to the common ones (-1: not common), from_live the live
+ * version's items to them. */
+static int gate_matrices(const trn_data_t *d, const sto_model_t *live, const int32_t *lu,
+                         const int32_t *col, const int32_t *from_live, int32_t cols,
+                         eng_csr_t **train, eng_csr_t **test)
 {
-    int64_t nnz = 0;
-    for (int32_t u = 0; u < m->rows; u++)
-        for (int64_t k = m->ptr[u]; known[u] && k < m->ptr[u + 1]; k++)
-            nnz += col[m->idx[k]] >= 0;
-    eng_csr_t *r = eng_csr_new(m->rows, cols, nnz, 0);
-    if (!r)
-        return NULL;
-    int64_t w = 0;
-    for (int32_t u = 0; u < m->rows; u++) {
-        for (int64_t k = m->ptr[u]; known[u] && k < m->ptr[u + 1]; k++)
-            if (col[m->idx[k]] >= 0)
-                r->idx[w++] = col[m->idx[k]];
-        r->ptr[u + 1] = w;
+    const eng_csr_t *t = d->train, *h = d->test;
+    int64_t n = 0;
+    for (int32_t u = 0; u < t->rows; u++)
+        n += lu[u] >= 0 ? (t->ptr[u + 1] - t->ptr[u]) + (h->ptr[u + 1] - h->ptr[u]) : 0;
+    int32_t *r = malloc(((size_t)n + 1) * sizeof *r), *c = malloc(((size_t)n + 1) * sizeof *c);
+    int32_t *tr = malloc(((size_t)n + 1) * sizeof *tr), *tc = malloc(((size_t)n + 1) * sizeof *tc);
+    uint8_t *lseen = calloc((size_t)cols + 1, 1);
+    int rc = ENG_ENOMEM;
+    if (!r || !c || !tr || !tc || !lseen)
+        goto done;
+    int64_t nt = 0, nh = 0;
+    for (int32_t u = 0; u < t->rows; u++) {
+        if (lu[u] < 0)
+            continue;
+        const int64_t lb = live->seen_ptr[lu[u]], le = live->seen_ptr[lu[u] + 1];
+        for (int64_t k = lb; k < le; k++)
+            if (from_live[live->seen_idx[k]] >= 0)
+                lseen[from_live[live->seen_idx[k]]] = 1;
+        for (int64_t k = t->ptr[u]; k < t->ptr[u + 1]; k++)
+            if (col[t->idx[k]] >= 0)
+                tr[nt] = u, tc[nt++] = col[t->idx[k]];
+        for (int64_t k = h->ptr[u]; k < h->ptr[u + 1]; k++) {
+            const int32_t i = col[h->idx[k]];
+            if (i < 0)
+                continue;
+            if (lseen[i])
+                tr[nt] = u, tc[nt++] = i;
+            else
+                r[nh] = u, c[nh++] = i;
+        }
+        for (int64_t k = lb; k < le; k++)
+            if (from_live[live->seen_idx[k]] >= 0)
+                lseen[from_live[live->seen_idx[k]]] = 0;
     }
-    return r;
+    if ((*train = eng_csr_from_pairs(t->rows, cols, tr, tc, nt)) &&
+        (*test = eng_csr_from_pairs(t->rows, cols, r, c, nh)))
+        rc = ENG_OK;
+done:
+    free(r), free(c), free(tr), free(tc), free(lseen);
+    return rc;
 }
 
 /* Row `from` of src [.. x dim] into row `to` of dst, or zeros when from < 0. */
@@ -43,28 +72,31 @@ int trn_gate_evaluate(trn_model_t *m, const trn_data_t *d, const sto_model_t *li
                              "the quality gate needs a holdout: give --split or --test");
     const int32_t nu = d->n_users, ni = d->n_items;
     const int dn = m->ops->vec_dim(m->cfg), dl = live->info.dim;
-    uint8_t *known = calloc((size_t)nu + 1, 1);
+    const int32_t nl = live->info.n_items;
     int32_t *lu = malloc(((size_t)nu + 1) * sizeof *lu),
             *li = malloc(((size_t)ni + 1) * sizeof *li),
-            *col = malloc(((size_t)ni + 1) * sizeof *col);
+            *col = malloc(((size_t)ni + 1) * sizeof *col),
+            *from_live = malloc(((size_t)nl + 1) * sizeof *from_live);
     float *uv = NULL, *iv = NULL, *niv = NULL, *luv = NULL, *liv = NULL;
     eng_csr_t *train = NULL, *test = NULL;
     int rc = ENG_ENOMEM;
-    if (!known || !lu || !li || !col)
+    if (!lu || !li || !col || !from_live)
         goto done;
+    for (int32_t i = 0; i < nl; i++)
+        from_live[i] = -1;
     int32_t common = 0;
     for (int32_t u = 0; u < nu; u++) {
         const char *id = eng_idmap_name(d->users, u);
         lu[u] = eng_idmap_find(live->users, id, strlen(id));
-        known[u] = lu[u] >= 0;
     }
     for (int32_t i = 0; i < ni; i++) {
         const char *id = eng_idmap_name(d->items, i);
         li[i] = eng_idmap_find(live->items, id, strlen(id));
         col[i] = li[i] >= 0 ? common++ : -1;
+        if (li[i] >= 0)
+            from_live[li[i]] = col[i];
     }
-    if (!(train = restrict_to(d->train, known, col, common)) ||
-        !(test = restrict_to(d->test, known, col, common)) ||
+    if ((rc = gate_matrices(d, live, lu, col, from_live, common, &train, &test)) < 0 ||
         (rc = trn_model_vectors(m, &uv, &iv)) < 0)
         goto done;
     rc = ENG_ENOMEM;
@@ -96,7 +128,7 @@ done:
         eng_error_set(err, rc, "out of memory evaluating the live version");
     else if (rc < 0 && err && !err->msg[0])
         eng_error_set(err, rc, "evaluating the live version: %s", eng_strerror(rc));
-    free(known), free(lu), free(li), free(col);
+    free(lu), free(li), free(col), free(from_live);
     free(uv), free(iv), free(niv), free(luv), free(liv);
     eng_csr_free(train);
     eng_csr_free(test);
