@@ -21,6 +21,9 @@
 #   GNNREC_SINCE              train on events from this time on (empty: the whole log)
 #   GNNREC_BASE_FILE          a base interaction file trained on with the log (empty: none)
 #   GNNREC_WARM_START         1: start from the live version's tensors (0)
+#   GNNREC_REFIT_EPOCHS       epochs on all the data, the holdout included, once past the gate
+#                             (10; 0: publish the evaluated model, whose users' newest items
+#                             are then neither learned nor excluded as seen)
 #   GNNREC_GATE_TOLERANCE     recall@20 the new model may lose to the live one (0.01; off: no
 #                             gate, every trained model is published)
 #   GNNREC_TRAIN_ARGS         more `gnnrec train` options, split at spaces ("--epochs 200")
@@ -33,7 +36,7 @@
 set -euo pipefail
 
 settings=(GNNREC GNNREC_DB GNNREC_MODEL_NAME GNNREC_SPLIT GNNREC_SINCE GNNREC_BASE_FILE
-    GNNREC_WARM_START GNNREC_GATE_TOLERANCE GNNREC_TRAIN_ARGS GNNREC_REPORT_DIR
+    GNNREC_WARM_START GNNREC_REFIT_EPOCHS GNNREC_GATE_TOLERANCE GNNREC_TRAIN_ARGS GNNREC_REPORT_DIR
     GNNREC_RETRAIN_LOG GNNREC_LOCK_FILE GNNREC_TEXTFILE_DIR GNNREC_RETRAIN_TIMEOUT)
 config=${GNNREC_RETRAIN_CONFIG:-/etc/default/gnnrec-retrain}
 if [[ -r $config ]]; then
@@ -50,6 +53,7 @@ GNNREC_SPLIT=${GNNREC_SPLIT:-time:0.1}
 GNNREC_SINCE=${GNNREC_SINCE:-}
 GNNREC_BASE_FILE=${GNNREC_BASE_FILE:-}
 GNNREC_WARM_START=${GNNREC_WARM_START:-0}
+GNNREC_REFIT_EPOCHS=${GNNREC_REFIT_EPOCHS:-10}
 GNNREC_GATE_TOLERANCE=${GNNREC_GATE_TOLERANCE:-0.01}
 GNNREC_TRAIN_ARGS=${GNNREC_TRAIN_ARGS:-}
 GNNREC_REPORT_DIR=${GNNREC_REPORT_DIR-/var/lib/gnnrec/reports}
@@ -158,6 +162,7 @@ cmd=("$GNNREC" train --db "$GNNREC_DB" --name "$name" --from-log --split "$GNNRE
 [[ -z $GNNREC_SINCE ]] || cmd+=(--since "$GNNREC_SINCE")
 [[ -z $GNNREC_BASE_FILE ]] || cmd+=(--train "$GNNREC_BASE_FILE")
 [[ $GNNREC_WARM_START != 1 ]] || cmd+=(--warm-start)
+[[ $GNNREC_REFIT_EPOCHS == 0 ]] || cmd+=(--refit-epochs "$GNNREC_REFIT_EPOCHS")
 [[ $GNNREC_GATE_TOLERANCE == off ]] || cmd+=(--gate-tolerance "$GNNREC_GATE_TOLERANCE")
 if [[ -n $GNNREC_REPORT_DIR ]]; then
     if mkdir -p "$GNNREC_REPORT_DIR" 2>/dev/null; then

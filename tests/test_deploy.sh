@@ -219,7 +219,8 @@ grep -q "published demo v7" "$r/first.out" && ok || bad "published line not on s
 
 # The options the settings give.
 args=$(head -n 1 "$r/args")
-want="train --db $r/store.sqlite --name demo --from-log --split time:0.1 --quiet --gate-tolerance 0.01"
+want="train --db $r/store.sqlite --name demo --from-log --split time:0.1 --quiet --refit-epochs 10"
+want="$want --gate-tolerance 0.01"
 want="$want --report $r/reports/last.json --report-html $r/reports/last.html"
 [ "$args" = "$want" ] && ok || bad "default options: '$args', want '$want'"
 printf 'GNNREC_MODEL_NAME=fromfile\nGNNREC_SPLIT=time:0.2\nGNNREC_WARM_START=1\n' >"$r/defaults"
@@ -228,9 +229,10 @@ run_retrain 0 "with settings" GNNREC_RETRAIN_CONFIG="$r/defaults" GNNREC_SINCE=2
     GNNREC_REPORT_DIR=
 args=$(tail -n 1 "$r/args")
 want="train --db $r/store.sqlite --name demo --from-log --split time:0.2 --quiet --since 2024-01-01"
-want="$want --train /data/base.csv --warm-start --gate-tolerance 0.02 --epochs 5 --model mf"
+want="$want --train /data/base.csv --warm-start --refit-epochs 10 --gate-tolerance 0.02 --epochs 5"
+want="$want --model mf"
 [ "$args" = "$want" ] && ok || bad "options from settings: '$args', want '$want'"
-run_retrain 0 "without the gate" GNNREC_GATE_TOLERANCE=off GNNREC_REPORT_DIR=
+run_retrain 0 "without the gate" GNNREC_GATE_TOLERANCE=off GNNREC_REFIT_EPOCHS=0 GNNREC_REPORT_DIR=
 args=$(tail -n 1 "$r/args")
 want="train --db $r/store.sqlite --name demo --from-log --split time:0.1 --quiet"
 [ "$args" = "$want" ] && ok || bad "GNNREC_GATE_TOLERANCE=off: '$args', want '$want'"
