@@ -124,7 +124,7 @@ def main():
         with open(conf, "w") as f:
             f.write(f"GNNREC={sl.BIN}\nGNNREC_DB={db}\nGNNREC_MODEL_NAME=main\n"
                     f"GNNREC_SPLIT=time:0.1\nGNNREC_WARM_START=1\nGNNREC_GATE_TOLERANCE=0.05\n"
-                    f"GNNREC_TRAIN_ARGS=\"--epochs 10 --refit-epochs 5 --threads 2\"\n"
+                    f"GNNREC_REFIT_EPOCHS=5\nGNNREC_TRAIN_ARGS=\"--epochs 10 --threads 2\"\n"
                     f"GNNREC_REPORT_DIR={d}/reports\nGNNREC_RETRAIN_LOG={d}/retrain.log\n"
                     f"GNNREC_LOCK_FILE={d}/retrain.lock\nGNNREC_TEXTFILE_DIR={d}/textfile\n")
         os.makedirs(f"{d}/reports")
