@@ -8,17 +8,27 @@
 
 #include <stdio.h>
 
+/* sql prepared into *st with name bound to ?1 and version to ?2. */
+static int prepare_nv(sto_db_t *s, const char *sql, const char *name, int64_t version,
+                      sqlite3_stmt **st, eng_error_t *err)
+{
+    int rc = sto__prepare(s, sql, st, err);
+    if (rc == 0) {
+        sqlite3_bind_text(*st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(*st, 2, version);
+    }
+    return rc;
+}
+
 /* Runs one statement that takes the bind values name (?1) and version (?2) and returns no rows;
  * *changes gets the rows it changed. */
 static int run(sto_db_t *s, const char *sql, const char *name, int64_t version, const char *what,
                int64_t *changes, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sto__prepare(s, sql, &st, err);
+    int rc = prepare_nv(s, sql, name, version, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sto__db_error(s, err, what);
     else if (changes)
@@ -33,11 +43,9 @@ static int query_int(sto_db_t *s, const char *sql, const char *name, int64_t ver
                      int *found, eng_error_t *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sto__prepare(s, sql, &st, err);
+    int rc = prepare_nv(s, sql, name, version, &st, err);
     if (rc < 0)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
     int step = sqlite3_step(st);
     *found = step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
     *out = *found ? sqlite3_column_int64(st, 0) : 0;

@@ -9,20 +9,7 @@ bin=${GNNREC_BIN:?}
 data=${GNNREC_DATA:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_rc() { # expected_rc description command...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, want $want; stderr: $(head -c 300 "$tmp/err")"; fi
-}
-expect_err() { # pattern description
-    if grep -qE -e "$1" "$tmp/err"; then ok; else bad "$2: stderr lacks /$1/: $(head -c 300 "$tmp/err")"; fi
-}
+. "$(dirname "$0")/shlib.sh"
 
 # help and usage
 expect_rc 0 "help" "$bin" help
@@ -208,5 +195,4 @@ else
     echo "SKIP: transe check: no ../shared/data/kgcn-music (set GNNREC_DATA)"
 fi
 
-echo "$pass passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish

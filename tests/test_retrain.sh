@@ -8,23 +8,7 @@ set -u
 bin=${GNNREC_BIN:?}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-expect_rc() { # expected_rc description command...
-    local want=$1 what=$2
-    shift 2
-    "$@" >"$tmp/out" 2>"$tmp/err"
-    local rc=$?
-    if [ "$rc" -eq "$want" ]; then ok; else bad "$what: exit $rc, want $want; stderr: $(head -c 400 "$tmp/err")"; fi
-}
-expect_err() { # pattern description
-    if grep -qE -e "$1" "$tmp/err"; then ok; else bad "$2: stderr lacks /$1/: $(head -c 300 "$tmp/err")"; fi
-}
-expect_out() { # pattern description
-    if grep -qE -e "$1" "$tmp/out"; then ok; else bad "$2: stdout lacks /$1/: $(head -c 300 "$tmp/out")"; fi
-}
+. "$(dirname "$0")/shlib.sh"
 q() { sqlite3 "$db" "$1"; }
 db=$tmp/store.sqlite
 
@@ -146,5 +130,4 @@ expect_out "deleted 2 versions" "gc keeps the newest"
 [ "$(q "SELECT group_concat(version) FROM models WHERE name = 'm'")" = 3 ] && ok || bad "only v3 is left"
 [ "$(q "SELECT count(*) FROM blobs WHERE model_id NOT IN (SELECT id FROM models)")" = 0 ] && ok || bad "gc left blobs"
 
-echo "$pass passed, $fails failed"
-[ "$fails" -eq 0 ]
+finish
