@@ -23,7 +23,15 @@ static const char usage[] =
     "  --max-conns N       most simultaneous connections (1024)\n"
     "  --poll-ms MS        how often to check the store for new versions (500)\n"
     "  --access-log FILE   one line per request to FILE ('-': stdout; default off)\n"
+    "  --token-file FILE   writes (POST /v1/events, /admin/*) need 'Authorization: Bearer T',\n"
+    "                      T the first line of FILE (whitespace trimmed); reads stay open\n"
+    "  --insecure-writes   take writes without a token on an address beyond loopback (by\n"
+    "                      default such a server answers them 403)\n"
+    "  --max-queued-events N  events waiting for the disk at most, beyond which POST /v1/events\n"
+    "                      answers 503 (100000; at least 10000)\n"
     "\n"
+    "POST /v1/events takes one event {\"user\", \"item\", \"weight\"?, \"ts\"?} or an array of\n"
+    "them, and answers once they are committed to the store's log (docs/serving.md).\n"
     "SIGHUP or POST /admin/reload: check the store now. SIGTERM/SIGINT: stop accepting, finish\n"
     "the requests in flight, exit 0.\n";
 
@@ -55,6 +63,9 @@ static int parse_args(int argc, char **argv, srv_config_t *c, int *done)
                                          {"max-conns", 1, 0, 'c'},
                                          {"poll-ms", 1, 0, 'p'},
                                          {"access-log", 1, 0, 'a'},
+                                         {"token-file", 1, 0, 'k'},
+                                         {"insecure-writes", 0, 0, 'i'},
+                                         {"max-queued-events", 1, 0, 'q'},
                                          {"help", 0, 0, 'h'},
                                          {0, 0, 0, 0}};
     long v;
@@ -112,6 +123,17 @@ static int parse_args(int argc, char **argv, srv_config_t *c, int *done)
             break;
         case 'a':
             c->access_log = optarg;
+            break;
+        case 'k':
+            c->token_file = optarg;
+            break;
+        case 'i':
+            c->insecure_writes = 1;
+            break;
+        case 'q':
+            if (cli_parse_int("max-queued-events", optarg, 10000, 100000000, &v) < 0)
+                return 2;
+            c->max_queued_events = (size_t)v;
             break;
         case 'h':
             fputs(usage, stdout);

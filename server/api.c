@@ -1,4 +1,5 @@
 /* The endpoints of proto/openapi.yaml: routing, parameters, and the answers. */
+#include "engine/clock.h"
 #include "engine/csr.h"
 #include "server/internal.h"
 
@@ -24,17 +25,19 @@ static const struct route {
     srv_endpoint_t ep;
     const char *allow; /* the methods it takes, for 405 and its Allow header */
     int json_body;     /* its POST body is JSON, read up to --max-body */
+    int write;         /* it changes what the server holds: needs the token (so does /admin/) */
 } routes[] = {
-    {"/v1/users/{}/recommendations", SRV_EP_RECOMMEND, GET, 0},
-    {"/v1/users/{}/recommendations/{}/explain", SRV_EP_EXPLAIN, GET, 0},
-    {"/v1/recommend", SRV_EP_RECOMMEND_NEW, POST, 1},
-    {"/v1/items/{}/similar", SRV_EP_SIMILAR, GET, 0},
-    {"/v1/score", SRV_EP_SCORE, POST, 1},
-    {"/v1/models", SRV_EP_MODELS, GET, 0},
-    {"/healthz", SRV_EP_HEALTHZ, GET, 0},
-    {"/readyz", SRV_EP_READYZ, GET, 0},
-    {"/metrics", SRV_EP_METRICS, GET, 0},
-    {"/admin/reload", SRV_EP_RELOAD, POST, 0},
+    {"/v1/users/{}/recommendations", SRV_EP_RECOMMEND, GET, 0, 0},
+    {"/v1/users/{}/recommendations/{}/explain", SRV_EP_EXPLAIN, GET, 0, 0},
+    {"/v1/recommend", SRV_EP_RECOMMEND_NEW, POST, 1, 0},
+    {"/v1/items/{}/similar", SRV_EP_SIMILAR, GET, 0, 0},
+    {"/v1/score", SRV_EP_SCORE, POST, 1, 0},
+    {"/v1/events", SRV_EP_EVENTS, POST, 1, 1},
+    {"/v1/models", SRV_EP_MODELS, GET, 0, 0},
+    {"/healthz", SRV_EP_HEALTHZ, GET, 0, 0},
+    {"/readyz", SRV_EP_READYZ, GET, 0, 0},
+    {"/metrics", SRV_EP_METRICS, GET, 0, 0},
+    {"/admin/reload", SRV_EP_RELOAD, POST, 0, 1},
 };
 
 enum { MAX_SEGS = 2 };
@@ -67,13 +70,25 @@ static const struct route *route(const char *url, const char **seg, size_t *len)
     return NULL;
 }
 
-srv_endpoint_t srv_api_route(const char *url, const char **allow, int *json_body)
+/* Whether rt takes method. */
+static int method_ok(const struct route *rt, const char *method)
+{
+    if (strcmp(rt->allow, POST) == 0)
+        return strcmp(method, "POST") == 0;
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+srv_endpoint_t srv_api_route(const char *url, const char *method, const char **allow,
+                             int *json_body, int *write)
 {
     const char *seg[MAX_SEGS];
     size_t len[MAX_SEGS];
     const struct route *rt = route(url, seg, len);
     *allow = rt ? rt->allow : NULL;
     *json_body = rt ? rt->json_body : 0;
+    /* Every /admin/ route needs the token, whatever its row says: one added later cannot be left
+     * open by mistake. A method the route does not take is answered 405 without the token. */
+    *write = rt && (rt->write || strncmp(rt->path, "/admin/", 7) == 0) && method_ok(rt, method);
     return rt ? rt->ep : SRV_EP_OTHER;
 }
 
@@ -602,6 +617,62 @@ static void explain(req_t *r, const char *uid, size_t ulen, const char *iid, siz
     srv_req_answer(r, 200, body, len, "application/json");
 }
 
+/* Intake writer callback: the request's events are committed (or their group failed). */
+static void events_done(srv_intake_job_t *job)
+{
+    req_t *r = (req_t *)((char *)job - offsetof(req_t, events));
+    if (job->failed) {
+        srv_req_error(r, 503, "the events were not logged (nothing of the request was written): %s",
+                      job->error);
+    } else {
+        srv_buf_t b;
+        srv_buf_init(&b, 96);
+        srv_buf_printf(&b, "{\"accepted\":%zu,\"first_seq\":%lld,\"last_seq\":%lld}", job->batch.n,
+                       (long long)job->first_seq,
+                       (long long)(job->first_seq + (int64_t)job->batch.n - 1));
+        size_t len = 0;
+        char *body = srv_buf_take(&b, &len);
+        srv_req_answer(r, 200, body, len, "application/json");
+    }
+    srv_req_resume(r);
+}
+
+/* POST /v1/events: one event or an array of them. Parsed and checked here, on the HTTP thread (a
+ * bad event: 400 naming its index, and nothing of the request is queued), queued to the intake's
+ * writer, and answered by events_done once the group it joined is committed. A full queue is 503
+ * at once: the client retries later, and a request never waits here. */
+static void post_events(req_t *r)
+{
+    srv_intake_job_t *job = &r->events;
+    eng_error_t err = {0};
+    int rc = srv_events_parse(r->body.data, r->body.len, &job->batch, &err);
+    if (rc < 0) {
+        if (rc == ENG_EINVAL)
+            srv_metrics_events_rejected(SRV_REJECT_INVALID, job->batch.n);
+        srv_req_error(r, rc == ENG_EINVAL ? 400 : 500, "%s", eng_error_text(&err, rc));
+        return;
+    }
+    job->done = events_done;
+    if (srv_req_suspend(r) < 0) {
+        srv_metrics_events_rejected(SRV_REJECT_SHUTDOWN, job->batch.n);
+        srv_req_error(r, 503, "the server is shutting down");
+        return;
+    }
+    rc = srv_intake_submit(r->srv->intake, job);
+    if (rc == ENG_OK)
+        return;
+    if (rc == ENG_ERANGE) {
+        srv_metrics_events_rejected(SRV_REJECT_OVERLOADED, job->batch.n);
+        r->retry_after = 1;
+        srv_req_error(r, 503, "the event queue is full (%zu events waiting for the disk): retry",
+                      srv_intake_queued(r->srv->intake));
+    } else {
+        srv_metrics_events_rejected(SRV_REJECT_SHUTDOWN, job->batch.n);
+        srv_req_error(r, 503, "the server is shutting down");
+    }
+    srv_req_resume(r);
+}
+
 static void answer_json(req_t *r, unsigned status, json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
@@ -651,18 +722,35 @@ static void metrics(req_t *r)
                        (long long)vs[i]->model->info.version);
     srv_buf_puts(&b, "# HELP gnnrec_model_loaded_timestamp_seconds When each model's version "
                      "was loaded.\n# TYPE gnnrec_model_loaded_timestamp_seconds gauge\n");
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         srv_buf_printf(&b, "gnnrec_model_loaded_timestamp_seconds{model=\"%s\"} %.3f\n",
                        vs[i]->model->info.name, vs[i]->loaded_unix);
-        srv_version_unref(vs[i]);
+    srv_buf_puts(&b, "# HELP gnnrec_model_version_age_seconds Seconds since each loaded version "
+                     "was published (its created time).\n"
+                     "# TYPE gnnrec_model_version_age_seconds gauge\n");
+    const double now = eng_unix_now();
+    for (int i = 0; i < n; i++) {
+        const sto_version_info_t *in = &vs[i]->model->info;
+        double created;
+        /* The store writes every created time; one it could not have written is left out
+         * rather than shown as a made-up age. */
+        if (in->created && eng_utc_parse(in->created, &created) == 0)
+            srv_buf_printf(&b, "gnnrec_model_version_age_seconds{model=\"%s\"} %.3f\n", in->name,
+                           now - created);
     }
+    for (int i = 0; i < n; i++)
+        srv_version_unref(vs[i]);
     free(vs);
     srv_buf_printf(&b,
                    "# HELP gnnrec_versions_alive Model versions in memory (current and draining).\n"
                    "# TYPE gnnrec_versions_alive gauge\ngnnrec_versions_alive %d\n"
                    "# HELP gnnrec_requests_in_flight Requests being answered.\n"
-                   "# TYPE gnnrec_requests_in_flight gauge\ngnnrec_requests_in_flight %d\n",
-                   srv_versions_alive(), atomic_load(&r->srv->in_flight));
+                   "# TYPE gnnrec_requests_in_flight gauge\ngnnrec_requests_in_flight %d\n"
+                   "# HELP gnnrec_events_queued Events queued or being committed, not yet "
+                   "answered.\n"
+                   "# TYPE gnnrec_events_queued gauge\ngnnrec_events_queued %zu\n",
+                   srv_versions_alive(), atomic_load(&r->srv->in_flight),
+                   srv_intake_queued(r->srv->intake));
     size_t len = 0;
     char *body = srv_buf_take(&b, &len);
     srv_req_answer(r, 200, body, len, "text/plain; version=0.0.4");
@@ -677,9 +765,7 @@ void srv_api_dispatch(req_t *r, const char *method, const char *url)
         srv_req_error(r, 404, "no such path: %.200s", url);
         return;
     }
-    int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    int ok = strcmp(rt->allow, POST) == 0 ? strcmp(method, "POST") == 0 : get;
-    if (!ok) {
+    if (!method_ok(rt, method)) {
         r->allow = rt->allow;
         srv_req_error(r, 405, "%s does not take %s (allowed: %s)", url, method, rt->allow);
         return;
@@ -719,6 +805,9 @@ void srv_api_dispatch(req_t *r, const char *method, const char *url)
         break;
     case SRV_EP_RELOAD:
         srv_loader_request(r->srv, r);
+        break;
+    case SRV_EP_EVENTS:
+        post_events(r);
         break;
     case SRV_EP_OTHER:
     case SRV_EP_COUNT:

@@ -1,5 +1,6 @@
-/* HTTP plumbing on libmicrohttpd: request contexts, body limits, content types, answers,
- * suspension for asynchronous answers, completion (metrics, access log). */
+/* HTTP plumbing on libmicrohttpd: request contexts, who may write (the bearer token), body
+ * limits, content types, answers, suspension for asynchronous answers, completion (metrics,
+ * access log). */
 #include "engine/clock.h"
 #include "server/internal.h"
 
@@ -39,6 +40,10 @@ static const char *error_code(unsigned status)
     switch (status) {
     case 400:
         return "bad_request";
+    case 401:
+        return "unauthorized";
+    case 403:
+        return "forbidden";
     case 404:
         return "not_found";
     case 405:
@@ -115,6 +120,14 @@ static enum MHD_Result send_answer(req_t *r)
                             r->content_type ? r->content_type : "application/json");
     if (r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    /* RFC 7235: a 401 names the scheme that would be accepted. */
+    if (r->status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->retry_after) {
+        char secs[16];
+        snprintf(secs, sizeof secs, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+    }
     /* While draining, a keep-alive client's next request must go to a new connection (another
      * server behind the balancer), not arrive here after the last answer and get a 503. */
     if (atomic_load(&r->srv->draining))
@@ -133,6 +146,51 @@ static int is_json(const char *ctype)
            (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* Whether the request carries "Authorization: Bearer <token>" with the server's token. The
+ * comparison runs over the whole token whatever is presented, with no early exit and the length
+ * folded into the same result, so that its time tells a guesser nothing about how much of a guess
+ * was right, nor whether its length was. */
+static int bearer_ok(const srv_t *s, struct MHD_Connection *conn)
+{
+    const char *h =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return 0;
+    const unsigned char *p = (const unsigned char *)h + 7, *t = (const unsigned char *)s->token;
+    while (*p == ' ')
+        p++;
+    const size_t n = strlen((const char *)p);
+    volatile unsigned char diff = n != s->token_len;
+    for (size_t i = 0; i < s->token_len; i++)
+        diff |= t[i] ^ p[i < n ? i : 0];
+    return diff == 0;
+}
+
+/* Answers a write the server does not allow (401 without the token, 403 when writes are off),
+ * and returns 1; 0 when the request may go on. */
+static int refuse_write(srv_t *s, req_t *r, const char *method, const char *url)
+{
+    if (s->token) {
+        if (bearer_ok(s, r->conn))
+            return 0;
+        const int sent = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+        srv_req_error(r, 401,
+                      sent ? "%s %.200s: the bearer token is not the server's"
+                           : "%s %.200s needs Authorization: Bearer <the server's token>",
+                      method, url);
+        return 1;
+    }
+    if (s->writes_refused) {
+        srv_req_error(r, 403,
+                      "%s %.200s: writes are off on a server listening beyond loopback "
+                      "without a token: start it with --token-file FILE (or --insecure-writes)",
+                      method, url);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -148,9 +206,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->conn = conn;
         r->t0 = eng_now();
         const char *allow = NULL;
-        r->ep = srv_api_route(url, &allow, &r->json_body);
+        int write = 0;
+        r->ep = srv_api_route(url, method, &allow, &r->json_body, &write);
         *con_cls = r;
         atomic_fetch_add(&s->in_flight, 1);
+        /* Before the body's type and size: a client without the token learns nothing more.
+         * Answered once the body is read (and dropped), so that the connection stays open. */
+        if (write && refuse_write(s, r, method, url)) {
+            r->refused = 1;
+            return MHD_YES;
+        }
         if (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && r->json_body) {
             /* Refuse before reading the body: wrong type, or declared over the limit. */
             const char *ctype =
@@ -180,6 +245,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (r->refused) {
+            /* Dropped, up to the limit a kept body has: a client without the token cannot
+             * stream into the server for ever (over it, the connection is closed). */
+            r->dropped += n;
+            return r->dropped <= s->cfg.max_body ? MHD_YES : MHD_NO;
+        }
         if (!r->json_body)
             return MHD_YES; /* a body nobody reads: discard it */
         if (r->body.len + n <= s->cfg.max_body) {
@@ -191,7 +262,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * the connection (docs/serving.md, proto/openapi.yaml). */
         return MHD_NO;
     }
-    srv_api_dispatch(r, method, url);
+    if (!r->refused)
+        srv_api_dispatch(r, method, url);
     return r->suspended ? MHD_YES : send_answer(r);
 }
 
@@ -237,6 +309,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->top);
     free(r->exclude);
     free(r->qbuf);
+    free(r->events.batch.ev);
     free(r);
     *con_cls = NULL;
     atomic_fetch_sub(&s->in_flight, 1);

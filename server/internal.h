@@ -1,10 +1,12 @@
-/* Shared state of the server's parts: HTTP plumbing (http.c), endpoints (api.c), store watching
- * and reloads (loader.c), process setup and the loop (server.c). Internal to server/. */
+/* Shared state of the server's parts: HTTP plumbing and who may write (http.c), endpoints
+ * (api.c), store watching and reloads (loader.c), event intake (intake.c), process setup and the
+ * loop (server.c). Internal to server/. */
 #ifndef GNNREC_SERVER_INTERNAL_H
 #define GNNREC_SERVER_INTERNAL_H
 
 #include "server/batch.h"
 #include "server/buf.h"
+#include "server/intake.h"
 #include "server/metrics.h"
 #include "server/registry.h"
 #include "server/server.h"
@@ -34,6 +36,9 @@ typedef struct req {
     size_t resp_len;
     const char *content_type;
     const char *allow; /* Allow header for 405 */
+    int retry_after;   /* seconds for a Retry-After header (503 when the queue is full), or 0 */
+    int refused;       /* answered before its body (401, 403): the body is read and dropped */
+    size_t dropped;    /* bytes of a refused request's body dropped so far */
     /* top-K job state */
     srv_job_t job;
     eng_scored_t *top;
@@ -42,6 +47,7 @@ typedef struct req {
     int32_t subject;         /* user or item index */
     int64_t n_known;         /* fold-in: the request's items the model knows */
     struct req *next_waiter; /* reload waiters list */
+    srv_intake_job_t events; /* POST /v1/events: the parsed events (freed with r) */
 } req_t;
 
 /* The store watcher and reload machinery, run on the libuv loop thread. */
@@ -73,6 +79,10 @@ struct srv {
     srv_registry_t *reg;
     srv_reaper_t *reaper; /* frees released versions on the loop thread */
     srv_batcher_t *batcher;
+    srv_intake_t *intake; /* POST /v1/events: the queue and its writer thread */
+    char *token;          /* --token-file's token (writes need it), or NULL */
+    size_t token_len;
+    int writes_refused; /* no token, listening beyond loopback, no --insecure-writes: 403 */
     struct MHD_Daemon *mhd;
     MHD_socket quiesced; /* the listening socket after srv_http_quiesce, closed by srv_http_stop */
     uv_loop_t *loop;
@@ -108,9 +118,12 @@ void srv_req_resume(req_t *r);
 
 /* api.c: routes r (method, url) and produces its answer, or suspends it for an asynchronous one. */
 void srv_api_dispatch(req_t *r, const char *method, const char *url);
-/* Which endpoint a path is (for metrics), the methods it allows (NULL: unknown path), and whether
- * it reads a JSON body (before the body is read: for 413 and 415). */
-srv_endpoint_t srv_api_route(const char *url, const char **allow, int *json_body);
+/* Which endpoint a path is (for metrics), the methods it allows (NULL: unknown path), whether it
+ * reads a JSON body (before the body is read: for 413 and 415), and whether the request writes
+ * (a method the route takes on a route that changes what the server holds: /v1/events and every
+ * /admin/ path), so that it needs the token. */
+srv_endpoint_t srv_api_route(const char *url, const char *method, const char **allow,
+                             int *json_body, int *write);
 
 /* loader.c */
 int srv_loader_start(srv_t *s);

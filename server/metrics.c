@@ -4,7 +4,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-static const unsigned statuses[] = {200, 202, 400, 404, 405, 413, 415, 422, 500, 501, 503};
+static const unsigned statuses[] = {200, 202, 400, 401, 403, 404, 405,
+                                    413, 415, 422, 500, 501, 503};
 #define N_STATUS (sizeof statuses / sizeof statuses[0] + 1) /* + "other" */
 static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                  0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
@@ -18,13 +19,15 @@ static _Atomic uint64_t latency_ns[SRV_EP_COUNT];
 static _Atomic uint64_t batch_hist[N_BATCH_BUCKET + 1];
 static _Atomic uint64_t batch_sum;
 static _Atomic uint64_t reloads, reload_failures;
+static _Atomic uint64_t events_accepted, event_commits, event_commit_failures;
+static _Atomic uint64_t events_rejected[SRV_REJECT_COUNT];
 
 const char *srv_endpoint_name(srv_endpoint_t e)
 {
     /* In enum order; a forgotten label fails the assert. */
     static const char *const names[] = {"recommendations", "recommend",    "explain", "similar",
                                         "score",           "models",       "healthz", "readyz",
-                                        "metrics",         "admin_reload", "other"};
+                                        "metrics",         "admin_reload", "events",  "other"};
     _Static_assert(sizeof names / sizeof *names == SRV_EP_COUNT, "one label per endpoint");
     return names[e];
 }
@@ -55,6 +58,22 @@ void srv_metrics_batch(int n)
 void srv_metrics_reload(int failed)
 {
     atomic_fetch_add_explicit(failed ? &reload_failures : &reloads, 1, memory_order_relaxed);
+}
+
+void srv_metrics_events_rejected(srv_reject_t why, size_t n)
+{
+    atomic_fetch_add_explicit(&events_rejected[why], (uint64_t)n, memory_order_relaxed);
+}
+
+void srv_metrics_event_commit(int failed, size_t n)
+{
+    if (failed) {
+        atomic_fetch_add_explicit(&event_commit_failures, 1, memory_order_relaxed);
+        srv_metrics_events_rejected(SRV_REJECT_FAILED, n);
+    } else {
+        atomic_fetch_add_explicit(&event_commits, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&events_accepted, (uint64_t)n, memory_order_relaxed);
+    }
 }
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -120,4 +139,28 @@ void srv_metrics_render(srv_buf_t *b)
                    "# TYPE gnnrec_reload_failures_total counter\n"
                    "gnnrec_reload_failures_total %llu\n",
                    (unsigned long long)LOAD(reloads), (unsigned long long)LOAD(reload_failures));
+    static const char *const reasons[] = {"invalid", "overloaded", "failed", "shutdown"};
+    _Static_assert(sizeof reasons / sizeof *reasons == SRV_REJECT_COUNT, "one label per reason");
+    srv_buf_printf(b,
+                   "# HELP gnnrec_events_accepted_total Events committed to the log and "
+                   "acknowledged.\n"
+                   "# TYPE gnnrec_events_accepted_total counter\n"
+                   "gnnrec_events_accepted_total %llu\n"
+                   "# HELP gnnrec_event_commits_total Group commits of events (one synced "
+                   "transaction each).\n"
+                   "# TYPE gnnrec_event_commits_total counter\n"
+                   "gnnrec_event_commits_total %llu\n"
+                   "# HELP gnnrec_event_commit_failures_total Group commits that failed (their "
+                   "requests answered 503).\n"
+                   "# TYPE gnnrec_event_commit_failures_total counter\n"
+                   "gnnrec_event_commit_failures_total %llu\n"
+                   "# HELP gnnrec_events_rejected_total Events of parsed requests not logged, by "
+                   "reason.\n"
+                   "# TYPE gnnrec_events_rejected_total counter\n",
+                   (unsigned long long)LOAD(events_accepted),
+                   (unsigned long long)LOAD(event_commits),
+                   (unsigned long long)LOAD(event_commit_failures));
+    for (int r = 0; r < SRV_REJECT_COUNT; r++)
+        srv_buf_printf(b, "gnnrec_events_rejected_total{reason=\"%s\"} %llu\n", reasons[r],
+                       (unsigned long long)LOAD(events_rejected[r]));
 }

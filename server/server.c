@@ -2,6 +2,9 @@
 #include "server/internal.h"
 #include "server/server.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,8 @@ static void close_all(run_t *run)
     srv_http_stop(s);
     srv_batcher_free(s->batcher);
     s->batcher = NULL;
+    srv_intake_free(s->intake); /* nothing is queued: every intake request has been answered */
+    s->intake = NULL;
     srv_loader_stop(s);
     srv_reaper_close(s->reaper); /* what is released from now on is freed after the loop */
     /* A second signal during the last steps must not kill the process mid-teardown. */
@@ -76,7 +81,66 @@ srv_config_t srv_config_defaults(void)
                           .max_body = 1 << 20,
                           .conn_timeout = 30,
                           .max_conns = 1024,
-                          .poll_ms = 500};
+                          .poll_ms = 500,
+                          .max_queued_events = 100000};
+}
+
+/* The token in the file at path: its first line, whitespace trimmed, into a new string *out of
+ * *len bytes. ENG_EIO naming the file when it cannot be read, ENG_EINVAL when that line is
+ * empty: a server told to require a token never runs without one. */
+static int read_token(const char *path, char **out, size_t *len, eng_error_t *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return eng_error_set(err, ENG_EIO, "--token-file %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    errno = 0;
+    ssize_t n = getline(&line, &cap, f);
+    const int e = errno, failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(line);
+        return eng_error_set(err, ENG_EIO, "--token-file %s: %s", path, strerror(e));
+    }
+    size_t a = 0, b = n > 0 ? (size_t)n : 0;
+    while (a < b && isspace((unsigned char)line[a]))
+        a++;
+    while (b > a && isspace((unsigned char)line[b - 1]))
+        b--;
+    if (a == b) {
+        free(line);
+        return eng_error_set(err, ENG_EINVAL,
+                             "--token-file %s: the first line is empty; write the token there",
+                             path);
+    }
+    memmove(line, line + a, b - a);
+    line[b - a] = '\0';
+    *out = line;
+    *len = b - a;
+    return ENG_OK;
+}
+
+/* Whether host, an IPv4 address, is a loopback one (127.0.0.0/8). */
+static int is_loopback(const char *host)
+{
+    struct in_addr a;
+    return inet_pton(AF_INET, host, &a) == 1 && ntohl(a.s_addr) >> 24 == 127;
+}
+
+/* Logs who may write, once the server listens. */
+static void log_writes(const srv_t *s)
+{
+    if (s->token)
+        srv_log("writes (POST /v1/events, /admin/*) need the bearer token of %s",
+                s->cfg.token_file);
+    else if (s->writes_refused)
+        srv_log("writes refused (403): %s is beyond loopback and no --token-file was given; "
+                "start with --token-file FILE (or --insecure-writes) to take events",
+                s->cfg.host);
+    else if (!is_loopback(s->cfg.host))
+        srv_log("--insecure-writes: whoever reaches %s:%u may post events and reload models",
+                s->cfg.host, s->cfg.port);
 }
 
 int srv_run(const srv_config_t *cfg, eng_error_t *err)
@@ -95,6 +159,10 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
     run_t run = {.s = &s};
     uv_loop_t loop;
     char msg[256];
+    if (s.cfg.token_file && (rc = read_token(s.cfg.token_file, &s.token, &s.token_len, err)) < 0)
+        goto done;
+    s.writes_refused = !s.token && !s.cfg.insecure_writes && !is_loopback(s.cfg.host);
+    rc = ENG_ENOMEM;
     if (s.cfg.access_log) {
         s.access_log = strcmp(s.cfg.access_log, "-") == 0 ? stdout : fopen(s.cfg.access_log, "a");
         if (!s.access_log) {
@@ -105,7 +173,8 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
     }
     s.reg = srv_registry_new();
     s.batcher = srv_batcher_new(s.cfg.workers, s.cfg.max_batch);
-    if (!s.reg || !s.batcher || uv_loop_init(&loop) != 0) {
+    s.intake = srv_intake_new(s.cfg.db_path, s.cfg.max_queued_events);
+    if (!s.reg || !s.batcher || !s.intake || uv_loop_init(&loop) != 0) {
         eng_error_set(err, rc, "out of memory starting the server");
         goto done;
     }
@@ -133,16 +202,21 @@ int srv_run(const srv_config_t *cfg, eng_error_t *err)
         goto done; /* leaks the half-built loop's handles: libuv cannot close them unstarted */
     }
     srv_log("listening on %s:%u (store %s)", s.cfg.host, s.cfg.port, s.cfg.db_path);
+    log_writes(&s);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     rc = ENG_OK;
 done:
     srv_http_stop(&s);
     srv_batcher_free(s.batcher);
+    srv_intake_free(s.intake);
     srv_registry_free(s.reg);
     srv_reaper_free(s.reaper); /* last: every version is released by now */
     if (s.access_log && s.access_log != stdout)
         fclose(s.access_log);
     pthread_mutex_destroy(&s.log_lock);
+    if (s.token)
+        explicit_bzero(s.token, s.token_len);
+    free(s.token);
     return rc;
 }

@@ -1,4 +1,5 @@
-"""Helpers shared by the gnnrec server tests (tests/test_server.py, tests/test_reload.py).
+"""Helpers shared by the gnnrec server tests (tests/test_server.py, tests/test_reload.py,
+tests/test_events.py, tests/test_intake_kill.py, ...).
 
 - Server: starts `gnnrec serve` on a free port, waits for "listening on HOST:PORT" on stderr and
   for /readyz 200, stops it with a signal and returns its exit code.
@@ -9,7 +10,8 @@
 - parse_metrics: a strict reader of the Prometheus text format (0.0.4).
 - train / StoredModel / publish_copy: publish models with `gnnrec train`, read a version straight
   from the SQLite store (sqlite3 + numpy, chunks concatenated in order) and compute the exact
-  answers by brute force, and write versions by SQL (copies, or deliberately damaged ones).
+  answers by brute force, and write versions by SQL (copies, or deliberately damaged ones);
+  events_log reads the interaction log.
 
 Environment: GNNREC_BIN (the gnnrec binary), GNNREC_SOURCE_DIR (the repository).
 Only the standard library, numpy, PyYAML and jsonschema (Debian packages) are used.
@@ -39,7 +41,8 @@ BIN = os.environ.get("GNNREC_BIN") or os.path.join(SOURCE_DIR, "build", "gnnrec"
 SPEC_PATH = os.path.join(SOURCE_DIR, "proto", "openapi.yaml")
 SKIP = 77  # ctest SKIP_RETURN_CODE
 
-ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed",
                413: "payload_too_large", 415: "unsupported_media_type",
                422: "unprocessable_entity", 500: "internal", 501: "not_implemented",
                503: "unavailable"}
@@ -343,6 +346,17 @@ def publish_copy(db, name, src_version=None, damage=None, kind=None):
     return version
 
 
+def events_log(db, after_seq=0):
+    """The store's interaction log after sequence number after_seq, straight from SQLite:
+    [(seq, user, item, weight or None, ts)] in sequence order."""
+    con = _connect(db)
+    try:
+        return con.execute("SELECT seq, user, item, weight, ts FROM events WHERE seq > ? "
+                           "ORDER BY seq", (after_seq,)).fetchall()
+    finally:
+        con.close()
+
+
 def make_empty_store(db, name="scratch"):
     """A valid store that lists no model: publish one, then delete it (its blobs cascade)."""
     train(db, name, epochs=1, extra=("--max-batches", "1"))
@@ -367,10 +381,12 @@ def free_port():
 
 class Server:
     """One `gnnrec serve` process. stderr is collected (and copied to DIR/NAME.stderr), stdout
-    goes to DIR/NAME.stdout."""
+    goes to DIR/NAME.stdout. It listens on listen_host (clients connect to 127.0.0.1, which
+    reaches 0.0.0.0 too)."""
 
-    def __init__(self, db, tmpdir, *args, name="server", env=None):
+    def __init__(self, db, tmpdir, *args, name="server", env=None, listen_host="127.0.0.1"):
         self.db, self.tmpdir, self.args, self.name = db, tmpdir, list(args), name
+        self.listen_host = listen_host
         self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self.port = None
@@ -399,7 +415,8 @@ class Server:
         for attempt in range(5):
             port = free_port()
             self.lines, self._listening = [], threading.Event()
-            cmd = [BIN, "serve", "--db", self.db, "--listen", f"127.0.0.1:{port}"] + self.args
+            cmd = [BIN, "serve", "--db", self.db, "--listen", f"{self.listen_host}:{port}"] + \
+                self.args
             out = open(os.path.join(self.tmpdir, self.name + ".stdout"), "ab")
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE,
                                          stdin=subprocess.DEVNULL, env=self.env)
