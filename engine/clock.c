@@ -3,7 +3,6 @@
 #include "engine/err.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 void eng_utc_format(double t, char buf[ENG_UTC_LEN])
@@ -39,12 +38,12 @@ int eng_utc_parse(const char *s, double *out)
             !digits(p + 7, 2, &se))
             return ENG_EPARSE;
         p += 9;
-        if (*p == '.') {
-            char *end;
-            frac = strtod(p, &end);
-            if (end == p + 1)
+        if (*p == '.') { /* digits only: strtod would take "5e3" too */
+            double unit = 0.1;
+            if (p[1] < '0' || p[1] > '9')
                 return ENG_EPARSE;
-            p = end;
+            for (p++; *p >= '0' && *p <= '9'; p++, unit /= 10)
+                frac += (*p - '0') * unit;
         }
         if (*p++ != 'Z')
             return ENG_EPARSE;
