@@ -941,10 +941,8 @@ int cli_cmd_train(int argc, char **argv)
                  "live v%lld %.4f, tolerance %g: %s",
                  now.ks[k], (long long)now.n_users, now.recall[k], (long long)live->info.version,
                  then.recall[k], a.tolerance, refused ? "refused, nothing published" : "passed");
-        if (refused)
-            fprintf(stderr, "gnnrec train: %s\n", line);
-        else
-            cli_progress_line(&rs.progress, "%s", line);
+        /* an outcome, not progress: printed under --quiet too, for the retrain job's log */
+        fprintf(stderr, "gnnrec train: %s\n", line);
     }
 
     if (!refused && a.refit_epochs > 0 && d->test) {
