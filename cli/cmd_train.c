@@ -925,6 +925,7 @@ int cli_cmd_train(int argc, char **argv)
         refused = now.n_users > 0 && now.recall[k] < then.recall[k] - a.tolerance;
         html.gate = refused ? -1 : 1;
         html.tolerance = a.tolerance;
+        html.gate_k = now.ks[k];
         html.live_version = live->info.version;
         html.live = then;
         html.now = now;

@@ -351,14 +351,11 @@ static void comparison(FILE *f, const cli_html_report_t *r)
     fputs("</table>\n", f);
 }
 
-/* The gate's verdict in words, with both models' recall at the gate's cut-off (as the gate in
- * cli/cmd_train.c picks it: 20 when among the run's, else the first). */
+/* The gate's verdict in words, with both models' recall at the gate's cut-off. */
 static void verdict(FILE *f, const cli_html_report_t *r)
 {
     char a[32], b[32], c[32];
-    int k = r->now.nk > 0 ? r->now.ks[0] : 20;
-    for (int j = 0; j < r->now.nk && j < TRN_EVAL_MAX_K; j++)
-        k = r->now.ks[j] == 20 ? 20 : k;
+    const int k = r->gate_k;
     const double v = r->has_new ? metric(&r->now, RECALL, k) : NAN;
     const double w = r->live_version > 0 ? metric(&r->live, RECALL, k) : NAN;
     if (r->gate == 0) {

@@ -24,8 +24,9 @@ typedef struct {
     /* the live version evaluated on the same holdout (valid when live_version > 0) */
     int64_t live_version;
     trn_metrics_t live;
-    /* the quality gate: 0 not run, 1 passed, -1 refused; its tolerance on recall@20 */
-    int gate;
+    /* the quality gate: 0 not run, 1 passed, -1 refused; the cut-off K of the recall@K it
+     * compared, and its tolerance on it */
+    int gate, gate_k;
     double tolerance;
     int64_t published_version; /* 0: nothing was published */
 } cli_html_report_t;

@@ -145,6 +145,7 @@ static void test_full_run(void **state)
                            .has_new = 1,
                            .live_version = 6,
                            .gate = 1,
+                           .gate_k = 20,
                            .tolerance = 0.01,
                            .published_version = 7};
     fill_metrics(&r.now, 5, 1);
@@ -229,11 +230,11 @@ static void test_edges(void **state)
     assert_non_null(strstr(s, "The new model was not evaluated."));
     free(s);
 
-    /* No epoch evaluated; NaN and infinite losses skipped; ks without 20: the gate's is the
-     * first. */
+    /* No epoch evaluated; NaN and infinite losses skipped; ks without 20: the gate compared at
+     * the first. */
     fill_epochs(e, 5, 0, 0);
     e[1].loss = NAN, e[2].loss = INFINITY, e[4].loss = -INFINITY;
-    r.n_epochs = 5, r.has_new = 1, r.live_version = 2, r.gate = -1;
+    r.n_epochs = 5, r.has_new = 1, r.live_version = 2, r.gate = -1, r.gate_k = 10;
     fill_metrics(&r.now, 1, 0);
     fill_metrics(&r.live, 1, 0);
     r.now.ks[1] = r.live.ks[1] = 50;
