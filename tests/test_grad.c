@@ -692,7 +692,7 @@ static void trans_f(void *ctx)
 static void project_f(void *ctx)
 {
     kge_t *k = ctx;
-    trn_project_forward(k->out, k->x, k->proj, k->r, KN, KD, KDR);
+    trn_project_forward(k->out, k->x, k->proj, k->r, KN, KD, KDR, 2);
 }
 
 static void gather_f(void *ctx)
@@ -736,7 +736,7 @@ static void test_kge(void **state)
     test_fill_normal(k.x, KN * KD, 1.0, 95);
     test_fill_normal(k.proj, KR * KD * KDR, 1.0, 96);
     float gx[KN * KD] = {0}, gp[KR * KD * KDR] = {0};
-    trn_project_backward(gx, gp, w, k.x, k.proj, k.r, KN, KD, KDR);
+    trn_project_backward(gx, gp, w, k.x, k.proj, k.r, KN, KD, KDR, 2);
     check_fd("project d/dx", k.x, gx, KN * KD, 1e-2f, project_f, &k, w, k.out, KN * KDR);
     check_fd("project d/dproj", k.proj, gp, KR * KD * KDR, 1e-2f, project_f, &k, w, k.out,
              KN * KDR);
@@ -758,7 +758,7 @@ typedef struct {
 static void proj_f(void *ctx)
 {
     proj_t *p = ctx;
-    trn_project_forward(p->out, p->x, p->proj, p->r, PN, KD, KDR);
+    trn_project_forward(p->out, p->x, p->proj, p->r, PN, KD, KDR, 2);
 }
 
 static void test_project_runs(void **state)
@@ -771,10 +771,27 @@ static void test_project_runs(void **state)
     test_fill_normal(p.proj, KR * KD * KDR, 1.0, 99);
     float w[PN * KDR], gx[PN * KD] = {0}, gp[KR * KD * KDR] = {0};
     test_fill_normal(w, PN * KDR, 1.0, 100);
-    trn_project_backward(gx, gp, w, p.x, p.proj, p.r, PN, KD, KDR);
+    trn_project_backward(gx, gp, w, p.x, p.proj, p.r, PN, KD, KDR, 2);
     check_fd("project runs d/dx", p.x, gx, PN * KD, 1e-2f, proj_f, &p, w, p.out, PN * KDR);
     check_fd("project runs d/dproj", p.proj, gp, KR * KD * KDR, 1e-2f, proj_f, &p, w, p.out,
              PN * KDR);
+    /* the same bits on 1 and 3 threads; and a relation in two runs (unsorted) is the same sum */
+    float out1[PN * KDR], gx1[PN * KD] = {0}, gp1[KR * KD * KDR] = {0};
+    trn_project_forward(out1, p.x, p.proj, p.r, PN, KD, KDR, 1);
+    trn_project_forward(p.out, p.x, p.proj, p.r, PN, KD, KDR, 3);
+    assert_memory_equal(out1, p.out, sizeof out1);
+    trn_project_backward(gx1, gp1, w, p.x, p.proj, p.r, PN, KD, KDR, 1);
+    memset(gx, 0, sizeof gx);
+    memset(gp, 0, sizeof gp);
+    trn_project_backward(gx, gp, w, p.x, p.proj, p.r, PN, KD, KDR, 3);
+    assert_memory_equal(gx1, gx, sizeof gx);
+    assert_memory_equal(gp1, gp, sizeof gp);
+    p.r[PN - 1] = 0; /* relation 0 again after 1 and 2: its dproj from two runs */
+    float gpu[KR * KD * KDR] = {0};
+    memset(gp1, 0, sizeof gp1);
+    trn_project_backward(NULL, gp1, w, p.x, p.proj, p.r, PN, KD, KDR, 1);
+    trn_project_backward(NULL, gpu, w, p.x, p.proj, p.r, PN, KD, KDR, 3);
+    assert_memory_equal(gp1, gpu, sizeof gpu);
 }
 
 /* eng_exp within 2 ulp of e^x (relative 2^-22) over its range, exact at 0, clamped outside, and

@@ -110,6 +110,18 @@ void trn_field_scatter(const trn_field_t *f, int l, float *nodes, const float *p
         memcpy(nodes + (size_t)f->rows[l][q] * d, packed + (size_t)q * d, row);
 }
 
+void trn_field_add(const trn_field_t *f, int l, float *nodes, const float *packed, int d,
+                   int threads)
+{
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int32_t q = 0; q < f->n[l]; q++) {
+        float *restrict o = nodes + (size_t)f->rows[l][q] * d;
+        const float *restrict p = packed + (size_t)q * d;
+        for (int j = 0; j < d; j++)
+            o[j] += p[j];
+    }
+}
+
 void trn_field_zero(const trn_field_t *f, int l, float *nodes, int d, int threads)
 {
     const size_t row = (size_t)d * sizeof *nodes;

@@ -47,12 +47,15 @@ void trn_field_positions(trn_field_t *f, int l);
 
 /* Moving layer l's rows (d floats each) between a packed table [n[l] x d], row q for node
  * rows[l][q], and a node-indexed one [nodes x d], the rows shared among `threads` OpenMP threads:
- * gather packed[q] = nodes[rows[l][q]]; scatter nodes[rows[l][q]] = packed[q]; zero sets those
- * rows of the node-indexed table to 0. The other rows are untouched. */
+ * gather packed[q] = nodes[rows[l][q]]; scatter nodes[rows[l][q]] = packed[q]; add
+ * nodes[rows[l][q]] += packed[q] (a row of the field is one node, so no two threads add into one
+ * row); zero sets those rows of the node-indexed table to 0. The other rows are untouched. */
 void trn_field_gather(const trn_field_t *f, int l, float *packed, const float *nodes, int d,
                       int threads);
 void trn_field_scatter(const trn_field_t *f, int l, float *nodes, const float *packed, int d,
                        int threads);
+void trn_field_add(const trn_field_t *f, int l, float *nodes, const float *packed, int d,
+                   int threads);
 void trn_field_zero(const trn_field_t *f, int l, float *nodes, int d, int threads);
 
 #endif

@@ -43,12 +43,14 @@ double trn_dist_loss(trn_loss_t l, float *gpos, float *gneg, float *spos, float 
 
 /* out[k] = x[k] proj[r[k]] for k < n: each row of x [n x d] through its relation's projection
  * proj[r] [d x dr] (TransR's M_r, KGAT's W_r), out [n x dr]. One sgemm per run of rows with the
- * same relation (loops for a short run): sort a batch by relation for speed. */
+ * same relation (loops for a short run), the runs shared among `threads` OpenMP threads: sort a
+ * batch by relation for speed. The result does not depend on the thread count. */
 void trn_project_forward(float *out, const float *x, const float *proj, const int32_t *r, int n,
-                         int d, int dr);
+                         int d, int dr, int threads);
 
-/* dx[k] += dout[k] proj[r[k]]^T and dproj[r[k]] += x[k]^T dout[k]; either may be NULL. */
+/* dx[k] += dout[k] proj[r[k]]^T and dproj[r[k]] += x[k]^T dout[k]; either may be NULL. The runs
+ * go to threads as forward's when each relation is one run (r sorted), else to one thread. */
 void trn_project_backward(float *dx, float *dproj, const float *dout, const float *x,
-                          const float *proj, const int32_t *r, int n, int d, int dr);
+                          const float *proj, const int32_t *r, int n, int d, int dr, int threads);
 
 #endif

@@ -1,5 +1,6 @@
 /* The training losses and the dot-product and L2 layers that feed them. */
 #include "trainer/loss.h"
+#include "engine/vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -107,11 +108,7 @@ void trn_dot_forward(float *score, const float *emb, const int32_t *ra, const in
                      int dim)
 {
     for (int k = 0; k < b; k++) {
-        const float *x = emb + (size_t)ra[k] * dim, *y = emb + (size_t)rb[k] * dim;
-        float s = 0;
-        for (int j = 0; j < dim; j++)
-            s += x[j] * y[j];
-        score[k] = s;
+        score[k] = eng_dot(emb + (size_t)ra[k] * dim, emb + (size_t)rb[k] * dim, dim);
     }
 }
 
@@ -134,8 +131,7 @@ double trn_l2_forward(const float *emb, const int32_t *rows, int n, int dim)
     double sum = 0;
     for (int k = 0; k < n; k++) {
         const float *x = emb + (size_t)rows[k] * dim;
-        for (int j = 0; j < dim; j++)
-            sum += (double)x[j] * x[j];
+        sum += eng_dot(x, x, dim); /* a row in float lanes, the rows in double */
     }
     return sum;
 }
