@@ -9,8 +9,9 @@
 static const char usage[] =
     "usage: gnnrec serve --db FILE [options]\n"
     "\n"
-    "Answers recommendation requests over HTTP (JSON; proto/openapi.yaml) from the newest\n"
-    "complete model versions in the store, and switches to new versions as they are published.\n"
+    "Answers recommendation requests over HTTP (JSON; proto/openapi.yaml) from the live model\n"
+    "versions in the store (the newest complete one of each model, or the one pinned with\n"
+    "`gnnrec models pin`), and switches versions as they are published or pinned.\n"
     "\n"
     "  --db FILE           the model store (may not exist yet: served 503 until a model appears)\n"
     "  --listen HOST:PORT  address to listen on (127.0.0.1:8080; port 0 picks a free one)\n"

@@ -1,7 +1,8 @@
 /* The HTTP inference server as a library: one configuration, one entry point.
  *
- * srv_run answers the endpoints of proto/openapi.yaml from the newest ready versions in a model
- * store until SIGTERM or SIGINT, switching to new versions as they are published (docs/serving.md).
+ * srv_run answers the endpoints of proto/openapi.yaml from the live versions in a model store
+ * (each model's pinned version, else its newest) until SIGTERM or SIGINT, switching versions as
+ * they are published or pinned (docs/serving.md).
  * The command line (cli/cmd_serve.c) only fills an srv_config_t. */
 #ifndef GNNREC_SERVER_SERVER_H
 #define GNNREC_SERVER_SERVER_H
