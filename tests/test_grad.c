@@ -18,6 +18,7 @@
 #include "trainer/attention.h"
 #include "trainer/graph.h"
 #include "trainer/kge.h"
+#include "trainer/gemm.h"
 #include "trainer/layers.h"
 #include "trainer/lightgcn.h"
 #include "trainer/loss.h"
@@ -483,60 +484,117 @@ static void check_fd(const char *what, float *x, const float *g, size_t n, float
     }
 }
 
-enum { DN = 300, DIN = 5, DOUT = 3 }; /* DN > 256 rows: more than one sgemm block */
-
+/* A dense layer's data, of any shape (test_dense runs several). */
 typedef struct {
-    float in[DN * DIN], w[DIN * DOUT], b[DOUT], out[DN * DOUT];
-    int threads;
+    int n, din, dout, threads;
+    float *in, *w, *b, *out;
 } dense_t;
 
 static void dense_f(void *ctx)
 {
     dense_t *d = ctx;
-    trn_dense_forward(d->out, d->in, d->w, d->b, DN, DIN, DOUT, d->threads);
+    trn_dense_forward(d->out, d->in, d->w, d->b, d->n, d->din, d->dout, d->threads);
+}
+
+static float *filled(size_t n, uint64_t seed)
+{
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    test_fill_normal(x, n, 1.0, seed);
+    return x;
+}
+
+/* The layer of n rows, din to dout: forward and backward (which adds into what it is given)
+ * against plain double loops, the same bits for 1 and 3 threads, and (with fd set) central
+ * differences. Shapes whose widths are
+ * multiples of 16 run trainer/gemm.c's kernels on an AVX-512 CPU, the others sgemm. */
+static void check_dense(int n, int din, int dout, int fd)
+{
+    dense_t d = {n,
+                 din,
+                 dout,
+                 1,
+                 filled((size_t)n * din, 51),
+                 filled((size_t)din * dout, 52),
+                 filled(dout, 53),
+                 calloc((size_t)n * dout, sizeof(float))};
+    float *w = filled((size_t)n * dout, 54), *gin = filled((size_t)n * din, 55),
+          *gin0 = malloc((size_t)n * din * sizeof *gin0), *one = malloc((size_t)n * dout * 4),
+          *gw = filled((size_t)din * dout, 56), *gw0 = malloc((size_t)din * dout * 4),
+          *gb = calloc(dout, sizeof *gb);
+    assert_true(d.out && gin0 && one && gw0 && gb);
+    /* backward accumulates: start from non-zero gradients and subtract them afterwards */
+    memcpy(gin0, gin, (size_t)n * din * 4);
+    memcpy(gw0, gw, (size_t)din * dout * 4);
+    trn_dense_backward(gin, gw, gb, w, d.in, d.w, n, din, dout, 2);
+    for (size_t i = 0; i < (size_t)n * din; i++)
+        gin[i] -= gin0[i];
+    for (size_t i = 0; i < (size_t)din * dout; i++)
+        gw[i] -= gw0[i];
+    /* the same bits for 1 and 3 threads, forward and backward */
+    dense_f(&d);
+    memcpy(one, d.out, (size_t)n * dout * 4);
+    d.threads = 3;
+    dense_f(&d);
+    assert_memory_equal(one, d.out, (size_t)n * dout * 4);
+    float *g2 = calloc((size_t)n * din, 4), *g3 = calloc((size_t)n * din, 4),
+          *w2 = calloc((size_t)din * dout, 4), *w3 = calloc((size_t)din * dout, 4);
+    assert_true(g2 && g3 && w2 && w3);
+    trn_dense_backward(g2, w2, NULL, w, d.in, d.w, n, din, dout, 1);
+    trn_dense_backward(g3, w3, NULL, w, d.in, d.w, n, din, dout, 3);
+    assert_memory_equal(g2, g3, (size_t)n * din * 4);
+    assert_memory_equal(w2, w3, (size_t)din * dout * 4);
+    free(g2), free(g3), free(w2), free(w3);
+    /* against plain loops in double */
+    for (int r = 0; r < n; r++)
+        for (int j = 0; j < dout; j++) {
+            double s = d.b[j];
+            for (int k = 0; k < din; k++)
+                s += (double)d.in[r * din + k] * d.w[k * dout + j];
+            assert_true(fabs(d.out[r * dout + j] - s) < 1e-5 * (1 + fabs(s)) * din);
+        }
+    for (int r = 0; r < n; r++)
+        for (int k = 0; k < din; k++) {
+            double s = 0;
+            for (int j = 0; j < dout; j++)
+                s += (double)w[r * dout + j] * d.w[k * dout + j];
+            assert_true(fabs(gin[r * din + k] - s) < 1e-5 * (1 + fabs(s)) * dout);
+        }
+    for (int k = 0; k < din; k++)
+        for (int j = 0; j < dout; j++) {
+            double s = 0;
+            for (int r = 0; r < n; r++)
+                s += (double)d.in[r * din + k] * w[r * dout + j];
+            assert_true(fabs(gw[k * dout + j] - s) < 1e-5 * (1 + fabs(s)) * n);
+        }
+    if (fd) {
+        d.threads = 2;
+        const float eps = 1e-2f;
+        const size_t no = (size_t)n * dout;
+        check_fd("dense d/dw", d.w, gw, (size_t)din * dout, eps, dense_f, &d, w, d.out, no);
+        check_fd("dense d/db", d.b, gb, dout, eps, dense_f, &d, w, d.out, no);
+        check_fd("dense d/din", d.in, gin, (size_t)n * din, eps, dense_f, &d, w, d.out, no);
+    }
+    /* without a bias: the same product, no bias term */
+    trn_dense_forward(one, d.in, d.w, NULL, n, din, dout, 2);
+    dense_f(&d);
+    for (size_t i = 0; i < (size_t)n * dout; i++)
+        assert_true(fabsf(d.out[i] - d.b[i % dout] - one[i]) < 1e-5f * (1 + fabsf(one[i])));
+    void *bufs[] = {d.in, d.w, d.b, d.out, w, gin, gin0, one, gw, gw0, gb};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        free(bufs[i]);
 }
 
 static void test_dense(void **state)
 {
     (void)state;
-    static dense_t d;
-    static float w[DN * DOUT], din[DN * DIN], dw[DIN * DOUT], db[DOUT], one[DN * DOUT];
-    test_fill_normal(d.in, DN * DIN, 1.0, 51);
-    test_fill_normal(d.w, DIN * DOUT, 1.0, 52);
-    test_fill_normal(d.b, DOUT, 1.0, 53);
-    test_fill_normal(w, DN * DOUT, 1.0, 54);
-    /* backward accumulates: start from non-zero gradients and subtract them afterwards */
-    test_fill_normal(din, DN * DIN, 1.0, 55);
-    float din0[DN * DIN];
-    memcpy(din0, din, sizeof din);
-    trn_dense_backward(din, dw, db, w, d.in, d.w, DN, DIN, DOUT, 2);
-    for (size_t i = 0; i < DN * DIN; i++)
-        din[i] -= din0[i];
-    /* the same bits for 1 and 3 threads */
-    d.threads = 1;
-    dense_f(&d);
-    memcpy(one, d.out, sizeof one);
-    d.threads = 3;
-    dense_f(&d);
-    assert_memory_equal(one, d.out, sizeof one);
-    /* the forward against a plain loop */
-    for (int r = 0; r < DN; r++)
-        for (int j = 0; j < DOUT; j++) {
-            double s = d.b[j];
-            for (int k = 0; k < DIN; k++)
-                s += (double)d.in[r * DIN + k] * d.w[k * DOUT + j];
-            assert_true(fabs(d.out[r * DOUT + j] - s) < 1e-5 * (1 + fabs(s)));
-        }
-    d.threads = 2;
-    const float eps = 1e-2f;
-    check_fd("dense d/dw", d.w, dw, DIN * DOUT, eps, dense_f, &d, w, d.out, DN * DOUT);
-    check_fd("dense d/db", d.b, db, DOUT, eps, dense_f, &d, w, d.out, DN * DOUT);
-    check_fd("dense d/din", d.in, din, DN * DIN, eps, dense_f, &d, w, d.out, DN * DOUT);
-    /* without a bias: the same product, no bias term */
-    trn_dense_forward(one, d.in, d.w, NULL, DN, DIN, DOUT, 2);
-    dense_f(&d);
-    for (size_t i = 0; i < DN * DOUT; i++)
-        assert_true(fabsf(d.out[i] - d.b[i % DOUT] - one[i]) < 1e-5f * (1 + fabsf(one[i])));
+    check_dense(300, 5, 3, 1);   /* sgemm everywhere */
+    check_dense(70, 16, 32, 1);  /* the AVX-512 kernels, where the CPU has them */
+    check_dense(533, 32, 80, 0); /* two row blocks, panels of 64 and 16 columns, a tile's tail
+                                  * of rows; dw in halves of 40 columns: by sgemm */
+    check_dense(13, 96, 64, 0);  /* fewer rows than a tile */
+    if (!trn_gemm_fits(16))
+        print_message("[ NOTE     ] no AVX-512: the dense layers ran sgemm only\n");
 }
 
 enum { EN = 40 };

@@ -1,21 +1,25 @@
-/* Dense layers: the matrix products with OpenBLAS, the element-wise layers in plain loops (the
+/* Dense layers: the matrix products with OpenBLAS, or on AVX-512 CPUs with the small-product
+ * kernels of trainer/gemm.c where the widths allow (twice sgemm's speed at these shapes, with
+ * the Haswell kernels the environment pins); the element-wise layers in plain loops (the
  * forwards of the activations, the row normalisation and the head mean are the engine's one-row
  * kernels, engine/vec.h, which the server's fold-ins run too).
  *
- * Why sgemm here and hand-written kernels for the sparse products: a dense layer does din * dout
- * multiply-adds per row on data that stays in cache, so it is compute-bound, and a tuned sgemm
- * (blocking, packing, FMA microkernels) is several times faster than a plain loop; the sparse
- * products stream the graph from memory once per layer and are bound by memory bandwidth, where
- * sgemm has nothing to offer.
+ * Why dense kernels here and hand-written kernels for the sparse products: a dense layer does
+ * din * dout multiply-adds per row on data that stays in cache, so it is compute-bound, and
+ * register tiling with FMA is several times faster than a plain loop; the sparse products stream
+ * the graph from memory once per layer and are bound by memory bandwidth, where sgemm has
+ * nothing to offer.
  *
  * Threads: OpenBLAS's own pool is set to one thread and the parallelism is ours, over fixed
  * blocks of BLOCK rows, so the result does not depend on the thread count and OpenBLAS's threads
  * never compete with the OpenMP threads of the sparse products. */
 #include "trainer/layers.h"
 #include "engine/vec.h"
+#include "trainer/gemm.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Rows per sgemm call: fixed, so each row's arithmetic is the same whatever the thread count. */
@@ -29,6 +33,7 @@ void trn_dense_forward(float *out, const float *in, const float *w, const float 
                        int din, int dout, int threads)
 {
     openblas_set_num_threads(1);
+    const int own = trn_gemm_fits(dout);
     const int64_t blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t k = 0; k < blocks; k++) {
@@ -37,8 +42,11 @@ void trn_dense_forward(float *out, const float *in, const float *w, const float 
         if (b)
             for (int64_t r = 0; r < rows; r++)
                 memcpy(o + r * dout, b, (size_t)dout * sizeof *o);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, dout, din, 1.0f,
-                    in + r0 * din, din, w, dout, b ? 1.0f : 0.0f, o, dout);
+        if (own)
+            trn_gemm_nn(o, dout, in + r0 * din, din, w, dout, rows, din, dout, b != NULL);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, dout, din, 1.0f,
+                        in + r0 * din, din, w, dout, b ? 1.0f : 0.0f, o, dout);
     }
 }
 
@@ -49,14 +57,18 @@ void trn_dense_backward(float *din, float *dw, float *db, const float *dout, con
     if (n == 0)
         return;
     if (dw) {
-        /* in^T dout in DW_PARTS fixed column blocks, one sgemm each, shared among the threads:
+        /* in^T dout in DW_PARTS fixed column blocks, one product each, shared among the threads:
          * each block's sums are the same whatever the thread count. */
         const int parts = dout_cols >= 2 * DW_MIN_COLS ? DW_PARTS : 1;
 #pragma omp parallel for schedule(static) num_threads(threads)
         for (int k = 0; k < parts; k++) {
             const int c0 = dout_cols * k / parts, c1 = dout_cols * (k + 1) / parts;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, din_cols, c1 - c0, (int)n, 1.0f,
-                        in, din_cols, dout + c0, dout_cols, 1.0f, dw + c0, dout_cols);
+            if (trn_gemm_fits(c1 - c0))
+                trn_gemm_tn(dw + c0, dout_cols, in, din_cols, dout + c0, dout_cols, n, din_cols,
+                            c1 - c0);
+            else
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, din_cols, c1 - c0, (int)n,
+                            1.0f, in, din_cols, dout + c0, dout_cols, 1.0f, dw + c0, dout_cols);
         }
     }
     if (db)
@@ -65,14 +77,24 @@ void trn_dense_backward(float *din, float *dw, float *db, const float *dout, con
                 db[j] += dout[r * dout_cols + j];
     if (!din)
         return;
+    /* dout w^T: the own kernel reads w^T as its row-major right operand */
+    float *wt = trn_gemm_fits(din_cols) ? malloc((size_t)din_cols * dout_cols * sizeof *wt) : NULL;
+    for (int i = 0; wt && i < din_cols; i++)
+        for (int j = 0; j < dout_cols; j++)
+            wt[(size_t)j * din_cols + i] = w[(size_t)i * dout_cols + j];
     const int64_t blocks = (n + BLOCK - 1) / BLOCK;
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t k = 0; k < blocks; k++) {
         const int64_t r0 = k * BLOCK, rows = n - r0 < BLOCK ? n - r0 : BLOCK;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, din_cols, dout_cols, 1.0f,
-                    dout + r0 * dout_cols, dout_cols, w, dout_cols, 1.0f, din + r0 * din_cols,
-                    din_cols);
+        if (wt)
+            trn_gemm_nn(din + r0 * din_cols, din_cols, dout + r0 * dout_cols, dout_cols, wt,
+                        din_cols, rows, dout_cols, din_cols, 1);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, din_cols, dout_cols,
+                        1.0f, dout + r0 * dout_cols, dout_cols, w, dout_cols, 1.0f,
+                        din + r0 * din_cols, din_cols);
     }
+    free(wt);
 }
 
 void trn_lrelu_forward(float *out, const float *in, float slope, size_t n)

@@ -14,15 +14,16 @@
 
 /* out[n x dout] = in[n x din] w[din x dout] (+ b[dout] on every row when b is not NULL).
  * The rows are cut into fixed blocks shared among `threads` OpenMP threads, one single-threaded
- * sgemm per block: the block boundaries do not depend on the thread count, so neither do the
+ * product per block (trainer/gemm.c's kernels on an AVX-512 CPU for widths that are multiples of
+ * 16, else sgemm): the block boundaries do not depend on the thread count, so neither do the
  * bits of out. */
 void trn_dense_forward(float *out, const float *in, const float *w, const float *b, int64_t n,
                        int din, int dout, int threads);
 
 /* For the layer above, given dout[n x dout]: din[n x din] += dout w^T, dw[din x dout] += in^T
- * dout, db[dout] += the column sums of dout. din, dw and db may each be NULL. dw and db are one
- * sum over all n rows each (single-threaded, so the same bits for any thread count); din is
- * blocked as the forward. */
+ * dout, db[dout] += the column sums of dout. din, dw and db may each be NULL. dw is one sum over
+ * all n rows per fixed block of its columns and db one sum (so the same bits for any thread
+ * count); din is blocked as the forward. */
 void trn_dense_backward(float *din, float *dw, float *db, const float *dout, const float *in,
                         const float *w, int64_t n, int din_cols, int dout_cols, int threads);
 
