@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import unittest
 import urllib.parse
 
 import jsonschema
@@ -803,6 +804,22 @@ class OpenAPI:
         ptr = pointer + "/content/" + urllib.parse.quote("application~1json", safe="~") + \
             "/schema"
         return self.schema_errors(ptr, body)
+
+
+class ContractCase(unittest.TestCase):
+    """A test case whose requests go through call(), which validates every response against the
+    OpenAPI document (a subclass sets `spec`, the module's loaded OpenAPI)."""
+
+    maxDiff = 4000
+    spec = None
+
+    def call(self, client, method, path, **kw):
+        r = client.request(method, path, **kw)
+        try:
+            self.spec.validate_response(r)
+        except AssertionError as e:
+            self.fail(f"{method} {path}: {e}")
+        return r
 
 
 def error_problems(r, status):

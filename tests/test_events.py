@@ -62,16 +62,8 @@ def last_seq(db):
     return rows[-1][0] if rows else 0
 
 
-class Case(unittest.TestCase):
-    maxDiff = 4000
-
-    def call(self, client, method, path, **kw):
-        r = client.request(method, path, **kw)
-        try:
-            SPEC.validate_response(r)
-        except AssertionError as e:
-            self.fail(f"{method} {path}: {e}")
-        return r
+class Case(sl.ContractCase):
+    spec = SPEC
 
     def post_events(self, client, body, token=None, raw=None, headers=None):
         h = dict(headers or {})

@@ -83,18 +83,10 @@ def tearDownModule():
         state["tmp"].close()
 
 
-class ServerCase(unittest.TestCase):
+class ServerCase(sl.ContractCase):
     """Requests through call(), which validates every response against the OpenAPI document."""
 
-    maxDiff = 4000
-
-    def call(self, client, method, path, **kw):
-        r = client.request(method, path, **kw)
-        try:
-            SPEC.validate_response(r)
-        except AssertionError as e:
-            self.fail(f"{method} {path}: {e}")
-        return r
+    spec = SPEC
 
     def get(self, client, path, **kw):
         return self.call(client, "GET", path, **kw)
