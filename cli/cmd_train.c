@@ -116,7 +116,7 @@ typedef struct {
     uint64_t seed;
     int threads;
     trn_train_opts_t train;
-    const char *report, *report_html, *db, *name;
+    const char *report, *report_html, *db, *name; /* name: the kind's when not given */
     int quiet;
     int from_log, warm_start, gate, refit_epochs;
     double tolerance;
@@ -425,6 +425,8 @@ static int parse_args(int argc, char **argv, train_args_t *a, int *done)
               stderr);
         return 2;
     }
+    if (!a->name)
+        a->name = ops->kind;
     if ((a->from_log || a->warm_start || a->gate) && !a->db) {
         fputs("gnnrec train: --from-log, --warm-start and --gate-tolerance need the store: --db "
               "FILE\n",
@@ -645,11 +647,9 @@ static int publish(const train_args_t *a, sto_db_t *db, trn_model_t *m, const tr
     if (!pj || !mj)
         eng_error_set(err, rc, "out of memory preparing the model for the store");
     else
-        rc = trn_publish(db, m, d,
-                         &(trn_publish_opts_t){.name = a->name ? a->name : a->ops->kind,
-                                               .params_json = pj,
-                                               .metrics_json = mj},
-                         version, err);
+        rc = trn_publish(
+            db, m, d, &(trn_publish_opts_t){.name = a->name, .params_json = pj, .metrics_json = mj},
+            version, err);
     free(pj);
     free(mj);
     return rc;
@@ -662,15 +662,14 @@ static int load_live(const train_args_t *a, sto_db_t *db, const trn_model_t *m, 
 {
     *out = NULL;
     int64_t v;
-    const char *name = a->name ? a->name : a->ops->kind;
-    int rc = sto_live(db, name, &v, err);
+    int rc = sto_live(db, a->name, &v, err);
     if (rc < 0 || v == 0)
         return rc;
     static const char *const none[] = {NULL};
     char **names = a->warm_start ? trn_warm_names(m) : NULL;
     if (a->warm_start && !names)
         return eng_error_set(err, ENG_ENOMEM, "out of memory");
-    rc = sto_load(db, name, v, names ? (const char *const *)names : none, out, err);
+    rc = sto_load(db, a->name, v, names ? (const char *const *)names : none, out, err);
     trn_warm_names_free(names);
     return rc;
 }
@@ -828,7 +827,7 @@ int cli_cmd_train(int argc, char **argv)
     }
     if (a.warm_start && !live) {
         cli_progress_line(&rs.progress, "warm start: %s has no live version yet: a cold start",
-                          a.name ? a.name : a.ops->kind);
+                          a.name);
     } else if (a.warm_start) {
         trn_warm_stats_t ws;
         if ((rc = trn_warm_start(m, d, live, &ws, &err)) < 0) {
@@ -873,7 +872,7 @@ int cli_cmd_train(int argc, char **argv)
 
     json_t *metrics = json_object();
     cli_html_report_t html = {.kind = a.ops->kind,
-                              .name = a.db ? (a.name ? a.name : a.ops->kind) : NULL,
+                              .name = a.db ? a.name : NULL,
                               .n_users = d->n_users,
                               .n_items = d->n_items,
                               .n_train = d->train->nnz,
@@ -963,11 +962,10 @@ int cli_cmd_train(int argc, char **argv)
             fprintf(stderr, "gnnrec: %s\n", eng_error_text(&err, rc));
             goto done;
         }
-        const char *name = a.name ? a.name : a.ops->kind;
         json_object_set_new(
             report, "published",
-            json_pack("{ss,ss,sI}", "db", a.db, "name", name, "version", (json_int_t)version));
-        printf("published %s version %lld to %s\n", name, (long long)version, a.db);
+            json_pack("{ss,ss,sI}", "db", a.db, "name", a.name, "version", (json_int_t)version));
+        printf("published %s version %lld to %s\n", a.name, (long long)version, a.db);
         html.published_version = version;
     }
     if (a.report && write_report(a.report, report) < 0)
