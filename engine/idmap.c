@@ -71,6 +71,14 @@ int32_t eng_idmap_find(const eng_idmap_t *m, const char *s, size_t len)
     return m->slots[probe(m, s, len)];
 }
 
+void eng_idmap_translate(const eng_idmap_t *from, const eng_idmap_t *to, int32_t *out)
+{
+    for (int32_t i = 0; i < eng_idmap_size(from); i++) {
+        const char *id = eng_idmap_name(from, i);
+        out[i] = eng_idmap_find(to, id, strlen(id));
+    }
+}
+
 static int grow_slots(eng_idmap_t *m)
 {
     size_t cap = (m->slot_mask + 1) * 2;

@@ -29,6 +29,10 @@ const char *eng_idmap_name(const eng_idmap_t *m, int32_t i);
 
 int32_t eng_idmap_size(const eng_idmap_t *m);
 
+/* out[i] = the index in `to` of from's id i, or -1 when `to` lacks it, for every i < size of
+ * from: one map's indices in another's (a new run's users in a published version's). */
+void eng_idmap_translate(const eng_idmap_t *from, const eng_idmap_t *to, int32_t *out);
+
 /* Serialised form: the ids in index order, each followed by one NUL byte. eng_idmap_blob returns
  * a borrowed pointer to that form (the map keeps it) and its length in *len. */
 const char *eng_idmap_blob(const eng_idmap_t *m, size_t *len);

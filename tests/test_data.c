@@ -7,6 +7,7 @@
  * $TEST standing for the paths, or the dump that render() writes: a counts line, the item ids in
  * index order, then per user `<user>: <train items> | <test items>`. The same folders seed the
  * loader's fuzzer. */
+#include "engine/idmap.h"
 #include "trainer/data.h"
 
 #include <dirent.h>
@@ -748,16 +749,44 @@ static int remove_tmpdir(void **state)
     return 0;
 }
 
+/* One map's indices in another's: a shared id's index, -1 for one the other lacks. */
+static void test_idmap_translate(void **state)
+{
+    (void)state;
+    eng_idmap_t *a = eng_idmap_new(), *b = eng_idmap_new();
+    assert_true(a && b);
+    const char *ai[] = {"u1", "u2", "u3"}, *bi[] = {"u3", "x", "u1"};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(eng_idmap_intern(a, ai[k], strlen(ai[k])), k);
+        assert_int_equal(eng_idmap_intern(b, bi[k], strlen(bi[k])), k);
+    }
+    int32_t out[3] = {7, 7, 7};
+    eng_idmap_translate(a, b, out);
+    assert_int_equal(out[0], 2);
+    assert_int_equal(out[1], -1);
+    assert_int_equal(out[2], 0);
+    eng_idmap_free(a);
+    eng_idmap_free(b);
+}
+
 int main(void)
 {
     static const struct CMUnitTest fixed[] = {
-        cmocka_unit_test(test_split_random),    cmocka_unit_test(test_split_time),
-        cmocka_unit_test(test_split_time_ties), cmocka_unit_test(test_bad_options),
-        cmocka_unit_test(test_long_lines),      cmocka_unit_test(test_synth_deterministic),
-        cmocka_unit_test(test_synth_structure), cmocka_unit_test(test_synth_bad_options),
-        cmocka_unit_test(test_real_gowalla),    cmocka_unit_test(test_real_lastfm),
-        cmocka_unit_test(test_real_movielens),  cmocka_unit_test(test_real_kgcn),
-        cmocka_unit_test(test_real_kgcn_raw),   cmocka_unit_test(test_ratings),
+        cmocka_unit_test(test_split_random),
+        cmocka_unit_test(test_split_time),
+        cmocka_unit_test(test_split_time_ties),
+        cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_long_lines),
+        cmocka_unit_test(test_idmap_translate),
+        cmocka_unit_test(test_synth_deterministic),
+        cmocka_unit_test(test_synth_structure),
+        cmocka_unit_test(test_synth_bad_options),
+        cmocka_unit_test(test_real_gowalla),
+        cmocka_unit_test(test_real_lastfm),
+        cmocka_unit_test(test_real_movielens),
+        cmocka_unit_test(test_real_kgcn),
+        cmocka_unit_test(test_real_kgcn_raw),
+        cmocka_unit_test(test_ratings),
     };
     size_t nfixed = sizeof fixed / sizeof fixed[0];
     char **dirs = NULL, **names = NULL;

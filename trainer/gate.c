@@ -85,13 +85,9 @@ int trn_gate_evaluate(trn_model_t *m, const trn_data_t *d, const sto_model_t *li
     for (int32_t i = 0; i < nl; i++)
         from_live[i] = -1;
     int32_t common = 0;
-    for (int32_t u = 0; u < nu; u++) {
-        const char *id = eng_idmap_name(d->users, u);
-        lu[u] = eng_idmap_find(live->users, id, strlen(id));
-    }
+    eng_idmap_translate(d->users, live->users, lu);
+    eng_idmap_translate(d->items, live->items, li);
     for (int32_t i = 0; i < ni; i++) {
-        const char *id = eng_idmap_name(d->items, i);
-        li[i] = eng_idmap_find(live->items, id, strlen(id));
         col[i] = li[i] >= 0 ? common++ : -1;
         if (li[i] >= 0)
             from_live[li[i]] = col[i];

@@ -30,19 +30,16 @@ void trn_warm_names_free(char **names)
     free(names);
 }
 
-/* Copies the rows of t [from_ids' size x cols] whose id `ids` (this run's) also has, into
- * dst [rows x cols]; returns how many. */
-static int64_t copy_rows(float *dst, int64_t rows, int64_t cols, const eng_idmap_t *ids,
-                         const sto_tensor_t *t, const eng_idmap_t *from_ids)
+/* Row r of dst [rows x cols] from row map[r] of t (when >= 0 and t has it); returns how many. */
+static int64_t copy_rows(float *dst, int64_t rows, int64_t cols, const int32_t *map,
+                         const sto_tensor_t *t)
 {
     const float *src = t->data;
     int64_t copied = 0;
-    for (int64_t r = 0; r < rows && r < eng_idmap_size(ids); r++) {
-        const char *id = eng_idmap_name(ids, (int32_t)r);
-        int32_t j = eng_idmap_find(from_ids, id, strlen(id));
-        if (j < 0 || j >= t->shape[0])
+    for (int64_t r = 0; r < rows; r++) {
+        if (map[r] < 0 || map[r] >= t->shape[0])
             continue;
-        memcpy(dst + r * cols, src + (size_t)j * cols, (size_t)cols * sizeof *dst);
+        memcpy(dst + r * cols, src + (size_t)map[r] * cols, (size_t)cols * sizeof *dst);
         copied++;
     }
     return copied;
@@ -57,6 +54,16 @@ int trn_warm_start(trn_model_t *m, const trn_data_t *d, const sto_model_t *from,
         return eng_error_set(err, ENG_EINVAL,
                              "warm start: %s v%lld is a %s model, this run trains %s", in->name,
                              (long long)in->version, in->kind, m->ops->kind);
+    /* this run's users and items in the version's rows, by id */
+    int32_t *umap = malloc(((size_t)d->n_users + 1) * sizeof *umap),
+            *imap = malloc(((size_t)d->n_items + 1) * sizeof *imap);
+    int rc = ENG_OK;
+    if (!umap || !imap) {
+        rc = eng_error_set(err, ENG_ENOMEM, "warm start: out of memory");
+        goto done;
+    }
+    eng_idmap_translate(d->users, from->users, umap);
+    eng_idmap_translate(d->items, from->items, imap);
     trn_view_t views[TRN_MAX_VIEWS];
     const int nv = m->ops->views(m, views);
     for (int i = 0; i < nv; i++) {
@@ -70,15 +77,18 @@ int trn_warm_start(trn_model_t *m, const trn_data_t *d, const sto_model_t *from,
         }
         float *dst = m->params + v->offset;
         if (v->rows_of != TRN_ROWS_NONE) {
-            if (t->shape[1] != v->cols)
-                return eng_error_set(err, ENG_EINVAL,
-                                     "warm start: %s v%lld's %s rows have %lld values, this "
-                                     "run's %lld (another dim?)",
-                                     in->name, (long long)in->version, v->name,
-                                     (long long)t->shape[1], (long long)v->cols);
+            if (t->shape[1] != v->cols) {
+                rc = eng_error_set(err, ENG_EINVAL,
+                                   "warm start: %s v%lld's %s rows have %lld values, this run's "
+                                   "%lld (another dim?)",
+                                   in->name, (long long)in->version, v->name,
+                                   (long long)t->shape[1], (long long)v->cols);
+                goto done;
+            }
             const int users = v->rows_of == TRN_ROWS_USERS;
-            int64_t n = copy_rows(dst, v->rows, v->cols, users ? d->users : d->items, t,
-                                  users ? from->users : from->items);
+            const int64_t own = users ? d->n_users : d->n_items;
+            int64_t n =
+                copy_rows(dst, v->rows < own ? v->rows : own, v->cols, users ? umap : imap, t);
             int64_t *most = users ? &st->users : &st->items;
             *most = n > *most ? n : *most;
             st->views++;
@@ -89,5 +99,8 @@ int trn_warm_start(trn_model_t *m, const trn_data_t *d, const sto_model_t *from,
             st->skipped++;
         }
     }
-    return ENG_OK;
+done:
+    free(umap);
+    free(imap);
+    return rc;
 }

@@ -25,7 +25,7 @@ void trn_warm_names_free(char **names);
 
 /* Copies from's parameters into m (trained on d, not yet trained further) as above and fills
  * *st. Fails with ENG_EINVAL when from is of another kind or its rows have another width than
- * m's views (another dim): nothing useful could be copied. */
+ * m's views (another dim): nothing useful could be copied; ENG_ENOMEM when out of memory. */
 int trn_warm_start(trn_model_t *m, const trn_data_t *d, const sto_model_t *from,
                    trn_warm_stats_t *st, eng_error_t *err);
 
