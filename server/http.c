@@ -8,16 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 void srv_log(const char *fmt, ...)
 {
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char ts[ENG_UTC_LEN];
+    eng_utc_format(eng_unix_now(), ts);
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
@@ -275,11 +271,8 @@ static void access_log_line(srv_t *s, req_t *r, double secs)
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr,
                   sizeof addr);
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char ts[ENG_UTC_LEN];
+    eng_utc_format(eng_unix_now(), ts);
     pthread_mutex_lock(&s->log_lock);
     fprintf(s->access_log, "%s %s %s %u %.3fms\n", ts, addr, srv_endpoint_name(r->ep), r->status,
             secs * 1e3);

@@ -1,6 +1,7 @@
 /* Refcounted model versions, the registry of current ones, and the reaper that frees the rest on
  * the loop thread. */
 #include "server/registry.h"
+#include "engine/clock.h"
 
 #include <pthread.h>
 #ifdef __GLIBC__
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static atomic_int alive;
 
@@ -43,12 +43,8 @@ srv_version_t *srv_version_new(sto_model_t *m, srv_reaper_t *reaper, eng_error_t
     if (v->kind->prepare && v->kind->prepare(v) < 0)
         goto nomem;
     atomic_init(&v->refs, 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    v->loaded_unix = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(v->loaded_at, sizeof v->loaded_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    v->loaded_unix = eng_unix_now();
+    eng_utc_format(v->loaded_unix, v->loaded_at);
     atomic_fetch_add(&alive, 1);
     return v;
 nomem:

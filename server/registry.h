@@ -10,6 +10,7 @@
 #ifndef GNNREC_SERVER_REGISTRY_H
 #define GNNREC_SERVER_REGISTRY_H
 
+#include "engine/clock.h"
 #include "engine/index.h"
 #include "server/kinds.h"
 #include "storage/store.h"
@@ -30,7 +31,7 @@ typedef struct srv_version {
     void *kind_data;          /* what kind->prepare built for the abilities, or NULL */
     eng_index_t *dot;         /* item vectors laid out for top-K by inner product */
     eng_index_t *cos;         /* unit item vectors, for similar items */
-    char loaded_at[32];       /* ISO-8601 UTC */
+    char loaded_at[ENG_UTC_LEN]; /* ISO-8601 UTC */
     double loaded_unix;
     /* Floats of scratch kind->fold_in needs after q[dim] for a user of n items: fold_scratch +
      * fold_scratch_per_item * n (set by kind->prepare; 0 when none). */

@@ -2,11 +2,11 @@
  * retrains (`gnnrec train --from-log`). One table, `events(seq, user, item, weight, ts)`; an
  * append is one transaction, synced like every commit of the store (synchronous = FULL), so an
  * event whose append returned is on disk. */
+#include "engine/clock.h"
 #include "storage/store_internal.h"
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 /* 9999-12-31T23:59:59Z: a later time is a unit mistake (milliseconds), not a date. */
 #define TS_MAX 253402300799.0
@@ -37,13 +37,6 @@ int sto_event_check(const sto_event_t *e, eng_error_t *err)
     return ENG_OK;
 }
 
-static double now_unix(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 int sto_events_append(sto_db_t *s, const sto_event_t *ev, size_t n, int64_t *first_seq,
                       eng_error_t *err)
 {
@@ -57,7 +50,7 @@ int sto_events_append(sto_db_t *s, const sto_event_t *ev, size_t n, int64_t *fir
             *first_seq = 0;
         return ENG_OK;
     }
-    const double now = now_unix();
+    const double now = eng_unix_now();
     sqlite3_stmt *st = NULL;
     int64_t first = 0;
     int rc;
