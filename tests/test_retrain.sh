@@ -81,6 +81,10 @@ assert w > c + 0.1 and w > 0.9 * v1, (c, w, v1)" "$tmp/cold.json" "$tmp/warm.jso
     ok || bad "a warm start keeps what v1 learned"
 expect_rc 1 "warm start of another kind" "$bin" train --db "$db" --name m --from-log --model mf --epochs 1 --warm-start
 expect_err "is a lightgcn model, this run trains mf" "says why"
+expect_rc 1 "warm start with another dim" "$bin" train --db "$db" --name m --from-log --dim 32 --epochs 1 --warm-start
+expect_err "user_emb rows have 64 values, this run's 32 \(another dim\?\)" "says why"
+expect_rc 1 "the gate without a holdout" "$bin" train --db "$db" --name m --from-log --epochs 1 --gate-tolerance 0.01
+expect_err "the quality gate needs a holdout: give --split or --test" "says why"
 expect_rc 0 "warm start with no live version" "$bin" train --db "$tmp/other.sqlite" --name fresh \
     --from-log --epochs 1 --warm-start
 expect_err "fresh has no live version yet: a cold start" "says it starts cold"
